@@ -1,1 +1,25 @@
-//! cxr-eval (skeleton)
+//! Evaluation for cxr-cml: CheXzero-style zero-shot scoring from embeddings, per-class ROC AUC
+//! exactly as scikit-learn computes it, bootstrap and DeLong confidence intervals, macro AUC
+//! over all / base / rare classes, and markdown reports.
+//!
+//! The crate takes embeddings and scores as `ndarray` arrays; it does not depend on the model
+//! or on candle. Undefined AUCs (a class with no positive or no negative in the test set) are
+//! `None` and are left out of every average.
+
+mod auc;
+mod bootstrap;
+mod error;
+mod evaluate;
+mod report;
+pub mod stats;
+mod zero_shot;
+
+pub use auc::{average_precision, best_f1_threshold, f1_at_threshold, roc_auc, F1Point};
+pub use bootstrap::{bootstrap_auc_ci, BootstrapCi, BootstrapConfig};
+pub use error::{EvalError, Result};
+pub use evaluate::{evaluate, ClassGroup, ClassResult, EvalOptions, EvalResults};
+pub use report::{render_class_table, render_markdown_table};
+pub use zero_shot::{
+    average_prompt_embeddings, l2_normalize_rows, mean_rows, zero_shot_cosine,
+    zero_shot_probabilities,
+};
