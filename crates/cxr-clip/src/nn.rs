@@ -1,0 +1,173 @@
+//! Layers written from primitive tensor ops so that every one has a backward pass.
+//!
+//! candle-nn's fused `ops::layer_norm` and `ops::softmax_last_dim` (which `LayerNorm::forward`
+//! takes for contiguous input) have no backward and silently cut gradients; these do not.
+
+use candle_core::{DType, Module, Result, Tensor, D};
+use candle_nn::{Init, VarBuilder};
+
+use crate::config::Activation;
+
+/// Softmax over the last dimension from `max`, `exp`, `sum` and `div`.
+///
+/// The row maximum is detached: subtracting any constant leaves softmax unchanged, so its
+/// gradient is zero in exact arithmetic and computing it would only cost time.
+pub(crate) fn softmax_last_dim(xs: &Tensor) -> Result<Tensor> {
+    let max = xs.max_keepdim(D::Minus1)?.detach();
+    let num = xs.broadcast_sub(&max)?.exp()?;
+    let den = num.sum_keepdim(D::Minus1)?;
+    num.broadcast_div(&den)
+}
+
+/// LayerNorm over the last dimension with a learnable weight and bias (`weight`, `bias`).
+#[derive(Debug, Clone)]
+pub(crate) struct LayerNorm {
+    weight: Tensor,
+    bias: Tensor,
+    eps: f64,
+}
+
+impl LayerNorm {
+    pub(crate) fn new(size: usize, eps: f64, vb: VarBuilder<'_>) -> Result<Self> {
+        let weight = vb.get_with_hints(size, "weight", Init::Const(1.0))?;
+        let bias = vb.get_with_hints(size, "bias", Init::Const(0.0))?;
+        Ok(Self { weight, bias, eps })
+    }
+}
+
+impl Module for LayerNorm {
+    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        let mean = xs.mean_keepdim(D::Minus1)?;
+        let centred = xs.broadcast_sub(&mean)?;
+        let var = centred.sqr()?.mean_keepdim(D::Minus1)?;
+        let normed = centred.broadcast_div(&(var + self.eps)?.sqrt()?)?;
+        normed
+            .broadcast_mul(&self.weight)?
+            .broadcast_add(&self.bias)
+    }
+}
+
+/// A dense layer `x W^T + b` with PyTorch's `[out, in]` weight layout.
+///
+/// Inputs of any rank are flattened to one 2-D matmul, which is faster on CPU than candle-nn's
+/// broadcast batched matmul and has a cheaper backward.
+#[derive(Debug, Clone)]
+pub(crate) struct Linear {
+    weight: Tensor,
+    bias: Option<Tensor>,
+}
+
+impl Linear {
+    /// Weights initialised N(0, `std`) and biases zero, as transformers' `CLIPModel` does.
+    pub(crate) fn new(
+        in_dim: usize,
+        out_dim: usize,
+        bias: bool,
+        std: f64,
+        vb: VarBuilder<'_>,
+    ) -> Result<Self> {
+        let weight = vb.get_with_hints((out_dim, in_dim), "weight", normal(std))?;
+        let bias = if bias {
+            Some(vb.get_with_hints(out_dim, "bias", Init::Const(0.0))?)
+        } else {
+            None
+        };
+        Ok(Self { weight, bias })
+    }
+}
+
+impl Module for Linear {
+    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        let dims = xs.dims();
+        let in_dim = *dims.last().unwrap_or(&0);
+        let rows = xs.elem_count() / in_dim.max(1);
+        let flat = xs.reshape((rows, in_dim))?;
+        let mut out = flat.matmul(&self.weight.t()?)?;
+        if let Some(bias) = &self.bias {
+            out = out.broadcast_add(bias)?;
+        }
+        let mut out_dims = dims.to_vec();
+        if let Some(last) = out_dims.last_mut() {
+            *last = self.weight.dim(0)?;
+        }
+        out.reshape(out_dims)
+    }
+}
+
+/// Normal initialiser with mean zero.
+pub(crate) fn normal(stdev: f64) -> Init {
+    Init::Randn { mean: 0.0, stdev }
+}
+
+impl Module for Activation {
+    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        match self {
+            Activation::QuickGelu => xs * candle_nn::ops::sigmoid(&(xs * 1.702)?)?,
+            Activation::Gelu => xs.gelu_erf(),
+            Activation::GeluTanh => xs.gelu(),
+        }
+    }
+}
+
+/// Additive causal mask `[len, len]`: 0 on and below the diagonal, the dtype's most negative
+/// finite value above (as transformers does), so no position attends to a later one.
+pub(crate) fn causal_mask(
+    len: usize,
+    dtype: DType,
+    device: &candle_core::Device,
+) -> Result<Tensor> {
+    let neg = match dtype {
+        DType::F64 => f64::MIN,
+        DType::F16 => -65504.0,
+        _ => f32::MIN as f64,
+    };
+    let mask: Vec<f64> = (0..len)
+        .flat_map(|i| (0..len).map(move |j| if j > i { neg } else { 0.0 }))
+        .collect();
+    Tensor::from_vec(mask, (len, len), device)?.to_dtype(dtype)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    #[test]
+    fn softmax_matches_candle_reference() -> Result<()> {
+        let x = Tensor::new(&[[1.0f32, 2.0, -3.0], [0.5, 0.5, 100.0]], &Device::Cpu)?;
+        let ours = softmax_last_dim(&x)?.to_vec2::<f32>()?;
+        let theirs = candle_nn::ops::softmax(&x, D::Minus1)?.to_vec2::<f32>()?;
+        for (a, b) in ours.iter().flatten().zip(theirs.iter().flatten()) {
+            assert!((a - b).abs() < 1e-7, "{a} vs {b}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn layer_norm_matches_candle_fused() -> Result<()> {
+        let dev = Device::Cpu;
+        let x = Tensor::new(&[[1.0f32, 2.0, 4.0, 8.0], [-1.0, 0.0, 1.0, 3.0]], &dev)?;
+        let w = Tensor::new(&[1.0f32, 0.5, 2.0, -1.0], &dev)?;
+        let b = Tensor::new(&[0.1f32, 0.2, 0.3, 0.4], &dev)?;
+        let ours = LayerNorm {
+            weight: w.clone(),
+            bias: b.clone(),
+            eps: 1e-5,
+        }
+        .forward(&x)?;
+        let theirs = candle_nn::ops::layer_norm(&x, &w, &b, 1e-5)?;
+        let diff = (ours - theirs)?.abs()?.max_all()?.to_scalar::<f32>()?;
+        assert!(diff < 1e-5, "max diff {diff}");
+        Ok(())
+    }
+
+    #[test]
+    fn causal_mask_blocks_future() -> Result<()> {
+        let m = causal_mask(3, DType::F32, &Device::Cpu)?.to_vec2::<f32>()?;
+        assert_eq!(m[0][0], 0.0);
+        assert_eq!(m[2][1], 0.0);
+        assert_eq!(m[0][1], f32::MIN);
+        assert_eq!(m[1][2], f32::MIN);
+        Ok(())
+    }
+}
