@@ -8,6 +8,7 @@
 
 mod auc;
 mod bootstrap;
+mod delong;
 mod error;
 mod evaluate;
 mod report;
@@ -16,6 +17,7 @@ mod zero_shot;
 
 pub use auc::{average_precision, best_f1_threshold, f1_at_threshold, roc_auc, F1Point};
 pub use bootstrap::{bootstrap_auc_ci, BootstrapCi, BootstrapConfig};
+pub use delong::{delong, delong_test, DeLong, DeLongTest};
 pub use error::{EvalError, Result};
 pub use evaluate::{evaluate, ClassGroup, ClassResult, EvalOptions, EvalResults};
 pub use report::{render_class_table, render_markdown_table};
