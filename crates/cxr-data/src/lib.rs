@@ -1,1 +1,26 @@
-//! cxr-data (skeleton)
+//! Chest X-ray data for cxr-cml: readers for MIMIC-CXR-JPG, CXR-LT 2024, CheXpert and NIH
+//! ChestX-ray14 label files (one [`Record`] type, one class vocabulary with aliases), label
+//! policies, view filters, patient-grouped splits and folds, CheXzero / CLIP image
+//! preprocessing, a preprocessed u8 image cache, MIMIC report parsing, and a deterministic
+//! synthetic dataset in the real formats ([`synth`]).
+//!
+//! Invariants: no CLI parsing and no network; every path read from a CSV stays inside its data
+//! root; the same seed gives the same synthetic bytes and the same splits.
+
+pub mod cache;
+pub mod classes;
+mod error;
+pub mod image;
+mod readers;
+pub mod report;
+pub mod split;
+pub mod synth;
+mod table;
+
+pub use error::{DataError, Result};
+pub use readers::read_cxr_lt;
+pub use report::read_report_impression;
+pub use table::{
+    checked_relative_path, mimic_image_path, mimic_study_dir, ClassCounts, LabelState, LabelTable,
+    MissingPolicy, Record, UncertainPolicy, ViewFilter,
+};

@@ -1,0 +1,367 @@
+//! A preprocessed u8 image cache: decode + preprocess every image once, in parallel, into
+//! shards on disk; training and evaluation then read pixels from memory with no JPEG decoding.
+//!
+//! Layout of `cache_dir`: `manifest.json` (preprocessing, image count, shard size and a hash of
+//! the record paths) and, per shard of [`SHARD_SIZE`] images, `shard_NNNNN.bin` (raw
+//! `size * size` pixels per image, zeros for a skipped one) plus `shard_NNNNN.json` (per image
+//! `null` or the reason it was skipped). The `.json` is written last (via a rename), so it marks
+//! a finished shard: an interrupted build resumes at the first unfinished shard. A cache built
+//! for other records or another preprocessing is rebuilt.
+
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+
+use crate::image::{load_gray, normalise_into, preprocess_u8, Preprocess};
+use crate::table::Record;
+use crate::{DataError, Result};
+
+/// Images per shard (the unit of resumption).
+pub const SHARD_SIZE: usize = 512;
+const CACHE_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Manifest {
+    version: u32,
+    preprocess: Preprocess,
+    images: usize,
+    shard_size: usize,
+    paths_hash: String,
+}
+
+/// Options beyond [`ImageCache::build`]'s defaults.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CacheOptions {
+    /// Draw a progress bar on stderr.
+    pub progress: bool,
+    /// Fail on the first missing or corrupt image instead of skipping it.
+    pub strict: bool,
+}
+
+/// Preprocessed pixels of a list of records, in record order.
+#[derive(Debug)]
+pub struct ImageCache {
+    preprocess: Preprocess,
+    pixels: Vec<u8>,
+    ok: Vec<bool>,
+    skipped: Vec<(PathBuf, String)>,
+}
+
+/// FNV-1a over the record paths and the preprocessing: identifies what a cache holds.
+fn paths_hash(records: &[Record], p: &Preprocess) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut feed = |bytes: &[u8]| {
+        for &b in bytes {
+            h ^= b as u64;
+            h = h.wrapping_mul(0x100_0000_01b3);
+        }
+    };
+    feed(format!("{p:?}").as_bytes());
+    for r in records {
+        feed(r.path.to_string_lossy().as_bytes());
+        feed(&[0]);
+    }
+    format!("{h:016x}")
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes).map_err(|e| DataError::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| DataError::io(path, e))
+}
+
+impl ImageCache {
+    /// Build (or resume, or reuse) the cache for `records` under `cache_dir`; image paths are
+    /// relative to `root`. Missing or corrupt images are skipped and listed in [`Self::skipped`].
+    pub fn build(
+        root: &Path,
+        records: &[Record],
+        p: &Preprocess,
+        cache_dir: &Path,
+        progress: bool,
+    ) -> Result<Self> {
+        Self::build_with(
+            root,
+            records,
+            p,
+            cache_dir,
+            CacheOptions {
+                progress,
+                strict: false,
+            },
+        )
+    }
+
+    /// [`Self::build`] with all options.
+    pub fn build_with(
+        root: &Path,
+        records: &[Record],
+        p: &Preprocess,
+        cache_dir: &Path,
+        opts: CacheOptions,
+    ) -> Result<Self> {
+        if p.size == 0 {
+            return Err(DataError::InvalidParam(
+                "preprocess size must be positive".into(),
+            ));
+        }
+        std::fs::create_dir_all(cache_dir).map_err(|e| DataError::io(cache_dir, e))?;
+        let manifest = Manifest {
+            version: CACHE_VERSION,
+            preprocess: *p,
+            images: records.len(),
+            shard_size: SHARD_SIZE,
+            paths_hash: paths_hash(records, p),
+        };
+        let manifest_path = cache_dir.join("manifest.json");
+        let existing: Option<Manifest> = std::fs::read(&manifest_path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok());
+        if existing.as_ref() != Some(&manifest) {
+            // Stale or foreign: remove our shard files only, then start afresh.
+            if let Ok(rd) = std::fs::read_dir(cache_dir) {
+                for e in rd.flatten() {
+                    let name = e.file_name().to_string_lossy().to_string();
+                    if name.starts_with("shard_") {
+                        let _ = std::fs::remove_file(e.path());
+                    }
+                }
+            }
+            let json = serde_json::to_vec_pretty(&manifest).expect("manifest serialises");
+            write_atomic(&manifest_path, &json)?;
+        }
+
+        let px = (p.size * p.size) as usize;
+        let n_shards = records.len().div_ceil(SHARD_SIZE);
+        let bar = if opts.progress {
+            let b = indicatif::ProgressBar::new(records.len() as u64);
+            b.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "caching images {bar:40} {pos}/{len} [{elapsed_precise} < {eta_precise}]",
+                )
+                .expect("valid template"),
+            );
+            b
+        } else {
+            indicatif::ProgressBar::hidden()
+        };
+        let mut pixels = Vec::with_capacity(records.len() * px);
+        let mut ok = Vec::with_capacity(records.len());
+        let mut skipped = Vec::new();
+        for s in 0..n_shards {
+            let lo = s * SHARD_SIZE;
+            let hi = (lo + SHARD_SIZE).min(records.len());
+            let bin = cache_dir.join(format!("shard_{s:05}.bin"));
+            let meta = cache_dir.join(format!("shard_{s:05}.json"));
+            let done = match (std::fs::read(&meta), std::fs::read(&bin)) {
+                (Ok(m), Ok(b)) if b.len() == (hi - lo) * px => {
+                    serde_json::from_slice::<Vec<Option<String>>>(&m)
+                        .ok()
+                        .filter(|v| v.len() == hi - lo)
+                        .map(|v| (b, v))
+                }
+                _ => None,
+            };
+            let (bytes, status) = match done {
+                Some(d) => d,
+                None => {
+                    let results: Vec<std::result::Result<Vec<u8>, String>> = records[lo..hi]
+                        .par_iter()
+                        .map(|r| {
+                            let out = load_gray(&root.join(&r.path))
+                                .map(|img| preprocess_u8(&img, p))
+                                .map_err(|e| e.to_string());
+                            bar.inc(1);
+                            out
+                        })
+                        .collect();
+                    let mut bytes = Vec::with_capacity((hi - lo) * px);
+                    let mut status = Vec::with_capacity(hi - lo);
+                    for (r, res) in records[lo..hi].iter().zip(results) {
+                        match res {
+                            Ok(v) => {
+                                bytes.extend_from_slice(&v);
+                                status.push(None);
+                            }
+                            Err(msg) => {
+                                if opts.strict {
+                                    return Err(DataError::Image {
+                                        path: root.join(&r.path),
+                                        message: msg,
+                                    });
+                                }
+                                bytes.resize(bytes.len() + px, 0);
+                                status.push(Some(msg));
+                            }
+                        }
+                    }
+                    write_atomic(&bin, &bytes)?;
+                    write_atomic(
+                        &meta,
+                        &serde_json::to_vec(&status).expect("status serialises"),
+                    )?;
+                    (bytes, status)
+                }
+            };
+            if done_len(&bar) < hi as u64 {
+                bar.set_position(hi as u64);
+            }
+            for (r, st) in records[lo..hi].iter().zip(&status) {
+                ok.push(st.is_none());
+                if let Some(msg) = st {
+                    skipped.push((r.path.clone(), msg.clone()));
+                }
+            }
+            pixels.extend_from_slice(&bytes);
+        }
+        bar.finish_and_clear();
+        if !skipped.is_empty() {
+            tracing::warn!(
+                skipped = skipped.len(),
+                "images could not be read and were skipped"
+            );
+        }
+        Ok(Self {
+            preprocess: *p,
+            pixels,
+            ok,
+            skipped,
+        })
+    }
+
+    /// Number of records (including skipped ones).
+    pub fn len(&self) -> usize {
+        self.ok.len()
+    }
+    /// True when the cache holds no records.
+    pub fn is_empty(&self) -> bool {
+        self.ok.is_empty()
+    }
+    /// The preprocessing the cache was built with.
+    pub fn preprocess(&self) -> Preprocess {
+        self.preprocess
+    }
+    /// Side length of every cached image.
+    pub fn size(&self) -> u32 {
+        self.preprocess.size
+    }
+    /// `size * size` pixels of record `i`; `None` if the image was skipped or `i` is out of range.
+    pub fn pixels(&self, i: usize) -> Option<&[u8]> {
+        if !*self.ok.get(i)? {
+            return None;
+        }
+        let px = (self.preprocess.size * self.preprocess.size) as usize;
+        Some(&self.pixels[i * px..(i + 1) * px])
+    }
+    /// Whether record `i` has pixels.
+    pub fn is_ok(&self, i: usize) -> bool {
+        self.ok.get(i).copied().unwrap_or(false)
+    }
+    /// Indices of the records that have pixels.
+    pub fn valid_indices(&self) -> Vec<usize> {
+        (0..self.len()).filter(|&i| self.ok[i]).collect()
+    }
+    /// A normalised batch, B x 3 x S x S flattened, for the records at `idx`. Skipped or
+    /// out-of-range records contribute a black image (filter with [`Self::valid_indices`]).
+    pub fn batch_f32(&self, idx: &[usize]) -> Vec<f32> {
+        let px = (self.preprocess.size * self.preprocess.size) as usize;
+        let black = vec![0u8; px];
+        let mut out = Vec::with_capacity(idx.len() * 3 * px);
+        for &i in idx {
+            normalise_into(
+                self.pixels(i).unwrap_or(&black),
+                self.preprocess.mode,
+                &mut out,
+            );
+        }
+        out
+    }
+    /// Images that could not be read: (path relative to the root, reason).
+    pub fn skipped(&self) -> &[(PathBuf, String)] {
+        &self.skipped
+    }
+    /// Write the skipped list as `path<TAB>reason` lines (e.g. into the run directory).
+    pub fn write_skipped(&self, path: &Path) -> Result<()> {
+        let text: String = self
+            .skipped
+            .iter()
+            .map(|(p, why)| format!("{}\t{}\n", p.display(), why.replace(['\n', '\t'], " ")))
+            .collect();
+        std::fs::write(path, text).map_err(|e| DataError::io(path, e))
+    }
+}
+
+fn done_len(bar: &indicatif::ProgressBar) -> u64 {
+    bar.position()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::table::LabelState;
+
+    fn rec(path: &str) -> Record {
+        Record {
+            dicom_id: path.into(),
+            subject_id: 1,
+            study_id: 1,
+            view_position: Some("PA".into()),
+            path: PathBuf::from(path),
+            labels: vec![LabelState::Negative],
+        }
+    }
+
+    #[test]
+    fn builds_skips_bad_images_and_reuses_shards() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        std::fs::create_dir_all(&root).unwrap();
+        image::GrayImage::from_pixel(40, 30, image::Luma([200]))
+            .save(root.join("a.png"))
+            .unwrap();
+        std::fs::write(root.join("bad.jpg"), b"garbage").unwrap();
+        let records = vec![rec("a.png"), rec("bad.jpg"), rec("missing.jpg")];
+        let p = Preprocess::clip(16);
+        let cache_dir = dir.path().join("cache");
+        let c = ImageCache::build(&root, &records, &p, &cache_dir, false).unwrap();
+        assert_eq!(c.len(), 3);
+        assert!(c.pixels(0).unwrap().iter().all(|&v| v == 200));
+        assert!(c.pixels(1).is_none() && c.pixels(2).is_none() && c.pixels(3).is_none());
+        assert_eq!(c.skipped().len(), 2);
+        assert!(
+            c.skipped()[1].1.contains("missing.jpg"),
+            "{:?}",
+            c.skipped()
+        );
+        assert_eq!(c.batch_f32(&[0, 1]).len(), 2 * 3 * 16 * 16);
+        assert_eq!(c.valid_indices(), vec![0]);
+
+        // Resume: a finished shard is read back, not recomputed (we change the image on disk).
+        image::GrayImage::from_pixel(40, 30, image::Luma([10]))
+            .save(root.join("a.png"))
+            .unwrap();
+        let again = ImageCache::build(&root, &records, &p, &cache_dir, false).unwrap();
+        assert_eq!(again.pixels(0), c.pixels(0));
+        // A different preprocessing invalidates the cache.
+        let other =
+            ImageCache::build(&root, &records, &Preprocess::clip(8), &cache_dir, false).unwrap();
+        assert!(other.pixels(0).unwrap().iter().all(|&v| v == 10));
+
+        let e = ImageCache::build_with(
+            &root,
+            &records,
+            &p,
+            &dir.path().join("c2"),
+            CacheOptions {
+                progress: false,
+                strict: true,
+            },
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("bad.jpg"), "{e}");
+        let list = dir.path().join("skipped.tsv");
+        c.write_skipped(&list).unwrap();
+        assert_eq!(std::fs::read_to_string(list).unwrap().lines().count(), 2);
+    }
+}

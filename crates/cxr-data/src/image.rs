@@ -1,0 +1,442 @@
+//! Image decoding and the two preprocessing pipelines.
+//!
+//! - CheXzero (`preprocess` in CheXzero's `data_process.py`, then its eval transforms): resize
+//!   the longest side to 320 with Pillow's LANCZOS, paste centred on a black 320x320 canvas,
+//!   then bicubic-resize to `size` (torchvision `Resize(224, BICUBIC)`, antialiased), repeat to
+//!   3 channels and normalise with mean 101.48761 / std 83.43944 on the 0-255 scale.
+//! - CLIP (OpenAI / open_clip `_transform`): bicubic-resize the shortest side to `size`
+//!   (Pillow), centre-crop `size` x `size`, scale to 0-1 and normalise with CLIP's RGB mean/std.
+//!
+//! The resampler reproduces Pillow's separable convolution (`Resample.c`: same support,
+//! centre and normalisation; fixed-point arithmetic with 22 precision bits for 8-bit images),
+//! so geometry matches Pillow up to JPEG decoder rounding.
+
+use std::path::Path;
+
+use image::GrayImage;
+
+use crate::{DataError, Result};
+
+/// CheXzero's normalisation on the 0-255 scale.
+pub const CHEXZERO_MEAN: f32 = 101.487_61;
+pub const CHEXZERO_STD: f32 = 83.439_44;
+/// OpenAI CLIP's per-channel normalisation on the 0-1 scale.
+pub const CLIP_MEAN: [f32; 3] = [0.481_454_66, 0.457_827_5, 0.408_210_73];
+pub const CLIP_STD: [f32; 3] = [0.268_629_54, 0.261_302_58, 0.275_777_11];
+/// CheXzero pads every image to this square before the model resize.
+pub const CHEXZERO_PAD: u32 = 320;
+
+/// Which published preprocessing to follow.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
+pub enum PreprocessMode {
+    #[default]
+    CheXzero,
+    Clip,
+}
+
+/// A preprocessing pipeline and its output side length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct Preprocess {
+    pub mode: PreprocessMode,
+    pub size: u32,
+}
+
+impl Default for Preprocess {
+    fn default() -> Self {
+        Self {
+            mode: PreprocessMode::CheXzero,
+            size: 224,
+        }
+    }
+}
+
+impl Preprocess {
+    /// CheXzero pipeline ending at `size` x `size`.
+    pub fn chexzero(size: u32) -> Self {
+        Self {
+            mode: PreprocessMode::CheXzero,
+            size,
+        }
+    }
+    /// CLIP pipeline ending at `size` x `size`.
+    pub fn clip(size: u32) -> Self {
+        Self {
+            mode: PreprocessMode::Clip,
+            size,
+        }
+    }
+}
+
+/// Decode a JPEG or PNG (8- or 16-bit; gray, gray+alpha or RGB) into 8-bit grayscale.
+/// 16-bit samples are scaled to 0-255; colour uses Pillow's `convert("L")` weights.
+pub fn load_gray(path: &Path) -> Result<GrayImage> {
+    let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
+    decode_gray(&bytes).map_err(|message| DataError::Image {
+        path: path.to_path_buf(),
+        message,
+    })
+}
+
+/// [`load_gray`] on bytes already in memory.
+pub fn decode_gray(bytes: &[u8]) -> std::result::Result<GrayImage, String> {
+    let img = image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| e.to_string())?;
+    if img.format().is_none() {
+        return Err("not a JPEG or PNG file".into());
+    }
+    let img = img.decode().map_err(|e| e.to_string())?;
+    Ok(match img {
+        image::DynamicImage::ImageLuma8(g) => g,
+        image::DynamicImage::ImageLumaA8(_) | image::DynamicImage::ImageLuma16(_) => img.to_luma8(),
+        other => {
+            let rgb = other.to_rgb8();
+            let (w, h) = rgb.dimensions();
+            let data = rgb
+                .pixels()
+                .map(|p| {
+                    let [r, g, b] = p.0;
+                    ((r as u32 * 19595 + g as u32 * 38470 + b as u32 * 7471 + 0x8000) >> 16) as u8
+                })
+                .collect();
+            GrayImage::from_raw(w, h, data).expect("buffer size matches")
+        }
+    })
+}
+
+/// The full geometric pipeline of `p`: returns `size * size` u8 pixels, row-major.
+pub fn preprocess_u8(img: &GrayImage, p: &Preprocess) -> Vec<u8> {
+    let (w, h) = img.dimensions();
+    let size = p.size.max(1);
+    if w == 0 || h == 0 {
+        return vec![0; (size * size) as usize];
+    }
+    match p.mode {
+        PreprocessMode::CheXzero => {
+            let padded = chexzero_pad(img.as_raw(), w, h, CHEXZERO_PAD);
+            if size == CHEXZERO_PAD {
+                return padded;
+            }
+            let f: Vec<f32> = padded.iter().map(|&v| v as f32).collect();
+            let out = resample_f32(&f, CHEXZERO_PAD, CHEXZERO_PAD, size, size, Filter::Bicubic);
+            out.iter()
+                .map(|&v| v.round().clamp(0.0, 255.0) as u8)
+                .collect()
+        }
+        PreprocessMode::Clip => {
+            // torchvision Resize(int): shortest side to `size`, long side int(size * long / short).
+            let (nw, nh) = if w <= h {
+                (size, ((size as u64 * h as u64) / w as u64) as u32)
+            } else {
+                (((size as u64 * w as u64) / h as u64) as u32, size)
+            };
+            let r = resample_u8(img.as_raw(), w, h, nw, nh, Filter::Bicubic);
+            // torchvision CenterCrop: top = int(round((h - size) / 2)).
+            let top = ((nh - size) as f64 / 2.0).round_ties_even() as u32;
+            let left = ((nw - size) as f64 / 2.0).round_ties_even() as u32;
+            let mut out = Vec::with_capacity((size * size) as usize);
+            for y in top..top + size {
+                let row = (y * nw) as usize;
+                out.extend_from_slice(&r[row + left as usize..row + (left + size) as usize]);
+            }
+            out
+        }
+    }
+}
+
+/// CheXzero's `preprocess`: longest side to `pad` with LANCZOS (sizes truncated like Python's
+/// `int(x * ratio)`), pasted at the centre of a black `pad` x `pad` canvas.
+pub fn chexzero_pad(src: &[u8], w: u32, h: u32, pad: u32) -> Vec<u8> {
+    let ratio = pad as f64 / w.max(h) as f64;
+    let nw = ((w as f64 * ratio) as u32).clamp(1, pad);
+    let nh = ((h as f64 * ratio) as u32).clamp(1, pad);
+    let r = resample_u8(src, w, h, nw, nh, Filter::Lanczos);
+    let mut out = vec![0u8; (pad * pad) as usize];
+    let (ox, oy) = ((pad - nw) / 2, (pad - nh) / 2);
+    for y in 0..nh {
+        let dst = ((y + oy) * pad + ox) as usize;
+        out[dst..dst + nw as usize].copy_from_slice(&r[(y * nw) as usize..((y + 1) * nw) as usize]);
+    }
+    out
+}
+
+/// Normalise `size * size` preprocessed pixels into a 3 x size x size CHW tensor (flat).
+pub fn normalise(pixels: &[u8], mode: PreprocessMode) -> Vec<f32> {
+    let mut out = Vec::with_capacity(pixels.len() * 3);
+    normalise_into(pixels, mode, &mut out);
+    out
+}
+
+/// [`normalise`] appending to `out` (used to fill batches without reallocating).
+pub fn normalise_into(pixels: &[u8], mode: PreprocessMode, out: &mut Vec<f32>) {
+    for c in 0..3 {
+        match mode {
+            PreprocessMode::CheXzero => {
+                let inv = 1.0 / CHEXZERO_STD;
+                out.extend(pixels.iter().map(|&v| (v as f32 - CHEXZERO_MEAN) * inv));
+            }
+            PreprocessMode::Clip => {
+                let (m, s) = (CLIP_MEAN[c], CLIP_STD[c]);
+                out.extend(pixels.iter().map(|&v| (v as f32 / 255.0 - m) / s));
+            }
+        }
+    }
+}
+
+/// Pillow's resampling filters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Filter {
+    Bilinear,
+    Bicubic,
+    Lanczos,
+}
+
+impl Filter {
+    fn support(self) -> f64 {
+        match self {
+            Filter::Bilinear => 1.0,
+            Filter::Bicubic => 2.0,
+            Filter::Lanczos => 3.0,
+        }
+    }
+    fn eval(self, x: f64) -> f64 {
+        let x = x.abs();
+        match self {
+            Filter::Bilinear => (1.0 - x).max(0.0),
+            Filter::Bicubic => {
+                const A: f64 = -0.5;
+                if x < 1.0 {
+                    ((A + 2.0) * x - (A + 3.0)) * x * x + 1.0
+                } else if x < 2.0 {
+                    (((x - 5.0) * x + 8.0) * x - 4.0) * A
+                } else {
+                    0.0
+                }
+            }
+            Filter::Lanczos => {
+                if x < 3.0 {
+                    sinc(x) * sinc(x / 3.0)
+                } else {
+                    0.0
+                }
+            }
+        }
+    }
+}
+
+fn sinc(x: f64) -> f64 {
+    if x == 0.0 {
+        1.0
+    } else {
+        let x = x * std::f64::consts::PI;
+        x.sin() / x
+    }
+}
+
+/// Per output pixel: first input index and normalised weights (Pillow's `precompute_coeffs`).
+fn coeffs(in_size: u32, out_size: u32, filter: Filter) -> Vec<(usize, Vec<f64>)> {
+    let scale = in_size as f64 / out_size as f64;
+    let filterscale = scale.max(1.0);
+    let support = filter.support() * filterscale;
+    let ss = 1.0 / filterscale;
+    (0..out_size)
+        .map(|xx| {
+            let center = (xx as f64 + 0.5) * scale;
+            let xmin = ((center - support + 0.5) as i64).max(0) as usize;
+            let xmax = ((center + support + 0.5) as i64).min(in_size as i64) as usize;
+            let mut k: Vec<f64> = (xmin..xmax)
+                .map(|x| filter.eval((x as f64 - center + 0.5) * ss))
+                .collect();
+            let ww: f64 = k.iter().sum();
+            if ww != 0.0 {
+                k.iter_mut().for_each(|v| *v /= ww);
+            }
+            (xmin, k)
+        })
+        .collect()
+}
+
+const PRECISION_BITS: u32 = 32 - 8 - 2;
+
+fn fixed(k: &[(usize, Vec<f64>)]) -> Vec<(usize, Vec<i64>)> {
+    let one = (1i64 << PRECISION_BITS) as f64;
+    k.iter()
+        .map(|(x0, w)| {
+            let q = w
+                .iter()
+                .map(|&v| {
+                    if v < 0.0 {
+                        (v * one - 0.5) as i64
+                    } else {
+                        (v * one + 0.5) as i64
+                    }
+                })
+                .collect();
+            (*x0, q)
+        })
+        .collect()
+}
+
+fn clip8(ss: i64) -> u8 {
+    (ss >> PRECISION_BITS).clamp(0, 255) as u8
+}
+
+/// Pillow-exact 8-bit resize (horizontal pass, then vertical, each rounded to u8).
+pub fn resample_u8(src: &[u8], w: u32, h: u32, nw: u32, nh: u32, filter: Filter) -> Vec<u8> {
+    let half = 1i64 << (PRECISION_BITS - 1);
+    let horiz: Vec<u8> = if nw != w {
+        let k = fixed(&coeffs(w, nw, filter));
+        let mut out = vec![0u8; (nw * h) as usize];
+        for y in 0..h as usize {
+            let row = &src[y * w as usize..(y + 1) * w as usize];
+            for (xx, (x0, kk)) in k.iter().enumerate() {
+                let mut ss = half;
+                for (i, &c) in kk.iter().enumerate() {
+                    ss += row[x0 + i] as i64 * c;
+                }
+                out[y * nw as usize + xx] = clip8(ss);
+            }
+        }
+        out
+    } else {
+        src.to_vec()
+    };
+    if nh == h {
+        return horiz;
+    }
+    let k = fixed(&coeffs(h, nh, filter));
+    let mut out = vec![0u8; (nw * nh) as usize];
+    let nwu = nw as usize;
+    let mut acc = vec![0i64; nwu];
+    for (yy, (y0, kk)) in k.iter().enumerate() {
+        acc.iter_mut().for_each(|a| *a = half);
+        for (i, &c) in kk.iter().enumerate() {
+            let row = &horiz[(y0 + i) * nwu..(y0 + i + 1) * nwu];
+            for (a, &v) in acc.iter_mut().zip(row) {
+                *a += v as i64 * c;
+            }
+        }
+        for (o, &a) in out[yy * nwu..(yy + 1) * nwu].iter_mut().zip(&acc) {
+            *o = clip8(a);
+        }
+    }
+    out
+}
+
+/// Float resize with the same kernels (torchvision's antialiased tensor `Resize`).
+pub fn resample_f32(src: &[f32], w: u32, h: u32, nw: u32, nh: u32, filter: Filter) -> Vec<f32> {
+    let horiz: Vec<f32> = if nw != w {
+        let k = coeffs(w, nw, filter);
+        let mut out = vec![0f32; (nw * h) as usize];
+        for y in 0..h as usize {
+            let row = &src[y * w as usize..(y + 1) * w as usize];
+            for (xx, (x0, kk)) in k.iter().enumerate() {
+                let s: f64 = kk
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &c)| row[x0 + i] as f64 * c)
+                    .sum();
+                out[y * nw as usize + xx] = s as f32;
+            }
+        }
+        out
+    } else {
+        src.to_vec()
+    };
+    if nh == h {
+        return horiz;
+    }
+    let k = coeffs(h, nh, filter);
+    let nwu = nw as usize;
+    let mut out = vec![0f32; nwu * nh as usize];
+    for (yy, (y0, kk)) in k.iter().enumerate() {
+        let dst = &mut out[yy * nwu..(yy + 1) * nwu];
+        for (i, &c) in kk.iter().enumerate() {
+            let row = &horiz[(y0 + i) * nwu..(y0 + i + 1) * nwu];
+            for (o, &v) in dst.iter_mut().zip(row) {
+                *o += (v as f64 * c) as f32;
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ramp(w: u32, h: u32) -> GrayImage {
+        GrayImage::from_fn(w, h, |x, y| image::Luma([((x * 7 + y * 3) % 256) as u8]))
+    }
+
+    #[test]
+    fn constant_images_stay_constant_and_shapes_are_right() {
+        let img = GrayImage::from_pixel(300, 200, image::Luma([77]));
+        let c = preprocess_u8(&img, &Preprocess::clip(64));
+        assert_eq!(c.len(), 64 * 64);
+        assert!(c.iter().all(|&v| v == 77));
+        let z = preprocess_u8(&img, &Preprocess::chexzero(320));
+        // 300x200 -> 320x213, pasted with (320-213)/2 = 53 black rows on top
+        assert_eq!(z[52 * 320 + 10], 0);
+        assert_eq!(z[53 * 320 + 10], 77);
+        assert_eq!(z[(53 + 212) * 320 + 10], 77);
+        assert_eq!(z[(53 + 213) * 320 + 10], 0);
+        let n = normalise(&c, PreprocessMode::Clip);
+        assert_eq!(n.len(), 3 * 64 * 64);
+        assert!((n[0] - (77.0 / 255.0 - CLIP_MEAN[0]) / CLIP_STD[0]).abs() < 1e-6);
+        let n = normalise(&[101, 0], PreprocessMode::CheXzero);
+        assert_eq!(n.len(), 6);
+        assert!((n[0] - (101.0 - CHEXZERO_MEAN) / CHEXZERO_STD).abs() < 1e-6);
+    }
+
+    #[test]
+    fn resamplers_agree_and_identity_is_exact() {
+        let img = ramp(97, 61);
+        let same = resample_u8(img.as_raw(), 97, 61, 97, 61, Filter::Lanczos);
+        assert_eq!(same, img.as_raw().to_vec());
+        let f: Vec<f32> = img.as_raw().iter().map(|&v| v as f32).collect();
+        for filter in [Filter::Bilinear, Filter::Bicubic, Filter::Lanczos] {
+            let a = resample_u8(img.as_raw(), 97, 61, 40, 33, filter);
+            let b = resample_f32(&f, 97, 61, 40, 33, filter);
+            let mae: f32 = a
+                .iter()
+                .zip(&b)
+                .map(|(&x, &y)| (x as f32 - y.clamp(0.0, 255.0)).abs())
+                .sum::<f32>()
+                / a.len() as f32;
+            assert!(mae < 1.0, "{filter:?}: {mae}");
+        }
+    }
+
+    #[test]
+    fn bad_bytes_are_errors_that_name_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("broken.jpg");
+        std::fs::write(&p, b"\xff\xd8\xff\xe0 not really a jpeg").unwrap();
+        let e = load_gray(&p).unwrap_err().to_string();
+        assert!(e.contains("broken.jpg"), "{e}");
+        let e = load_gray(&dir.path().join("missing.png"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("missing.png"), "{e}");
+        let p = dir.path().join("text.jpg");
+        std::fs::write(&p, b"hello").unwrap();
+        assert!(load_gray(&p).unwrap_err().to_string().contains("text.jpg"));
+    }
+
+    #[test]
+    fn sixteen_bit_png_is_scaled() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.png");
+        let img = image::ImageBuffer::<image::Luma<u16>, Vec<u16>>::from_pixel(
+            4,
+            4,
+            image::Luma([65535]),
+        );
+        img.save(&p).unwrap();
+        let g = load_gray(&p).unwrap();
+        assert!(g.as_raw().iter().all(|&v| v == 255));
+    }
+}

@@ -1,0 +1,306 @@
+//! CSV readers (polars). Columns are found by name, never by position.
+
+use std::path::{Path, PathBuf};
+
+use polars::prelude::*;
+
+use crate::table::{checked_relative_path, mimic_image_path, LabelState, LabelTable, Record};
+use crate::{DataError, Result};
+
+/// Leading (non-class) columns of CXR-LT label files and of MIMIC-CXR-JPG tables.
+const CXR_LT_META: [&str; 9] = [
+    "dicom_id",
+    "subject_id",
+    "study_id",
+    "ViewPosition",
+    "ViewCodeSequence_CodeMeaning",
+    "fpath",
+    "split",
+    "PerformedProcedureStepDescription",
+    "PatientOrientationCodeSequence_CodeMeaning",
+];
+
+/// A parsed CSV and the file it came from (for error messages).
+pub(crate) struct Csv {
+    pub df: DataFrame,
+    pub path: PathBuf,
+}
+
+impl Csv {
+    pub fn read(path: &Path) -> Result<Self> {
+        if !path.is_file() {
+            return Err(DataError::io(
+                path,
+                std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
+            ));
+        }
+        let df = CsvReadOptions::default()
+            .with_has_header(true)
+            .with_infer_schema_length(Some(1000))
+            .try_into_reader_with_file_path(Some(path.to_path_buf()))
+            .and_then(|r| r.finish())
+            .map_err(|e| DataError::csv(path, e))?;
+        Ok(Self {
+            df,
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn height(&self) -> usize {
+        self.df.height()
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        self.df
+            .get_column_names()
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    }
+
+    pub fn has(&self, name: &str) -> bool {
+        self.df.column(name).is_ok()
+    }
+
+    fn column(&self, name: &str) -> Result<&Column> {
+        self.df.column(name).map_err(|_| DataError::MissingColumn {
+            path: self.path.clone(),
+            column: name.to_string(),
+        })
+    }
+
+    /// A column as optional strings (numbers are formatted; blanks are `None`).
+    pub fn strings(&self, name: &str) -> Result<Vec<Option<String>>> {
+        let col = self
+            .column(name)?
+            .cast(&DataType::String)
+            .map_err(|e| DataError::csv(&self.path, e))?;
+        let ca = col.str().map_err(|e| DataError::csv(&self.path, e))?;
+        Ok(ca
+            .iter()
+            .map(|o| {
+                o.map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+            })
+            .collect())
+    }
+
+    /// An id column: integers, optionally prefixed with `p` / `s` ("s50414267").
+    pub fn ids(&self, name: &str) -> Result<Vec<u64>> {
+        let vals = self.strings(name)?;
+        vals.into_iter()
+            .enumerate()
+            .map(|(row, v)| {
+                v.as_deref()
+                    .and_then(parse_id)
+                    .ok_or_else(|| self.bad(row, name, v.unwrap_or_default(), "an integer id"))
+            })
+            .collect()
+    }
+
+    /// A label column decoded into [`LabelState`]s (1 / 0 / -1 / blank).
+    pub fn labels(&self, name: &str) -> Result<Vec<LabelState>> {
+        let col = self.column(name)?;
+        let col = if col.dtype().is_primitive_numeric() {
+            col.cast(&DataType::Float64)
+        } else {
+            col.strict_cast(&DataType::Float64)
+        };
+        let col = match col {
+            Ok(c) => c,
+            Err(_) => {
+                // Find the first offending cell to report it.
+                let vals = self.strings(name)?;
+                for (row, v) in vals.iter().enumerate() {
+                    if let Some(s) = v {
+                        if s.parse::<f64>().is_err() {
+                            return Err(self.bad(row, name, s.clone(), "1, 0, -1 or blank"));
+                        }
+                    }
+                }
+                return Err(DataError::csv(
+                    &self.path,
+                    format!("column {name:?} is not numeric"),
+                ));
+            }
+        };
+        let ca = col.f64().map_err(|e| DataError::csv(&self.path, e))?;
+        ca.iter()
+            .enumerate()
+            .map(|(row, v)| {
+                LabelState::from_code(v).ok_or_else(|| {
+                    self.bad(
+                        row,
+                        name,
+                        format!("{}", v.unwrap_or_default()),
+                        "1, 0, -1 or blank",
+                    )
+                })
+            })
+            .collect()
+    }
+
+    pub fn bad(
+        &self,
+        row: usize,
+        column: &str,
+        value: String,
+        expected: &'static str,
+    ) -> DataError {
+        DataError::BadValue {
+            path: self.path.clone(),
+            row: row + 2, // 1-based, after the header line: what an editor shows
+            column: column.to_string(),
+            value,
+            expected,
+        }
+    }
+}
+
+fn parse_id(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let s = s.strip_prefix(['p', 's']).unwrap_or(s);
+    s.parse::<u64>().ok().or_else(|| {
+        s.parse::<f64>()
+            .ok()
+            .filter(|x| x.fract() == 0.0 && *x >= 0.0)
+            .map(|x| x as u64)
+    })
+}
+
+/// Read a CXR-LT 2024 label file (`train_labeled.csv`, development / test files): leading
+/// `dicom_id, subject_id, study_id, ViewPosition[, ViewCodeSequence_CodeMeaning][, fpath]`,
+/// then one 0/1 column per class (every other column is taken as a class, in file order).
+/// Without `fpath`, paths follow the MIMIC-CXR-JPG pattern. Class columns outside the CXR-LT
+/// vocabulary are kept and logged.
+pub fn read_cxr_lt(labels_csv: &Path) -> Result<LabelTable> {
+    let csv = Csv::read(labels_csv)?;
+    let dicom = csv.strings("dicom_id")?;
+    let subjects = csv.ids("subject_id")?;
+    let studies = csv.ids("study_id")?;
+    let views = if csv.has("ViewPosition") {
+        csv.strings("ViewPosition")?
+    } else {
+        vec![None; csv.height()]
+    };
+    let fpaths = if csv.has("fpath") {
+        Some(csv.strings("fpath")?)
+    } else {
+        None
+    };
+    let classes: Vec<String> = csv
+        .names()
+        .into_iter()
+        .filter(|n| !CXR_LT_META.contains(&n.as_str()))
+        .collect();
+    if classes.is_empty() {
+        return Err(DataError::Format {
+            path: labels_csv.to_path_buf(),
+            message: "no class columns after the id / view / path columns".into(),
+        });
+    }
+    let unknown: Vec<&String> = classes
+        .iter()
+        .filter(|c| crate::classes::cxr_lt_index(c).is_none())
+        .collect();
+    if !unknown.is_empty() {
+        tracing::warn!(file = %labels_csv.display(), ?unknown, "class columns outside the CXR-LT vocabulary");
+    }
+    let label_cols: Vec<Vec<LabelState>> = classes
+        .iter()
+        .map(|c| csv.labels(c))
+        .collect::<Result<_>>()?;
+
+    let mut records = Vec::with_capacity(csv.height());
+    for row in 0..csv.height() {
+        let dicom_id = dicom[row]
+            .clone()
+            .ok_or_else(|| csv.bad(row, "dicom_id", String::new(), "a non-empty id"))?;
+        let path = match fpaths.as_ref().and_then(|f| f[row].as_deref()) {
+            Some(p) => checked_relative_path(p, labels_csv, row + 2)?,
+            None => mimic_image_path(subjects[row], studies[row], &dicom_id),
+        };
+        records.push(Record {
+            dicom_id,
+            subject_id: subjects[row],
+            study_id: studies[row],
+            view_position: views[row].clone(),
+            path,
+            labels: label_cols.iter().map(|c| c[row]).collect(),
+        });
+    }
+    Ok(LabelTable { classes, records })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    #[test]
+    fn cxr_lt_reader_parses_ids_views_paths_and_labels() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(
+            dir.path(),
+            "train_labeled.csv",
+            "dicom_id,subject_id,study_id,ViewPosition,ViewCodeSequence_CodeMeaning,fpath,Atelectasis,Mass\n\
+             d1,10000032,s50414267,PA,postero-anterior,files/p10/p10000032/s50414267/d1.jpg,1,0\n\
+             d2,10000032,s50414267,LATERAL,lateral,files/p10/p10000032/s50414267/d2.jpg,0,1\n\
+             d3,10000033,s50000001,,,files/p10/p10000033/s50000001/d3.jpg,0,0\n",
+        );
+        let t = read_cxr_lt(&p).unwrap();
+        assert_eq!(t.classes, vec!["Atelectasis", "Mass"]);
+        assert_eq!(t.records.len(), 3);
+        assert_eq!(t.records[0].study_id, 50414267);
+        assert_eq!(t.records[0].subject_id, 10000032);
+        assert_eq!(t.records[1].view_position.as_deref(), Some("LATERAL"));
+        assert_eq!(t.records[2].view_position, None);
+        assert_eq!(t.positive_class_names(1), vec!["Mass"]);
+    }
+
+    #[test]
+    fn cxr_lt_reader_errors_name_column_file_and_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(dir.path(), "a.csv", "dicom_id,study_id,Mass\nd1,s1,1\n");
+        let e = read_cxr_lt(&p).unwrap_err().to_string();
+        assert!(e.contains("subject_id") && e.contains("a.csv"), "{e}");
+
+        let p = write(
+            dir.path(),
+            "b.csv",
+            "dicom_id,subject_id,study_id,fpath,Mass\nd1,1,2,../../x.jpg,1\n",
+        );
+        let e = read_cxr_lt(&p).unwrap_err().to_string();
+        assert!(
+            e.contains("escapes the data root") && e.contains("row 2"),
+            "{e}"
+        );
+
+        let p = write(
+            dir.path(),
+            "c.csv",
+            "dicom_id,subject_id,study_id,Mass\nd1,1,2,1\nd2,1,2,yes\n",
+        );
+        let e = read_cxr_lt(&p).unwrap_err().to_string();
+        assert!(e.contains("\"yes\"") && e.contains("Mass"), "{e}");
+
+        let p = write(
+            dir.path(),
+            "d.csv",
+            "dicom_id,subject_id,study_id,Mass\nd1,1,2,3\n",
+        );
+        let e = read_cxr_lt(&p).unwrap_err().to_string();
+        assert!(e.contains("1, 0, -1 or blank"), "{e}");
+
+        let e = read_cxr_lt(&dir.path().join("nope.csv"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("nope.csv"), "{e}");
+    }
+}

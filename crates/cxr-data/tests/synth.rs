@@ -1,0 +1,114 @@
+//! The synthetic dataset end to end: formats, determinism, readability by our own readers.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use cxr_data::cache::ImageCache;
+use cxr_data::classes::cxr_lt_class_names;
+use cxr_data::image::Preprocess;
+use cxr_data::synth::{generate, SynthConfig};
+use cxr_data::{read_cxr_lt, read_report_impression, UncertainPolicy, ViewFilter};
+
+fn all_files(root: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let rel = p.strip_prefix(root).unwrap().to_string_lossy().to_string();
+                out.insert(rel, std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn same_seed_same_bytes_and_readable_by_the_pipeline() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = SynthConfig {
+        patients: 25,
+        seed: 3,
+        image_size: 64,
+        ..Default::default()
+    };
+    let a = generate(&dir.path().join("a"), &cfg).unwrap();
+    let b = generate(&dir.path().join("b"), &cfg).unwrap();
+    assert_eq!(a.images, b.images);
+    let fa = all_files(&dir.path().join("a"));
+    let fb = all_files(&dir.path().join("b"));
+    assert_eq!(fa.len(), fb.len());
+    assert!(fa == fb, "same seed must give identical files");
+    let c = generate(
+        &dir.path().join("c"),
+        &SynthConfig {
+            seed: 4,
+            ..cfg.clone()
+        },
+    )
+    .unwrap();
+    let fc = all_files(&dir.path().join("c"));
+    assert!(fa != fc);
+    assert!(c.images > 0);
+
+    // The label CSV: leading columns then the 40 classes in official order.
+    let header = std::fs::read_to_string(&a.labels_csv).unwrap();
+    let header = header.lines().next().unwrap();
+    let cols: Vec<&str> = header.split(',').collect();
+    assert_eq!(
+        &cols[..6],
+        &[
+            "dicom_id",
+            "subject_id",
+            "study_id",
+            "ViewPosition",
+            "ViewCodeSequence_CodeMeaning",
+            "fpath"
+        ]
+    );
+    assert_eq!(
+        cols[6..].iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+        cxr_lt_class_names()
+    );
+    let meta = std::fs::read_to_string(&a.metadata_csv).unwrap();
+    assert!(meta.starts_with("dicom_id,subject_id,study_id,PerformedProcedureStepDescription,ViewPosition,Rows,Columns,StudyDate,StudyTime,ProcedureCodeSequence_CodeMeaning,ViewCodeSequence_CodeMeaning,PatientOrientationCodeSequence_CodeMeaning"));
+    assert!(meta.contains(",LATERAL,") || meta.contains(",LL,"));
+    let split = std::fs::read_to_string(&a.split_csv).unwrap();
+    assert_eq!(split.lines().count(), a.images + 1);
+
+    // Our reader, the frontal filter and the image cache accept it.
+    let root = dir.path().join("a");
+    let mut t = read_cxr_lt(&a.labels_csv).unwrap();
+    assert_eq!(t.len(), a.images);
+    assert_eq!(t.classes, cxr_lt_class_names());
+    let removed = t.filter_views(&ViewFilter::frontal());
+    assert_eq!(t.len(), a.frontal_images);
+    assert!(removed > 0);
+    let y = t.multi_hot(UncertainPolicy::default());
+    assert_eq!(y.dim(), (a.frontal_images, 40));
+    let per_class: Vec<usize> = (0..40)
+        .map(|j| y.column(j).iter().filter(|&&v| v == 1.0).count())
+        .collect();
+    assert_eq!(per_class, a.frontal_class_counts);
+    for r in &t.records {
+        assert!(root.join(&r.path).is_file(), "{}", r.path.display());
+    }
+    let cache = ImageCache::build(
+        &root,
+        &t.records,
+        &Preprocess::chexzero(64),
+        &dir.path().join("cache"),
+        false,
+    )
+    .unwrap();
+    assert_eq!(cache.len(), t.len());
+    assert!(cache.skipped().is_empty());
+    let r0 = &t.records[0];
+    let imp = read_report_impression(&root, r0.subject_id, r0.study_id)
+        .unwrap()
+        .unwrap();
+    assert!(!imp.is_empty());
+}
