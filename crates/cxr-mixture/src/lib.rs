@@ -1,1 +1,32 @@
-//! cxr-mixture (skeleton)
+//! Gaussian and Student-t mixture models fitted by EM, and the pseudo-label sources that the
+//! CXR-CML trainer draws cluster labels from.
+//!
+//! - [`GaussianMixture`]: full, diagonal or spherical covariances; k-means, k-means++, random
+//!   or given initialisation; best of `n_init`; mirrors scikit-learn's `GaussianMixture`.
+//! - [`StudentMixture`]: a Student-t mixture refined from a fitted Gaussian mixture ("GMM
+//!   refined by a Student-t distribution"), `nu` fixed, shared or per component; mirrors the
+//!   `studenttmixture` package, with McLachlan and Peel's update as an option.
+//! - [`PseudoLabeler`]: per-batch, memory-bank or epoch-level fits for training.
+//!
+//! Numerics: log-sum-exp responsibilities; Cholesky precision factors (faer, pure Rust);
+//! empty components are re-seeded with a warning; NaN/inf input is an error. The E- and
+//! M-steps are parallel over samples (rayon). This crate does no I/O and knows nothing about
+//! the models whose embeddings it clusters.
+
+mod components;
+mod data;
+mod error;
+mod gaussian;
+mod init;
+mod linalg;
+mod pseudo;
+mod student;
+
+pub use components::{CovarianceType, Covariances};
+pub use error::{MixtureError, Result};
+pub use gaussian::{GaussianMixture, GmmParams, InitMethod};
+pub use pseudo::{
+    FittedMixture, MixtureKind, PseudoLabelConfig, PseudoLabelSource, PseudoLabeler,
+    EPOCH_BOOTSTRAP_CAPACITY,
+};
+pub use student::{NuPolicy, ScaleUpdate, StudentMixture, StudentParams};

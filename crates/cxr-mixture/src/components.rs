@@ -1,0 +1,619 @@
+//! Mixture components shared by the Gaussian and Student-t models: covariance storage,
+//! Cholesky precision factors, the squared Mahalanobis kernel (the E-step's cost) and the
+//! weighted M-step (the other cost), both parallel over samples with rayon.
+
+use faer::linalg::matmul::triangular::{matmul as tri_matmul, BlockStructure};
+use faer::{Accum, Par};
+use ndarray::{s, Array1, Array2, Array3, ArrayView1, ArrayView2, Axis};
+use rayon::prelude::*;
+
+use crate::error::{MixtureError, Result};
+use crate::linalg::{
+    as_mat, chunk_range, gemm, n_chunks, precision_cholesky, slice_mat, slice_mat_mut, CHUNK,
+};
+
+/// Shape of each component's covariance (or Student-t scale) matrix.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum CovarianceType {
+    /// A full `D x D` matrix per component (`D (D + 1) / 2` parameters each).
+    #[default]
+    Full,
+    /// A diagonal per component (`D` parameters each): the practical choice for `D = 512`.
+    Diag,
+    /// One variance per component.
+    Spherical,
+}
+
+/// Fitted covariances (or Student-t scales), stored as scikit-learn does per type.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Covariances {
+    /// `K x D x D`.
+    Full(Array3<f64>),
+    /// `K x D` diagonals.
+    Diag(Array2<f64>),
+    /// `K` variances.
+    Spherical(Array1<f64>),
+}
+
+impl Covariances {
+    /// Which type these are.
+    pub fn covariance_type(&self) -> CovarianceType {
+        match self {
+            Covariances::Full(_) => CovarianceType::Full,
+            Covariances::Diag(_) => CovarianceType::Diag,
+            Covariances::Spherical(_) => CovarianceType::Spherical,
+        }
+    }
+
+    /// Number of components.
+    pub fn n_components(&self) -> usize {
+        match self {
+            Covariances::Full(c) => c.len_of(Axis(0)),
+            Covariances::Diag(c) => c.nrows(),
+            Covariances::Spherical(c) => c.len(),
+        }
+    }
+
+    /// Component `k` as a dense `D x D` matrix.
+    pub fn dense(&self, k: usize, d: usize) -> Array2<f64> {
+        match self {
+            Covariances::Full(c) => c.index_axis(Axis(0), k).to_owned(),
+            Covariances::Diag(c) => Array2::from_diag(&c.row(k)),
+            Covariances::Spherical(c) => Array2::eye(d) * c[k],
+        }
+    }
+
+    /// `K x D` diagonals (variances per feature) of every component.
+    pub fn diagonals(&self, d: usize) -> Array2<f64> {
+        match self {
+            Covariances::Full(c) => {
+                Array2::from_shape_fn((c.len_of(Axis(0)), d), |(k, i)| c[[k, i, i]])
+            }
+            Covariances::Diag(c) => c.clone(),
+            Covariances::Spherical(c) => Array2::from_shape_fn((c.len(), d), |(k, _)| c[k]),
+        }
+    }
+}
+
+/// Cholesky factors of the precisions, in scikit-learn's convention (`P P^T = cov^{-1}`).
+#[derive(Clone, Debug)]
+pub(crate) enum PrecChol {
+    Full(Array3<f64>),
+    Diag(Array2<f64>),
+    Spherical(Array1<f64>),
+}
+
+/// Weights, means and covariances with their precision factors: everything an E-step needs.
+#[derive(Clone, Debug)]
+pub(crate) struct Components {
+    pub weights: Array1<f64>,
+    pub means: Array2<f64>,
+    pub covariances: Covariances,
+    pub prec_chol: PrecChol,
+    /// `log det P_k` = `-0.5 log det cov_k`.
+    pub log_det: Array1<f64>,
+}
+
+/// Smallest responsibility mass (in samples) below which a component counts as empty and is
+/// re-seeded: a millionth of one sample.
+pub(crate) const MIN_MASS: f64 = 1e-6;
+
+/// Rows whose weight for a component is below this add less than 1e-15 of one sample to its
+/// full covariance and are skipped in that GEMM: exact to rounding, and on clustered data it
+/// skips most rows.
+const SKIP_WEIGHT: f64 = 1e-15;
+
+impl Components {
+    /// Factorise the covariances; fails with the component's index when one is not positive
+    /// definite.
+    pub fn new(weights: Array1<f64>, means: Array2<f64>, covariances: Covariances) -> Result<Self> {
+        let d = means.ncols();
+        let (prec_chol, log_det) = match &covariances {
+            Covariances::Full(c) => {
+                let k_n = c.len_of(Axis(0));
+                let factors: Vec<Option<Array2<f64>>> = (0..k_n)
+                    .into_par_iter()
+                    .map(|k| precision_cholesky(c.index_axis(Axis(0), k)))
+                    .collect();
+                let mut p = Array3::<f64>::zeros((k_n, d, d));
+                let mut ld = Array1::<f64>::zeros(k_n);
+                for (k, f) in factors.into_iter().enumerate() {
+                    let f = f.ok_or(MixtureError::NotPositiveDefinite { component: k })?;
+                    ld[k] = f.diag().iter().map(|v| v.ln()).sum();
+                    p.index_axis_mut(Axis(0), k).assign(&f);
+                }
+                (PrecChol::Full(p), ld)
+            }
+            Covariances::Diag(c) => {
+                let mut p = Array2::<f64>::zeros(c.raw_dim());
+                for ((k, j), &v) in c.indexed_iter() {
+                    if !(v > 0.0 && v.is_finite()) {
+                        return Err(MixtureError::NotPositiveDefinite { component: k });
+                    }
+                    p[[k, j]] = 1.0 / v.sqrt();
+                }
+                let ld = p.map_axis(Axis(1), |r| r.iter().map(|v| v.ln()).sum());
+                (PrecChol::Diag(p), ld)
+            }
+            Covariances::Spherical(c) => {
+                let mut p = Array1::<f64>::zeros(c.len());
+                for (k, &v) in c.iter().enumerate() {
+                    if !(v > 0.0 && v.is_finite()) {
+                        return Err(MixtureError::NotPositiveDefinite { component: k });
+                    }
+                    p[k] = 1.0 / v.sqrt();
+                }
+                let ld = p.mapv(|v| d as f64 * v.ln());
+                (PrecChol::Spherical(p), ld)
+            }
+        };
+        Ok(Self {
+            weights,
+            means,
+            covariances,
+            prec_chol,
+            log_det,
+        })
+    }
+
+    /// Check user-given initial parameters for shape and sanity, then factorise.
+    pub fn from_init(
+        weights: &Array1<f64>,
+        means: &Array2<f64>,
+        covariances: &Covariances,
+        k: usize,
+        d: usize,
+        cov_type: CovarianceType,
+    ) -> Result<Self> {
+        let bad = |m: String| Err(MixtureError::InvalidInit(m));
+        if weights.len() != k {
+            return bad(format!("{} weights for k = {k}", weights.len()));
+        }
+        if weights.iter().any(|&w| !(w >= 0.0 && w.is_finite())) {
+            return bad("weights must be finite and non-negative".into());
+        }
+        let total = weights.sum();
+        if (total - 1.0).abs() > 1e-6 {
+            return bad(format!("weights sum to {total}, not 1"));
+        }
+        if means.dim() != (k, d) {
+            return bad(format!("means are {:?}, expected ({k}, {d})", means.dim()));
+        }
+        if means.iter().any(|v| !v.is_finite()) {
+            return bad("means must be finite".into());
+        }
+        if covariances.covariance_type() != cov_type {
+            return bad(format!(
+                "covariances are {:?} but covariance_type is {cov_type:?}",
+                covariances.covariance_type()
+            ));
+        }
+        let shape_ok = match covariances {
+            Covariances::Full(c) => c.dim() == (k, d, d),
+            Covariances::Diag(c) => c.dim() == (k, d),
+            Covariances::Spherical(c) => c.len() == k,
+        };
+        if !shape_ok {
+            return bad(format!(
+                "covariances do not have the shape of {k} components in {d} dims"
+            ));
+        }
+        Self::new(weights.clone(), means.clone(), covariances.clone())
+            .map_err(|e| MixtureError::InvalidInit(e.to_string()))
+    }
+
+    pub fn n_components(&self) -> usize {
+        self.means.nrows()
+    }
+
+    pub fn n_features(&self) -> usize {
+        self.means.ncols()
+    }
+
+    /// Free parameters, as scikit-learn's `_n_parameters` (for BIC).
+    pub fn n_parameters(&self) -> usize {
+        let (k, d) = self.means.dim();
+        let cov = match self.covariances.covariance_type() {
+            CovarianceType::Full => k * d * (d + 1) / 2,
+            CovarianceType::Diag => k * d,
+            CovarianceType::Spherical => k,
+        };
+        cov + k * d + k - 1
+    }
+
+    /// Squared Mahalanobis distances `N x K`. `x` must be standard layout.
+    pub fn sq_mahalanobis(&self, x: ArrayView2<'_, f64>) -> Array2<f64> {
+        let (n, d) = x.dim();
+        let k_n = self.n_components();
+        let mut out = Array2::<f64>::zeros((n, k_n));
+        let xs = x.as_slice().expect("standard layout");
+        let out_s = out.as_slice_mut().expect("fresh array");
+        match &self.prec_chol {
+            PrecChol::Full(p) => {
+                // mu_k P_k, so that (x - mu) P = x P - mu P needs one GEMM per chunk and component.
+                let mut mp = Array2::<f64>::zeros((k_n, d));
+                for k in 0..k_n {
+                    let pk = p.index_axis(Axis(0), k);
+                    mp.row_mut(k).assign(&self.means.row(k).dot(&pk));
+                }
+                out_s
+                    .par_chunks_mut(CHUNK * k_n)
+                    .enumerate()
+                    .for_each(|(c, o)| {
+                        let r = chunk_range(c, n);
+                        let rows = r.len();
+                        let xc = slice_mat(&xs[r.start * d..r.end * d], rows, d);
+                        let mut y = vec![0.0; rows * d];
+                        for k in 0..k_n {
+                            let pk = p.index_axis(Axis(0), k);
+                            gemm(slice_mat_mut(&mut y, rows, d), xc, as_mat(pk), false);
+                            let m = mp.row(k);
+                            let m = m.as_slice().expect("row of standard array");
+                            for i in 0..rows {
+                                let yi = &y[i * d..(i + 1) * d];
+                                o[i * k_n + k] =
+                                    yi.iter().zip(m).map(|(a, b)| (a - b) * (a - b)).sum();
+                            }
+                        }
+                    });
+            }
+            PrecChol::Diag(p) => {
+                // sum_d (x - mu)^2 prec = [x^2, x] @ [prec; -2 mu prec]^T + sum_d mu^2 prec.
+                let prec = p.mapv(|v| v * v);
+                let mut b = Array2::<f64>::zeros((2 * d, k_n));
+                b.slice_mut(s![..d, ..]).assign(&prec.t());
+                b.slice_mut(s![d.., ..])
+                    .assign(&(&self.means * &prec * -2.0).t());
+                let c0: Array1<f64> = (&self.means * &self.means * &prec).sum_axis(Axis(1));
+                let b = b.as_standard_layout().to_owned();
+                out_s
+                    .par_chunks_mut(CHUNK * k_n)
+                    .enumerate()
+                    .for_each(|(c, o)| {
+                        let r = chunk_range(c, n);
+                        let rows = r.len();
+                        let z = squares_and_values(&xs[r.start * d..r.end * d], rows, d);
+                        gemm(
+                            slice_mat_mut(o, rows, k_n),
+                            slice_mat(&z, rows, 2 * d),
+                            as_mat(b.view()),
+                            false,
+                        );
+                        for i in 0..rows {
+                            for k in 0..k_n {
+                                let v = &mut o[i * k_n + k];
+                                *v = (*v + c0[k]).max(0.0);
+                            }
+                        }
+                    });
+            }
+            PrecChol::Spherical(p) => {
+                let prec = p.mapv(|v| v * v);
+                let mu2: Array1<f64> = self.means.map_axis(Axis(1), |r| r.dot(&r));
+                let mt = as_mat(self.means.view()).transpose();
+                out_s
+                    .par_chunks_mut(CHUNK * k_n)
+                    .enumerate()
+                    .for_each(|(c, o)| {
+                        let r = chunk_range(c, n);
+                        let rows = r.len();
+                        let xc = &xs[r.start * d..r.end * d];
+                        gemm(
+                            slice_mat_mut(o, rows, k_n),
+                            slice_mat(xc, rows, d),
+                            mt,
+                            false,
+                        );
+                        for i in 0..rows {
+                            let xi = &xc[i * d..(i + 1) * d];
+                            let x2: f64 = xi.iter().map(|v| v * v).sum();
+                            for k in 0..k_n {
+                                let v = &mut o[i * k_n + k];
+                                *v = ((x2 - 2.0 * *v + mu2[k]) * prec[k]).max(0.0);
+                            }
+                        }
+                    });
+            }
+        }
+        out
+    }
+
+    /// Gaussian log densities `N x K` (without the mixture weights).
+    pub fn log_gaussian(&self, x: ArrayView2<'_, f64>) -> Array2<f64> {
+        let d = self.n_features() as f64;
+        let c = d * (2.0 * std::f64::consts::PI).ln();
+        let mut m = self.sq_mahalanobis(x);
+        for mut row in m.rows_mut() {
+            for (k, v) in row.iter_mut().enumerate() {
+                *v = -0.5 * (c + *v) + self.log_det[k];
+            }
+        }
+        m
+    }
+}
+
+/// `[x^2 | x]` per row, `rows x 2D`, for the diagonal kernels' single GEMM.
+fn squares_and_values(xc: &[f64], rows: usize, d: usize) -> Vec<f64> {
+    let mut z = vec![0.0; rows * 2 * d];
+    for i in 0..rows {
+        let xi = &xc[i * d..(i + 1) * d];
+        let (a, b) = z[i * 2 * d..(i + 1) * 2 * d].split_at_mut(d);
+        for j in 0..d {
+            a[j] = xi[j] * xi[j];
+            b[j] = xi[j];
+        }
+    }
+    z
+}
+
+/// What a covariance M-step divides the weighted scatter by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Divisor {
+    /// `sum_n w_nk` (Gaussian EM; Student-t as the `studenttmixture` package does it).
+    WeightSum,
+    /// `sum_n r_nk` (McLachlan and Peel's Student-t M-step).
+    RespSum,
+}
+
+/// The M-step's result before the weights are normalised.
+pub(crate) struct MStep {
+    /// `sum_n r_nk + 10 eps`, with re-seeded components set to one sample.
+    pub mass: Array1<f64>,
+    pub means: Array2<f64>,
+    pub covariances: Covariances,
+}
+
+/// Weighted means and covariances from responsibilities `resp` (and, for Student-t, the
+/// latent scale weights `u`, so that `w = resp * u`). Empty components are re-seeded at the
+/// worst-explained samples (lowest `scores`) with the mass-weighted average covariance.
+pub(crate) fn m_step(
+    x: ArrayView2<'_, f64>,
+    resp: &Array2<f64>,
+    u: Option<&Array2<f64>>,
+    cov_type: CovarianceType,
+    reg_covar: f64,
+    divisor: Divisor,
+    scores: &[f64],
+) -> MStep {
+    let (n, d) = x.dim();
+    let k_n = resp.ncols();
+    let eps10 = 10.0 * f64::EPSILON;
+    let w_owned;
+    let w: &Array2<f64> = match u {
+        Some(u) => {
+            w_owned = resp * u;
+            &w_owned
+        }
+        None => resp,
+    };
+    let mass_raw = resp.sum_axis(Axis(0));
+    let wsum = w.sum_axis(Axis(0)) + eps10;
+    let div = match divisor {
+        Divisor::WeightSum => wsum.clone(),
+        Divisor::RespSum => &mass_raw + eps10,
+    };
+    let want_sq = cov_type != CovarianceType::Full;
+    // W^T [X | X^2], reduced over row chunks in parallel.
+    let width = if want_sq { 2 * d } else { d };
+    let xs = x.as_slice().expect("standard layout");
+    let ws = w.as_slice().expect("standard layout");
+    let stats = (0..n_chunks(n))
+        .into_par_iter()
+        .map(|c| {
+            let r = chunk_range(c, n);
+            let rows = r.len();
+            let wc = slice_mat(&ws[r.start * k_n..r.end * k_n], rows, k_n);
+            let mut acc = vec![0.0; k_n * width];
+            let xc = &xs[r.start * d..r.end * d];
+            if want_sq {
+                let mut z = vec![0.0; rows * 2 * d];
+                for i in 0..rows {
+                    for j in 0..d {
+                        let v = xc[i * d + j];
+                        z[i * 2 * d + j] = v;
+                        z[i * 2 * d + d + j] = v * v;
+                    }
+                }
+                gemm(
+                    slice_mat_mut(&mut acc, k_n, width),
+                    wc.transpose(),
+                    slice_mat(&z, rows, width),
+                    false,
+                );
+            } else {
+                gemm(
+                    slice_mat_mut(&mut acc, k_n, width),
+                    wc.transpose(),
+                    slice_mat(xc, rows, d),
+                    false,
+                );
+            }
+            acc
+        })
+        .reduce(
+            || vec![0.0; k_n * width],
+            |mut a, b| {
+                a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
+                a
+            },
+        );
+    let stats = Array2::from_shape_vec((k_n, width), stats).expect("sized above");
+    let wx = stats.slice(s![.., ..d]);
+    let mut means = Array2::<f64>::zeros((k_n, d));
+    for k in 0..k_n {
+        means.row_mut(k).assign(&(&wx.row(k) / wsum[k]));
+    }
+    let mut covariances = match cov_type {
+        CovarianceType::Full => {
+            let covs: Vec<Array2<f64>> = (0..k_n)
+                .into_par_iter()
+                .map(|k| full_scatter(x, w.column(k), means.row(k)) / div[k])
+                .collect();
+            let mut c = Array3::<f64>::zeros((k_n, d, d));
+            for (k, mut ck) in covs.into_iter().enumerate() {
+                for i in 0..d {
+                    ck[[i, i]] += reg_covar;
+                }
+                c.index_axis_mut(Axis(0), k).assign(&ck);
+            }
+            Covariances::Full(c)
+        }
+        CovarianceType::Diag | CovarianceType::Spherical => {
+            let wx2 = stats.slice(s![.., d..]);
+            let mut c = Array2::<f64>::zeros((k_n, d));
+            for k in 0..k_n {
+                for j in 0..d {
+                    let mu = means[[k, j]];
+                    c[[k, j]] = (wx2[[k, j]] - 2.0 * mu * wx[[k, j]] + mu * mu * wsum[k]) / div[k]
+                        + reg_covar;
+                }
+            }
+            if cov_type == CovarianceType::Diag {
+                Covariances::Diag(c)
+            } else {
+                Covariances::Spherical(c.mean_axis(Axis(1)).expect("d >= 1"))
+            }
+        }
+    };
+    let mut mass = &mass_raw + eps10;
+    let reseeded = reseed_empty(x, &mass_raw, &mut means, &mut covariances, scores);
+    for &k in &reseeded {
+        mass[k] = 1.0;
+    }
+    MStep {
+        mass,
+        means,
+        covariances,
+    }
+}
+
+/// `sum_n w_n (x_n - mu)(x_n - mu)^T`, skipping rows whose weight cannot matter.
+fn full_scatter(
+    x: ArrayView2<'_, f64>,
+    w: ArrayView1<'_, f64>,
+    mu: ArrayView1<'_, f64>,
+) -> Array2<f64> {
+    let (n, d) = x.dim();
+    let idx: Vec<usize> = (0..n).filter(|&i| w[i] > SKIP_WEIGHT).collect();
+    let mut acc = Array2::<f64>::zeros((d, d));
+    let xs = x.as_slice().expect("standard layout");
+    let mu = mu.to_vec();
+    let mut diff = vec![0.0; CHUNK * d];
+    let mut wdiff = vec![0.0; CHUNK * d];
+    for block in idx.chunks(CHUNK) {
+        let rows = block.len();
+        for (i, &row) in block.iter().enumerate() {
+            let xi = &xs[row * d..(row + 1) * d];
+            let wi = w[row];
+            for j in 0..d {
+                let v = xi[j] - mu[j];
+                diff[i * d + j] = v;
+                wdiff[i * d + j] = v * wi;
+            }
+        }
+        let a = slice_mat(&diff[..rows * d], rows, d).transpose();
+        let b = slice_mat(&wdiff[..rows * d], rows, d);
+        let acc_s = acc.as_slice_mut().expect("fresh array");
+        tri_matmul(
+            slice_mat_mut(acc_s, d, d),
+            BlockStructure::TriangularLower,
+            Accum::Add,
+            a,
+            BlockStructure::Rectangular,
+            b,
+            BlockStructure::Rectangular,
+            1.0,
+            Par::Seq,
+        );
+    }
+    for i in 0..d {
+        for j in 0..i {
+            acc[[j, i]] = acc[[i, j]];
+        }
+    }
+    acc
+}
+
+/// Re-seed components whose responsibility mass is below [`MIN_MASS`]: each takes a distinct
+/// worst-explained sample as its mean and the mass-weighted average covariance of the others.
+fn reseed_empty(
+    x: ArrayView2<'_, f64>,
+    mass: &Array1<f64>,
+    means: &mut Array2<f64>,
+    covariances: &mut Covariances,
+    scores: &[f64],
+) -> Vec<usize> {
+    let empty: Vec<usize> = (0..mass.len()).filter(|&k| mass[k] < MIN_MASS).collect();
+    if empty.is_empty() {
+        return empty;
+    }
+    let live: Vec<usize> = (0..mass.len()).filter(|&k| mass[k] >= MIN_MASS).collect();
+    let total: f64 = live.iter().map(|&k| mass[k]).sum();
+    let mut order: Vec<usize> = (0..x.nrows()).collect();
+    order.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]));
+    for (slot, &k) in empty.iter().enumerate() {
+        let row = order[slot % order.len()];
+        tracing::warn!(
+            component = k,
+            sample = row,
+            "empty mixture component re-seeded at the worst-explained sample"
+        );
+        means.row_mut(k).assign(&x.row(row));
+        match covariances {
+            Covariances::Full(c) => {
+                let mut avg = Array2::<f64>::zeros((x.ncols(), x.ncols()));
+                for &j in &live {
+                    avg.scaled_add(mass[j] / total, &c.index_axis(Axis(0), j));
+                }
+                c.index_axis_mut(Axis(0), k).assign(&avg);
+            }
+            Covariances::Diag(c) => {
+                let mut avg = Array1::<f64>::zeros(x.ncols());
+                for &j in &live {
+                    avg.scaled_add(mass[j] / total, &c.row(j));
+                }
+                c.row_mut(k).assign(&avg);
+            }
+            Covariances::Spherical(c) => {
+                let avg: f64 = live.iter().map(|&j| mass[j] / total * c[j]).sum();
+                c[k] = avg;
+            }
+        }
+    }
+    empty
+}
+
+/// Normalise weighted log probabilities `N x K` in place into log responsibilities; returns
+/// the per-sample log-likelihoods (`logsumexp` over components), computed in parallel.
+pub(crate) fn normalize_log_resp(weighted: &mut Array2<f64>) -> Array1<f64> {
+    let k_n = weighted.ncols();
+    let lpn: Vec<f64> = weighted
+        .as_slice_mut()
+        .expect("standard layout")
+        .par_chunks_mut(k_n)
+        .map(|row| {
+            let l = crate::linalg::logsumexp(row);
+            row.iter_mut().for_each(|v| *v -= l);
+            l
+        })
+        .collect();
+    Array1::from(lpn)
+}
+
+/// Row-wise argmax.
+pub(crate) fn argmax_rows(m: &Array2<f64>) -> Array1<usize> {
+    m.outer_iter()
+        .map(|r| {
+            r.iter()
+                .enumerate()
+                .fold((0, f64::NEG_INFINITY), |(bi, bv), (i, &v)| {
+                    if v > bv {
+                        (i, v)
+                    } else {
+                        (bi, bv)
+                    }
+                })
+                .0
+        })
+        .collect()
+}

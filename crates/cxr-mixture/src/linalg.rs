@@ -1,0 +1,72 @@
+//! Dense kernels on top of faer: GEMM on row-major slices, Cholesky-based precision factors,
+//! log-sum-exp, and the row-chunking that makes every sample-wise loop parallel.
+
+use faer::linalg::matmul::matmul;
+use faer::linalg::triangular_inverse::invert_lower_triangular;
+use faer::{Accum, Mat, MatMut, MatRef, Par, Side};
+use ndarray::{Array2, ArrayView2};
+
+/// Rows per parallel task: big enough for GEMM efficiency, small enough to keep the
+/// per-task scratch (`CHUNK x D` doubles) in cache-friendly territory and all cores busy.
+pub(crate) const CHUNK: usize = 256;
+
+/// Number of row chunks for `n` rows.
+pub(crate) fn n_chunks(n: usize) -> usize {
+    n.div_ceil(CHUNK)
+}
+
+/// Row range of chunk `c`.
+pub(crate) fn chunk_range(c: usize, n: usize) -> std::ops::Range<usize> {
+    let start = c * CHUNK;
+    start..(start + CHUNK).min(n)
+}
+
+/// View a standard-layout ndarray as a faer matrix (no copy).
+pub(crate) fn as_mat<'a>(a: ArrayView2<'a, f64>) -> MatRef<'a, f64> {
+    let (r, c) = a.dim();
+    let s = a.to_slice().expect("caller passes standard-layout arrays");
+    MatRef::from_row_major_slice(s, r, c)
+}
+
+/// View a row-major slice as a faer matrix.
+pub(crate) fn slice_mat(s: &[f64], r: usize, c: usize) -> MatRef<'_, f64> {
+    MatRef::from_row_major_slice(s, r, c)
+}
+
+/// View a mutable row-major slice as a faer matrix.
+pub(crate) fn slice_mat_mut(s: &mut [f64], r: usize, c: usize) -> MatMut<'_, f64> {
+    MatMut::from_row_major_slice_mut(s, r, c)
+}
+
+/// `dst = a @ b` (or `dst += a @ b` when `accumulate`), single-threaded: callers parallelise
+/// over row chunks or components themselves, so nested thread pools never fight.
+pub(crate) fn gemm(dst: MatMut<'_, f64>, a: MatRef<'_, f64>, b: MatRef<'_, f64>, accumulate: bool) {
+    let beta = if accumulate {
+        Accum::Add
+    } else {
+        Accum::Replace
+    };
+    matmul(dst, beta, a, b, 1.0, Par::Seq);
+}
+
+/// Upper-triangular `P` with `P P^T = cov^{-1}` (scikit-learn's `precisions_cholesky_`):
+/// `cov = L L^T`, `P = L^{-T}`. `None` when `cov` is not numerically positive definite.
+pub(crate) fn precision_cholesky(cov: ArrayView2<'_, f64>) -> Option<Array2<f64>> {
+    let d = cov.nrows();
+    let m = Mat::<f64>::from_fn(d, d, |i, j| cov[[i, j]]);
+    let llt = m.llt(Side::Lower).ok()?;
+    let l = llt.L();
+    let mut linv = Mat::<f64>::zeros(d, d);
+    invert_lower_triangular(linv.as_mut(), l, Par::Seq);
+    let p = Array2::from_shape_fn((d, d), |(i, j)| if i <= j { linv[(j, i)] } else { 0.0 });
+    p.iter().all(|v| v.is_finite()).then_some(p)
+}
+
+/// `log(sum(exp(row)))`, stable for rows of very negative values; `-inf` for an all `-inf` row.
+pub(crate) fn logsumexp(row: &[f64]) -> f64 {
+    let m = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    if !m.is_finite() {
+        return m;
+    }
+    m + row.iter().map(|&v| (v - m).exp()).sum::<f64>().ln()
+}

@@ -1,0 +1,349 @@
+//! Pseudo-labels for training: which embeddings a mixture is fitted on at each step, and the
+//! hard cluster labels it assigns to the current batch.
+//!
+//! The paper clusters with K = 40 but trains with batches of 32, so a per-batch fit has more
+//! components than points (the released code silently drops to K = 5). The default here is a
+//! memory bank of recent embeddings, refitted at every step from the previous parameters.
+
+use std::collections::VecDeque;
+
+use ndarray::{Array1, Array2, ArrayView2};
+
+use crate::components::CovarianceType;
+use crate::data::check_data;
+use crate::error::{invalid, MixtureError, Result};
+use crate::gaussian::{GaussianMixture, GmmParams, InitMethod};
+use crate::student::{NuPolicy, StudentMixture, StudentParams};
+
+/// What the mixture is fitted on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PseudoLabelSource {
+    /// A fresh fit on each batch alone; K is clipped to the batch size (warned once).
+    PerBatch,
+    /// A FIFO bank of the most recent `capacity` embeddings; each step pushes the batch,
+    /// refits warm-started from the previous parameters, then labels the batch.
+    MemoryBank {
+        /// Embeddings kept (>= 1).
+        capacity: usize,
+    },
+    /// One fit per epoch from [`PseudoLabeler::refit_epoch`] on all training embeddings; until
+    /// the first refit, a memory bank of [`EPOCH_BOOTSTRAP_CAPACITY`] serves.
+    Epoch,
+}
+
+/// Memory-bank size used by [`PseudoLabelSource::Epoch`] before its first epoch-level refit.
+pub const EPOCH_BOOTSTRAP_CAPACITY: usize = 4096;
+
+impl Default for PseudoLabelSource {
+    fn default() -> Self {
+        PseudoLabelSource::MemoryBank { capacity: 4096 }
+    }
+}
+
+/// Which mixture assigns the labels.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum MixtureKind {
+    /// Gaussian mixture alone.
+    Gaussian,
+    /// Gaussian mixture refined by a Student-t mixture (the paper's method).
+    StudentT {
+        /// Degrees-of-freedom policy.
+        nu: NuPolicy,
+    },
+}
+
+impl Default for MixtureKind {
+    fn default() -> Self {
+        MixtureKind::StudentT {
+            nu: NuPolicy::Fixed(6.0),
+        }
+    }
+}
+
+/// Pseudo-label settings, checked by [`PseudoLabelConfig::check`] (called by
+/// [`PseudoLabeler::new`]) before any fit.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PseudoLabelConfig {
+    /// Embeddings the mixture sees (default: a memory bank of 4096).
+    pub source: PseudoLabelSource,
+    /// Components (default 40, the paper's K).
+    pub k: usize,
+    /// Gaussian or Student-t (default Student-t with `nu = 6`, the paper's best).
+    pub kind: MixtureKind,
+    /// Covariance shape (default diagonal: full 512 x 512 covariances are rank-deficient from
+    /// a bank of a few thousand points and cost `K D^2` per sample).
+    pub covariance: CovarianceType,
+    /// Added to covariance diagonals (default 1e-6).
+    pub reg_covar: f64,
+    /// EM iterations per fit (default 100).
+    pub max_iter: usize,
+    /// Convergence threshold on the mean log-likelihood (default 1e-3).
+    pub tol: f64,
+    /// Initialisations of each cold (not warm-started) fit (default 1).
+    pub n_init: usize,
+    /// Base seed; cold fit number `i` uses `seed + i` (default 42).
+    pub seed: u64,
+}
+
+impl Default for PseudoLabelConfig {
+    fn default() -> Self {
+        Self {
+            source: PseudoLabelSource::default(),
+            k: 40,
+            kind: MixtureKind::default(),
+            covariance: CovarianceType::Diag,
+            reg_covar: 1e-6,
+            max_iter: 100,
+            tol: 1e-3,
+            n_init: 1,
+            seed: 42,
+        }
+    }
+}
+
+impl PseudoLabelConfig {
+    /// Reject invalid settings with a message naming the field.
+    pub fn check(&self) -> Result<()> {
+        if let PseudoLabelSource::MemoryBank { capacity: 0 } = self.source {
+            return Err(invalid(
+                "capacity",
+                "the memory bank must hold at least one embedding",
+            ));
+        }
+        self.gmm_params(self.k, 0).check()?;
+        if let Some(p) = self.student_params(self.k, 0) {
+            p.check()?;
+        }
+        Ok(())
+    }
+
+    fn gmm_params(&self, k: usize, fit_index: u64) -> GmmParams {
+        GaussianMixture::params(k)
+            .covariance_type(self.covariance)
+            .reg_covar(self.reg_covar)
+            .max_iter(self.max_iter)
+            .tol(self.tol)
+            .n_init(self.n_init)
+            .seed(self.seed.wrapping_add(fit_index))
+    }
+
+    fn student_params(&self, k: usize, fit_index: u64) -> Option<StudentParams> {
+        match self.kind {
+            MixtureKind::Gaussian => None,
+            MixtureKind::StudentT { nu } => Some(
+                StudentMixture::params(k)
+                    .nu(nu)
+                    .covariance_type(self.covariance)
+                    .reg_covar(self.reg_covar)
+                    .max_iter(self.max_iter)
+                    .tol(self.tol)
+                    .gmm_params(self.gmm_params(k, fit_index)),
+            ),
+        }
+    }
+}
+
+/// The mixture currently assigning labels.
+#[derive(Clone, Debug)]
+pub enum FittedMixture {
+    /// Gaussian.
+    Gaussian(GaussianMixture),
+    /// Student-t.
+    StudentT(StudentMixture),
+}
+
+impl FittedMixture {
+    /// Number of components.
+    pub fn n_components(&self) -> usize {
+        match self {
+            FittedMixture::Gaussian(m) => m.n_components(),
+            FittedMixture::StudentT(m) => m.n_components(),
+        }
+    }
+
+    /// Hard labels.
+    pub fn predict(&self, x: ArrayView2<'_, f64>) -> Result<Array1<usize>> {
+        match self {
+            FittedMixture::Gaussian(m) => m.predict(x),
+            FittedMixture::StudentT(m) => m.predict(x),
+        }
+    }
+
+    /// Posterior probabilities.
+    pub fn predict_proba(&self, x: ArrayView2<'_, f64>) -> Result<Array2<f64>> {
+        match self {
+            FittedMixture::Gaussian(m) => m.predict_proba(x),
+            FittedMixture::StudentT(m) => m.predict_proba(x),
+        }
+    }
+}
+
+/// Assigns pseudo-labels batch by batch. Holds the bank and the current fit; all fits are
+/// seeded, so a run reproduces.
+#[derive(Debug)]
+pub struct PseudoLabeler {
+    cfg: PseudoLabelConfig,
+    bank: VecDeque<Vec<f64>>,
+    dim: Option<usize>,
+    model: Option<FittedMixture>,
+    /// Epoch source: set once `refit_epoch` has run; batches are then only labelled.
+    epoch_fitted: bool,
+    warned_clip: bool,
+    cold_fits: u64,
+}
+
+impl PseudoLabeler {
+    /// Check the configuration and start with an empty bank and no fit.
+    pub fn new(cfg: PseudoLabelConfig) -> Result<Self> {
+        cfg.check()?;
+        Ok(Self {
+            cfg,
+            bank: VecDeque::new(),
+            dim: None,
+            model: None,
+            epoch_fitted: false,
+            warned_clip: false,
+            cold_fits: 0,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &PseudoLabelConfig {
+        &self.cfg
+    }
+
+    /// The current fit, if any.
+    pub fn model(&self) -> Option<&FittedMixture> {
+        self.model.as_ref()
+    }
+
+    /// Embeddings currently in the bank.
+    pub fn bank_len(&self) -> usize {
+        self.bank.len()
+    }
+
+    /// Hard pseudo-labels for `batch` (`B x D` embeddings), updating the fit as the source
+    /// says. Labels index the current fit's components, so they are comparable within a batch
+    /// (what the triplet loss needs), not across refits.
+    pub fn assign(&mut self, batch: ArrayView2<'_, f32>) -> Result<Vec<usize>> {
+        let x = self.convert(batch)?;
+        match self.cfg.source {
+            PseudoLabelSource::PerBatch => {
+                let m = self.fit(x.view(), false)?;
+                self.model = Some(m);
+            }
+            PseudoLabelSource::MemoryBank { capacity } => self.bank_step(&x, capacity)?,
+            PseudoLabelSource::Epoch => {
+                if !self.epoch_fitted {
+                    self.bank_step(&x, EPOCH_BOOTSTRAP_CAPACITY)?;
+                }
+            }
+        }
+        let m = self.model.as_ref().expect("fitted above or by refit_epoch");
+        Ok(m.predict(x.view())?.to_vec())
+    }
+
+    /// Posterior probabilities of `batch` under the current fit, without refitting
+    /// (soft labels); an error before the first fit.
+    pub fn predict_proba(&self, batch: ArrayView2<'_, f32>) -> Result<Array2<f64>> {
+        let x = self.convert_readonly(batch)?;
+        match &self.model {
+            Some(m) => m.predict_proba(x.view()),
+            None => Err(invalid(
+                "model",
+                "no fit yet: call assign or refit_epoch first",
+            )),
+        }
+    }
+
+    /// Refit on all training embeddings (warm-started from the current fit when it has the
+    /// same K). With [`PseudoLabelSource::Epoch`] this fit labels every batch until the next
+    /// refit; with a memory bank, the next steps warm-start from it; per-batch ignores it.
+    pub fn refit_epoch(&mut self, all: ArrayView2<'_, f32>) -> Result<()> {
+        let x = self.convert(all)?;
+        if self.cfg.source == PseudoLabelSource::PerBatch {
+            tracing::debug!(
+                "refit_epoch ignored: the per-batch source keeps no fit across batches"
+            );
+            return Ok(());
+        }
+        let m = self.fit(x.view(), true)?;
+        self.model = Some(m);
+        self.epoch_fitted = true;
+        Ok(())
+    }
+
+    fn bank_step(&mut self, x: &Array2<f64>, capacity: usize) -> Result<()> {
+        for row in x.rows() {
+            if self.bank.len() == capacity {
+                self.bank.pop_front();
+            }
+            self.bank.push_back(row.to_vec());
+        }
+        let d = x.ncols();
+        let flat: Vec<f64> = self.bank.iter().flatten().copied().collect();
+        let bank = Array2::from_shape_vec((self.bank.len(), d), flat).expect("rows of width d");
+        let m = self.fit(bank.view(), true)?;
+        self.model = Some(m);
+        Ok(())
+    }
+
+    /// Fit on `x`, warm-starting from the current fit when allowed and K matches.
+    fn fit(&mut self, x: ArrayView2<'_, f64>, warm: bool) -> Result<FittedMixture> {
+        let n = x.nrows();
+        let k = self.cfg.k.min(n);
+        if k < self.cfg.k && !self.warned_clip {
+            tracing::warn!(
+                k = self.cfg.k,
+                n_samples = n,
+                "fewer embeddings than components: K clipped to the number of embeddings (warned once)"
+            );
+            self.warned_clip = true;
+        }
+        let sp = self.cfg.student_params(k, self.cold_fits);
+        let gp = self.cfg.gmm_params(k, self.cold_fits);
+        if warm {
+            match (&self.model, &sp) {
+                (Some(FittedMixture::StudentT(p)), Some(sp)) if p.n_components() == k => {
+                    return Ok(FittedMixture::StudentT(sp.fit_from_student(p, x)?));
+                }
+                (Some(FittedMixture::Gaussian(p)), None) if p.n_components() == k => {
+                    let init = InitMethod::Params {
+                        weights: p.weights().clone(),
+                        means: p.means().clone(),
+                        covariances: p.covariances().clone(),
+                    };
+                    return Ok(FittedMixture::Gaussian(gp.init_method(init).fit(x)?));
+                }
+                _ => {}
+            }
+        }
+        self.cold_fits += 1;
+        let g = gp.fit(x)?;
+        let fitted = match sp {
+            Some(sp) => FittedMixture::StudentT(sp.fit_from(&g, x)?),
+            None => FittedMixture::Gaussian(g),
+        };
+        Ok(fitted)
+    }
+
+    fn convert(&mut self, batch: ArrayView2<'_, f32>) -> Result<Array2<f64>> {
+        let x = self.convert_readonly(batch)?;
+        self.dim = Some(x.ncols());
+        Ok(x)
+    }
+
+    fn convert_readonly(&self, batch: ArrayView2<'_, f32>) -> Result<Array2<f64>> {
+        if let Some(d) = self.dim {
+            if batch.ncols() != d {
+                return Err(MixtureError::DimensionMismatch {
+                    expected: d,
+                    got: batch.ncols(),
+                });
+            }
+        }
+        let x = batch.mapv(f64::from);
+        check_data(x.view())?;
+        Ok(x)
+    }
+}

@@ -1,0 +1,114 @@
+//! Pseudo-label sources: shapes, clipping, warm starts, errors.
+
+mod common;
+
+use cxr_mixture::{
+    CovarianceType, MixtureKind, NuPolicy, PseudoLabelConfig, PseudoLabelSource, PseudoLabeler,
+};
+use ndarray::{s, Array2};
+
+fn embeddings() -> Array2<f32> {
+    let (x, _) = common::blobs(4, 40, 8, 11);
+    x.mapv(|v| v as f32)
+}
+
+fn cfg(source: PseudoLabelSource, kind: MixtureKind) -> PseudoLabelConfig {
+    PseudoLabelConfig {
+        source,
+        k: 4,
+        kind,
+        covariance: CovarianceType::Diag,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn per_batch_clips_k_to_the_batch() {
+    let x = embeddings();
+    let mut pl = PseudoLabeler::new(PseudoLabelConfig {
+        k: 40,
+        source: PseudoLabelSource::PerBatch,
+        ..Default::default()
+    })
+    .unwrap();
+    let batch = x.slice(s![0..32, ..]);
+    let labels = pl.assign(batch).unwrap();
+    assert_eq!(labels.len(), 32);
+    assert!(labels.iter().all(|&l| l < 32));
+    assert_eq!(pl.model().unwrap().n_components(), 32);
+}
+
+#[test]
+fn memory_bank_is_fifo_and_warm_started() {
+    let x = embeddings();
+    let mut pl = PseudoLabeler::new(cfg(
+        PseudoLabelSource::MemoryBank { capacity: 100 },
+        MixtureKind::Gaussian,
+    ))
+    .unwrap();
+    for step in 0..5 {
+        let b = x.slice(s![step * 32..(step + 1) * 32, ..]);
+        let labels = pl.assign(b).unwrap();
+        assert_eq!(labels.len(), 32);
+        assert_eq!(pl.bank_len(), ((step + 1) * 32).min(100));
+    }
+    assert_eq!(pl.model().unwrap().n_components(), 4);
+}
+
+#[test]
+fn student_memory_bank_labels_separate_blobs() {
+    let (x, truth) = common::blobs(4, 40, 8, 12);
+    let x = x.mapv(|v| v as f32);
+    let mut pl = PseudoLabeler::new(cfg(
+        PseudoLabelSource::MemoryBank { capacity: 4096 },
+        MixtureKind::StudentT {
+            nu: NuPolicy::Fixed(6.0),
+        },
+    ))
+    .unwrap();
+    pl.assign(x.view()).unwrap();
+    let labels = pl.assign(x.view()).unwrap();
+    assert!(common::rand_index(&labels, &truth) > 0.99);
+}
+
+#[test]
+fn epoch_source_uses_the_refit_until_the_next() {
+    let x = embeddings();
+    let mut pl = PseudoLabeler::new(cfg(PseudoLabelSource::Epoch, MixtureKind::Gaussian)).unwrap();
+    let first = pl.assign(x.slice(s![0..32, ..])).unwrap();
+    assert_eq!(first.len(), 32);
+    pl.refit_epoch(x.view()).unwrap();
+    let bank_before = pl.bank_len();
+    let a = pl.assign(x.slice(s![0..32, ..])).unwrap();
+    let b = pl.assign(x.slice(s![0..32, ..])).unwrap();
+    assert_eq!(a, b, "no refit between epoch-level fits");
+    assert_eq!(pl.bank_len(), bank_before);
+}
+
+#[test]
+fn non_finite_and_wrong_width_are_errors() {
+    let mut x = embeddings();
+    let mut pl =
+        PseudoLabeler::new(cfg(PseudoLabelSource::PerBatch, MixtureKind::Gaussian)).unwrap();
+    pl.assign(x.slice(s![0..32, ..])).unwrap();
+    let narrow = Array2::<f32>::zeros((4, 3));
+    assert!(matches!(
+        pl.assign(narrow.view()),
+        Err(cxr_mixture::MixtureError::DimensionMismatch { .. })
+    ));
+    x[[3, 2]] = f32::NAN;
+    assert!(matches!(
+        pl.assign(x.slice(s![0..32, ..])),
+        Err(cxr_mixture::MixtureError::NonFinite { row: 3, col: 2 })
+    ));
+}
+
+#[test]
+fn zero_capacity_is_rejected() {
+    let e = PseudoLabeler::new(cfg(
+        PseudoLabelSource::MemoryBank { capacity: 0 },
+        MixtureKind::Gaussian,
+    ))
+    .unwrap_err();
+    assert!(e.to_string().contains("capacity"), "{e}");
+}
