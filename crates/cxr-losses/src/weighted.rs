@@ -1,0 +1,91 @@
+//! The released CXR-CML code's "weighted metric loss", kept as a parity option.
+
+use candle_core::Tensor;
+use serde::{Deserialize, Serialize};
+
+use crate::clip::{l2_normalise, scalar};
+use crate::error::{LossError, Result};
+
+/// Configuration of [`weighted_metric_loss`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WeightedMetricConfig {
+    /// The base margin `m` in `m * (1 + exp(-mean_pos))` (0.3 in the released code).
+    pub base_margin: f64,
+}
+
+impl Default for WeightedMetricConfig {
+    fn default() -> Self {
+        Self { base_margin: 0.3 }
+    }
+}
+
+/// `relu(mean_pos - mean_neg + m * (1 + exp(-mean_pos)))` on image-text distances.
+///
+/// Our reading of the released code (reference table, `datasets-and-references.md`; the code
+/// itself was not available offline, so this is a documented reconstruction):
+/// - `d_ij = |norm(img_i) - norm(txt_j)|_2 / temperature` for every image `i` and text `j`
+///   (`temperature` is a learnable positive scalar);
+/// - soft pseudo-labels `P` (`n x k`, rows L1-normalised, e.g. the sharpened and
+///   mass-reweighted mixture responsibilities) give pair weights `w_ij = P_i . P_j` in `[0, 1]`;
+/// - `mean_pos = sum(w d) / sum(w)`, `mean_neg = sum((1 - w) d) / sum(1 - w)` (denominators
+///   clamped at `1e-12`), so the adaptive margin grows as positives get closer.
+///
+/// With one-hot `P` this is the same-cluster / different-cluster mean distance gap.
+pub fn weighted_metric_loss(
+    image_emb: &Tensor,
+    text_emb: &Tensor,
+    pseudo_labels: &Tensor,
+    temperature: &Tensor,
+    cfg: &WeightedMetricConfig,
+) -> Result<Tensor> {
+    if !cfg.base_margin.is_finite() || cfg.base_margin < 0.0 {
+        return Err(LossError::Config(format!(
+            "weighted metric base_margin must be finite and >= 0, got {}",
+            cfg.base_margin
+        )));
+    }
+    let (n, d) = image_emb.dims2().map_err(|_| LossError::Shape {
+        what: "image_emb",
+        expected: "(batch, dim)".into(),
+        got: image_emb.dims().to_vec(),
+    })?;
+    if text_emb.dims() != [n, d] {
+        return Err(LossError::Shape {
+            what: "text_emb",
+            expected: format!("({n}, {d}) like image_emb"),
+            got: text_emb.dims().to_vec(),
+        });
+    }
+    let p_rows = pseudo_labels.dims2().map(|(r, _)| r).unwrap_or(usize::MAX);
+    if p_rows != n {
+        return Err(LossError::Shape {
+            what: "pseudo_labels",
+            expected: format!("({n}, clusters)"),
+            got: pseudo_labels.dims().to_vec(),
+        });
+    }
+    let t = scalar(temperature, "temperature")?;
+    let img = l2_normalise(image_emb)?;
+    let txt = l2_normalise(text_emb)?;
+    // |a - b|^2 = |a|^2 + |b|^2 - 2 a.b for every image-text pair.
+    let si = img.sqr()?.sum_keepdim(1)?;
+    let st = txt.sqr()?.sum_keepdim(1)?;
+    let d2 = si
+        .broadcast_add(&st.t()?)?
+        .sub(&(img.matmul(&txt.t()?)? * 2.0)?)?
+        .relu()?;
+    let dist = (d2 + 1e-12)?.sqrt()?.broadcast_div(&t)?;
+    let w = pseudo_labels
+        .matmul(&pseudo_labels.t()?)?
+        .to_dtype(dist.dtype())?;
+    let not_w = w.affine(-1.0, 1.0)?;
+    let mean_pos = (&dist * &w)?
+        .sum_all()?
+        .div(&w.sum_all()?.maximum(1e-12)?)?;
+    let mean_neg = (&dist * &not_w)?
+        .sum_all()?
+        .div(&not_w.sum_all()?.maximum(1e-12)?)?;
+    let margin = (mean_pos.neg()?.exp()? + 1.0)?.affine(cfg.base_margin, 0.0)?;
+    Ok(((mean_pos - mean_neg)? + margin)?.relu()?)
+}

@@ -1,0 +1,111 @@
+//! Analytic and edge-case checks (the torch goldens live in `tests/goldens.rs`).
+
+use candle_core::{Device, Tensor, Var};
+use cxr_losses::{clip_loss, triplet_loss, LossError, Mining, TripletConfig};
+
+#[test]
+fn clip_loss_of_orthogonal_pairs_is_log1p_exp_minus_scale() {
+    // Matching pairs identical, different pairs orthogonal: every row's logits are [s, 0].
+    let dev = Device::Cpu;
+    let img = Tensor::new(&[[2f32, 0.0], [0.0, 3.0]], &dev).unwrap();
+    let txt = Tensor::new(&[[0.5f32, 0.0], [0.0, 7.0]], &dev).unwrap();
+    let s = 4.0f64;
+    let log_s = Tensor::new(s.ln() as f32, &dev).unwrap();
+    let loss = clip_loss(&img, &txt, &log_s)
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+    let expected = (1.0 + (-s).exp()).ln() as f32;
+    assert!((loss - expected).abs() < 1e-6, "{loss} vs {expected}");
+}
+
+#[test]
+fn clip_loss_clamps_the_scale_at_100_and_stops_its_gradient() {
+    let dev = Device::Cpu;
+    let img = Tensor::new(&[[1f32, 0.2], [0.1, 1.0], [0.5, -0.5]], &dev).unwrap();
+    let txt = Tensor::new(&[[0.9f32, 0.1], [0.0, 1.0], [0.4, -0.7]], &dev).unwrap();
+    let big = Var::new(6.0f32, &dev).unwrap(); // exp(6) = 403 > 100
+    let at100 = Tensor::new(100f32.ln(), &dev).unwrap();
+    let l_big = clip_loss(&img, &txt, big.as_tensor()).unwrap();
+    let l_100 = clip_loss(&img, &txt, &at100).unwrap();
+    let (a, b) = (
+        l_big.to_scalar::<f32>().unwrap(),
+        l_100.to_scalar::<f32>().unwrap(),
+    );
+    assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+    let g = l_big.backward().unwrap();
+    let gs = g.get(big.as_tensor()).unwrap().to_scalar::<f32>().unwrap();
+    assert_eq!(gs, 0.0);
+}
+
+#[test]
+fn clip_loss_rejects_mismatched_shapes() {
+    let dev = Device::Cpu;
+    let a = Tensor::zeros((3, 4), candle_core::DType::F32, &dev).unwrap();
+    let b = Tensor::zeros((3, 5), candle_core::DType::F32, &dev).unwrap();
+    let s = Tensor::new(1f32, &dev).unwrap();
+    assert!(matches!(
+        clip_loss(&a, &b, &s),
+        Err(LossError::Shape { .. })
+    ));
+    let v = Tensor::new(&[1f32, 2.0], &dev).unwrap();
+    assert!(matches!(
+        clip_loss(&a, &a, &v),
+        Err(LossError::Shape { .. })
+    ));
+}
+
+#[test]
+fn triplet_loss_without_valid_triplets_is_zero_with_zero_gradient() {
+    let dev = Device::Cpu;
+    let emb = Var::new(&[[1f32, 0.0], [0.0, 1.0], [1.0, 1.0]], &dev).unwrap();
+    for mining in [Mining::BatchAll, Mining::BatchHard, Mining::SemiHard] {
+        let cfg = TripletConfig {
+            mining,
+            ..TripletConfig::default()
+        };
+        // All singletons: no anchor has a positive. Then one label: no negatives.
+        for labels in [[0usize, 1, 2], [4, 4, 4]] {
+            let loss = triplet_loss(emb.as_tensor(), &labels, &cfg).unwrap();
+            assert_eq!(loss.to_scalar::<f32>().unwrap(), 0.0);
+            let g = loss.backward().unwrap();
+            let g = g.get(emb.as_tensor()).expect("graph reaches emb");
+            assert_eq!(
+                g.abs()
+                    .unwrap()
+                    .sum_all()
+                    .unwrap()
+                    .to_scalar::<f32>()
+                    .unwrap(),
+                0.0
+            );
+        }
+    }
+}
+
+#[test]
+fn triplet_loss_rejects_bad_input() {
+    let dev = Device::Cpu;
+    let emb = Tensor::new(&[[1f32, 0.0], [0.0, 1.0]], &dev).unwrap();
+    let cfg = TripletConfig::default();
+    assert!(matches!(
+        triplet_loss(&emb, &[0], &cfg),
+        Err(LossError::LabelCount { labels: 1, rows: 2 })
+    ));
+    let neg = TripletConfig {
+        margin: -0.1,
+        ..cfg.clone()
+    };
+    assert!(matches!(
+        triplet_loss(&emb, &[0, 1], &neg),
+        Err(LossError::Config(_))
+    ));
+    let nan = TripletConfig {
+        margin: f32::NAN,
+        ..cfg
+    };
+    assert!(matches!(
+        triplet_loss(&emb, &[0, 1], &nan),
+        Err(LossError::Config(_))
+    ));
+}

@@ -1,0 +1,75 @@
+//! Gradient-norm clipping over a [`GradStore`], as torch's `clip_grad_norm_`.
+
+use candle_core::backprop::GradStore;
+use candle_core::{CpuStorage, DType, Storage, Tensor, Var};
+use rayon::prelude::*;
+
+use crate::cpu::CHUNK;
+use crate::error::{OptimError, Result};
+
+/// Sum of squares of one gradient, accumulated in f64 (parallel on CPU).
+fn sum_sq(g: &Tensor) -> Result<f64> {
+    {
+        let (storage, layout) = g.storage_and_layout();
+        if let (Storage::Cpu(cpu), Some((a, b))) = (&*storage, layout.contiguous_offsets()) {
+            match cpu {
+                CpuStorage::F32(v) => {
+                    return Ok(v[a..b]
+                        .par_chunks(CHUNK)
+                        .map(|c| c.iter().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>())
+                        .sum());
+                }
+                CpuStorage::F64(v) => {
+                    return Ok(v[a..b]
+                        .par_chunks(CHUNK)
+                        .map(|c| c.iter().map(|&x| x * x).sum::<f64>())
+                        .sum());
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(g.to_dtype(DType::F64)?
+        .sqr()?
+        .sum_all()?
+        .to_scalar::<f64>()?)
+}
+
+/// The global L2 norm of the gradients of `vars` (variables without gradient count as zero).
+pub fn grad_norm(vars: &[Var], grads: &GradStore) -> Result<f64> {
+    let mut total = 0.0;
+    for v in vars {
+        if let Some(g) = grads.get(v.as_tensor()) {
+            total += sum_sq(g)?;
+        }
+    }
+    Ok(total.sqrt())
+}
+
+/// Scales the gradients of `vars` in `grads` so that their global L2 norm is at most
+/// `max_norm`, and returns the norm *before* clipping (torch's `clip_grad_norm_`, coefficient
+/// `max_norm / (norm + 1e-6)`).
+///
+/// A non-finite norm is returned as is and nothing is scaled: the caller decides whether to
+/// skip the step (torch would fill the gradients with NaN).
+pub fn clip_grad_norm(vars: &[Var], grads: &mut GradStore, max_norm: f64) -> Result<f64> {
+    if !(max_norm.is_finite() && max_norm > 0.0) {
+        return Err(OptimError::Config(format!(
+            "max_norm for gradient clipping must be finite and > 0, got {max_norm}"
+        )));
+    }
+    let norm = grad_norm(vars, grads)?;
+    if !norm.is_finite() {
+        return Ok(norm);
+    }
+    let coef = max_norm / (norm + 1e-6);
+    if coef < 1.0 {
+        for v in vars {
+            if let Some(g) = grads.get(v.as_tensor()) {
+                let scaled = (g * coef)?;
+                grads.insert(v.as_tensor(), scaled);
+            }
+        }
+    }
+    Ok(norm)
+}
