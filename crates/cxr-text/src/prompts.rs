@@ -1,0 +1,174 @@
+//! Zero-shot prompts: per class, positive and negative texts whose embeddings the caller
+//! averages (CheXzero: encode, L2-normalise, average over templates, renormalise; then
+//! `p = exp(pos) / (exp(pos) + exp(neg))`).
+
+use std::collections::BTreeMap;
+
+use crate::error::{Result, TextError};
+use crate::template::{ClassCase, Template};
+
+/// A set of (positive, negative) template pairs plus alternative names per class.
+///
+/// [`prompts`](Self::prompts) expands every name of a class (the name itself, then its aliases)
+/// with every pair, so all texts of one side describe the same finding and can be averaged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PromptSet {
+    pairs: Vec<(Template, Template)>,
+    aliases: BTreeMap<String, Vec<String>>,
+    case: ClassCase,
+}
+
+impl PromptSet {
+    /// A set from explicit `(positive, negative)` templates, each with one `{}`.
+    pub fn new(pairs: &[(&str, &str)]) -> Result<Self> {
+        if pairs.is_empty() {
+            return Err(TextError::NoTemplates);
+        }
+        let pairs = pairs
+            .iter()
+            .map(|(pos, neg)| Ok((Template::new(pos)?, Template::new(neg)?)))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            pairs,
+            aliases: BTreeMap::new(),
+            case: ClassCase::AsGiven,
+        })
+    }
+
+    /// CheXzero's templates: `"{}"` / `"no {}"`.
+    pub fn chexzero() -> Self {
+        Self::from_static(&[("{}", "no {}")])
+    }
+
+    /// The meta-label wording: `"{} is present"` / `"{} is absent"`.
+    pub fn present_absent() -> Self {
+        Self::from_static(&[("{} is present", "{} is absent")])
+    }
+
+    fn from_static(pairs: &[(&str, &str)]) -> Self {
+        Self {
+            pairs: pairs
+                .iter()
+                .map(|(p, n)| (Template(p.to_string()), Template(n.to_string())))
+                .collect(),
+            aliases: BTreeMap::new(),
+            case: ClassCase::AsGiven,
+        }
+    }
+
+    /// Adds one more (positive, negative) template pair.
+    pub fn with_pair(mut self, positive: &str, negative: &str) -> Result<Self> {
+        self.pairs
+            .push((Template::new(positive)?, Template::new(negative)?));
+        Ok(self)
+    }
+
+    /// Adds an alternative name for `class_name` (matched case-insensitively), e.g.
+    /// `("Pleural Effusion", "effusion")`. Duplicates are ignored.
+    pub fn with_alias(mut self, class_name: &str, alias: &str) -> Self {
+        let list = self.aliases.entry(class_name.to_lowercase()).or_default();
+        if !list.iter().any(|a| a == alias) {
+            list.push(alias.to_owned());
+        }
+        self
+    }
+
+    /// Sets how class names are cased in the prompts (the tokenizer lowercases anyway).
+    pub fn with_case(mut self, case: ClassCase) -> Self {
+        self.case = case;
+        self
+    }
+
+    /// Number of template pairs.
+    pub fn num_pairs(&self) -> usize {
+        self.pairs.len()
+    }
+
+    /// The name and then the aliases of `class_name`.
+    pub fn names(&self, class_name: &str) -> Vec<String> {
+        let mut names = vec![class_name.to_owned()];
+        if let Some(aliases) = self.aliases.get(&class_name.to_lowercase()) {
+            names.extend(aliases.iter().filter(|a| *a != class_name).cloned());
+        }
+        names
+    }
+
+    /// `(positives, negatives)` for one class: for each name (class name first, then aliases),
+    /// for each pair in order. Both vectors have `names * pairs` entries, index-aligned.
+    pub fn prompts(&self, class_name: &str) -> (Vec<String>, Vec<String>) {
+        let names = self.names(class_name);
+        let mut positives = Vec::with_capacity(names.len() * self.pairs.len());
+        let mut negatives = Vec::with_capacity(names.len() * self.pairs.len());
+        for name in &names {
+            let name = self.case.apply(name);
+            for (pos, neg) in &self.pairs {
+                positives.push(pos.render(&name));
+                negatives.push(neg.render(&name));
+            }
+        }
+        (positives, negatives)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chexzero_templates() {
+        let (pos, neg) = PromptSet::chexzero().prompts("Pleural Effusion");
+        assert_eq!(pos, ["Pleural Effusion"]);
+        assert_eq!(neg, ["no Pleural Effusion"]);
+    }
+
+    #[test]
+    fn present_absent_templates_lowercased() {
+        let set = PromptSet::present_absent().with_case(ClassCase::Lower);
+        let (pos, neg) = set.prompts("Pleural Effusion");
+        assert_eq!(pos, ["pleural effusion is present"]);
+        assert_eq!(neg, ["pleural effusion is absent"]);
+    }
+
+    #[test]
+    fn several_templates_and_aliases_expand_names_times_pairs() {
+        let set = PromptSet::chexzero()
+            .with_pair("{} is present", "{} is absent")
+            .unwrap()
+            .with_alias("Pleural Effusion", "effusion")
+            .with_alias("pleural effusion", "effusion")
+            .with_alias("Pleural Effusion", "fluid in the pleural space");
+        assert_eq!(set.num_pairs(), 2);
+        assert_eq!(
+            set.names("Pleural Effusion"),
+            ["Pleural Effusion", "effusion", "fluid in the pleural space"]
+        );
+        let (pos, neg) = set.prompts("Pleural Effusion");
+        assert_eq!(
+            pos,
+            [
+                "Pleural Effusion",
+                "Pleural Effusion is present",
+                "effusion",
+                "effusion is present",
+                "fluid in the pleural space",
+                "fluid in the pleural space is present",
+            ]
+        );
+        assert_eq!(neg[1], "Pleural Effusion is absent");
+        assert_eq!(neg[4], "no fluid in the pleural space");
+        // A class without aliases only uses its own name.
+        assert_eq!(set.prompts("Edema").0, ["Edema", "Edema is present"]);
+    }
+
+    #[test]
+    fn invalid_sets_are_errors() {
+        assert!(matches!(PromptSet::new(&[]), Err(TextError::NoTemplates)));
+        assert!(matches!(
+            PromptSet::new(&[("{}", "absent")]),
+            Err(TextError::BadTemplate { found: 0, .. })
+        ));
+        assert!(PromptSet::chexzero().with_pair("{} {}", "no {}").is_err());
+        let custom = PromptSet::new(&[("findings of {}", "no evidence of {}")]).unwrap();
+        assert_eq!(custom.prompts("Mass").1, ["no evidence of Mass"]);
+    }
+}
