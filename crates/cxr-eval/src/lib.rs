@@ -11,6 +11,7 @@ mod bootstrap;
 mod delong;
 mod error;
 mod evaluate;
+mod folds;
 mod report;
 pub mod stats;
 mod zero_shot;
@@ -20,6 +21,9 @@ pub use bootstrap::{bootstrap_auc_ci, BootstrapCi, BootstrapConfig};
 pub use delong::{delong, delong_test, DeLong, DeLongTest};
 pub use error::{EvalError, Result};
 pub use evaluate::{evaluate, ClassGroup, ClassResult, EvalOptions, EvalResults};
+pub use folds::{
+    aggregate_folds, render_fold_class_table, render_fold_table, ClassSummary, FoldSummary, MeanStd,
+};
 pub use report::{render_class_table, render_markdown_table};
 pub use zero_shot::{
     average_prompt_embeddings, l2_normalize_rows, mean_rows, zero_shot_cosine,

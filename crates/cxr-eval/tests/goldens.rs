@@ -69,10 +69,7 @@ fn evaluate_matches_sklearn_per_class_and_macros() {
     let (n, c) = (rows.len(), rows[0].as_array().unwrap().len());
     let scores = Array2::from_shape_vec(
         (n, c),
-        rows.iter()
-            .flat_map(|r| f64s(r))
-            .map(|v| v as f32)
-            .collect(),
+        rows.iter().flat_map(f64s).map(|v| v as f32).collect(),
     )
     .unwrap();
     let labels = Array2::from_shape_vec(
