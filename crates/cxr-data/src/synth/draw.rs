@@ -220,10 +220,10 @@ impl Anatomy {
                 (mid + 0.085 * sc, top + ry * 0.82),
             ],
             heart: (
-                mid + 0.045 * sc,
-                top + ry * 1.55,
-                0.115 * sc * u(rng, 0.92, 1.08),
-                0.1 * sc,
+                mid + 0.05 * sc,
+                top + ry * 1.45,
+                0.14 * sc * u(rng, 0.92, 1.08),
+                0.115 * sc,
             ),
             aortic_knob: (mid + 0.06 * sc, top + ry * 0.38),
             clav_y: top - 0.05,
@@ -274,7 +274,7 @@ pub(crate) fn frontal_background(
         hrx * cardio,
         hry * (1.0 + 0.4 * (cardio - 1.0)),
         -0.15,
-        0.25,
+        0.32,
         0.12,
     );
     // spine with vertebrae; kyphosis bends it
