@@ -1,1 +1,26 @@
-//! cxr-train (skeleton)
+//! Training and evaluation runs for CXR-CML and the CheXzero-style baseline.
+//!
+//! This crate ties the layers together: it reads a dataset through `cxr-data`, writes the
+//! training text with `cxr-text`, trains a `cxr-clip` model with the `cxr-losses` objective
+//! (CLIP InfoNCE, plus for CXR-CML a triplet loss on `cxr-mixture` pseudo-labels), steps a
+//! `cxr-optim` optimiser and scores zero-shot AUC with `cxr-eval`. It does no CLI parsing:
+//! `xtask` turns flags into a [`TrainConfig`] and calls [`run_methods`] or [`train_one`].
+//!
+//! A run directory holds `config.toml` (written before step 0), `metrics.jsonl` and
+//! `metrics.csv`, `checkpoints/`, `results.json` and `report.md`.
+
+pub mod checkpoint;
+pub mod config;
+pub mod cv;
+mod error;
+pub mod evaluate;
+pub mod metrics;
+pub mod prepare;
+pub mod report;
+pub mod trainer;
+
+pub use config::{Method, TrainConfig};
+pub use error::{Result, TrainError};
+pub use prepare::{Prepared, Split};
+pub use report::{run_methods, MethodResult};
+pub use trainer::{train_one, TrainOutcome};

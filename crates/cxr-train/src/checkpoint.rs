@@ -1,0 +1,156 @@
+//! Checkpoints: written atomically, the newest `keep_last` kept, plus `best/`.
+//!
+//! A checkpoint is a folder `checkpoints/epoch-NNNN/` holding
+//! - `model.safetensors`: every model parameter under its Hugging Face name;
+//! - `optimizer.safetensors`: the optimiser's moment tensors and step count;
+//! - `state.json` ([`CheckpointState`]): epoch, global step, learning rate, best score so far.
+//!
+//! It is written into a hidden temporary folder, each file fsynced, then renamed into place,
+//! so a crash leaves either the complete checkpoint or none; `state.json` is written last and a
+//! folder without it is never used.
+
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+
+use candle_nn::VarMap;
+use serde::{Deserialize, Serialize};
+
+use crate::error::IoContext;
+use crate::{Result, TrainError};
+
+/// Training progress stored next to the weights.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CheckpointState {
+    /// The epoch this checkpoint ends.
+    pub epoch: usize,
+    /// Optimiser steps taken so far.
+    pub step: usize,
+    pub lr: f64,
+    pub best_score: Option<f64>,
+    pub best_epoch: Option<usize>,
+}
+
+pub fn checkpoints_dir(run_dir: &Path) -> PathBuf {
+    run_dir.join("checkpoints")
+}
+
+pub fn best_dir(run_dir: &Path) -> PathBuf {
+    checkpoints_dir(run_dir).join("best")
+}
+
+fn sync_file(path: &Path) -> Result<()> {
+    File::open(path).and_then(|f| f.sync_all()).at(path)
+}
+
+fn sync_dir(path: &Path) {
+    // Directory fsync makes the rename durable; not every filesystem supports it.
+    if let Ok(f) = File::open(path) {
+        let _ = f.sync_all();
+    }
+}
+
+/// Write the checkpoint for `state.epoch`; also make it `best/` when `is_best`.
+pub fn save(run_dir: &Path, varmap: &VarMap, opt: &crate::trainer::Optimizer, state: &CheckpointState, is_best: bool, keep_last: usize) -> Result<PathBuf> {
+    let root = checkpoints_dir(run_dir);
+    fs::create_dir_all(&root).at(&root)?;
+    let name = format!("epoch-{:04}", state.epoch);
+    let tmp = root.join(format!(".tmp-{name}"));
+    if tmp.exists() {
+        fs::remove_dir_all(&tmp).at(&tmp)?;
+    }
+    fs::create_dir_all(&tmp).at(&tmp)?;
+    let model = tmp.join("model.safetensors");
+    varmap.save(&model)?;
+    sync_file(&model)?;
+    let optim = tmp.join("optimizer.safetensors");
+    candle_core::safetensors::save(&opt.state_tensors()?, &optim)?;
+    sync_file(&optim)?;
+    let state_path = tmp.join("state.json");
+    fs::write(&state_path, serde_json::to_vec_pretty(state).expect("state serialises")).at(&state_path)?;
+    sync_file(&state_path)?;
+    sync_dir(&tmp);
+
+    let dest = root.join(&name);
+    replace_dir(&tmp, &dest)?;
+    if is_best {
+        let best_tmp = root.join(".tmp-best");
+        if best_tmp.exists() {
+            fs::remove_dir_all(&best_tmp).at(&best_tmp)?;
+        }
+        fs::create_dir_all(&best_tmp).at(&best_tmp)?;
+        for file in ["model.safetensors", "optimizer.safetensors", "state.json"] {
+            let to = best_tmp.join(file);
+            fs::copy(dest.join(file), &to).at(&to)?;
+            sync_file(&to)?;
+        }
+        replace_dir(&best_tmp, &best_dir(run_dir))?;
+    }
+    prune(&root, keep_last.max(1))?;
+    sync_dir(&root);
+    Ok(dest)
+}
+
+/// Move `from` to `to`, replacing `to` only once the new folder is complete.
+fn replace_dir(from: &Path, to: &Path) -> Result<()> {
+    if to.exists() {
+        let old = to.with_extension("old");
+        if old.exists() {
+            fs::remove_dir_all(&old).at(&old)?;
+        }
+        fs::rename(to, &old).at(to)?;
+        fs::rename(from, to).at(from)?;
+        fs::remove_dir_all(&old).at(&old)?;
+    } else {
+        fs::rename(from, to).at(from)?;
+    }
+    Ok(())
+}
+
+/// Complete epoch checkpoints, oldest first.
+pub fn list(run_dir: &Path) -> Result<Vec<PathBuf>> {
+    let root = checkpoints_dir(run_dir);
+    if !root.exists() {
+        return Ok(Vec::new());
+    }
+    let mut dirs: Vec<PathBuf> = fs::read_dir(&root)
+        .at(&root)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("epoch-") && !n.ends_with(".old"))
+                && p.join("state.json").is_file()
+        })
+        .collect();
+    dirs.sort();
+    Ok(dirs)
+}
+
+/// The newest complete checkpoint, if any.
+pub fn latest(run_dir: &Path) -> Result<Option<PathBuf>> {
+    Ok(list(run_dir)?.pop())
+}
+
+fn prune(root: &Path, keep: usize) -> Result<()> {
+    let run_dir = root.parent().unwrap_or(root);
+    let all = list(run_dir)?;
+    for old in all.iter().take(all.len().saturating_sub(keep)) {
+        fs::remove_dir_all(old).at(old)?;
+    }
+    Ok(())
+}
+
+pub fn read_state(dir: &Path) -> Result<CheckpointState> {
+    let path = dir.join("state.json");
+    let bytes = fs::read(&path).at(&path)?;
+    serde_json::from_slice(&bytes).map_err(|e| TrainError::File { path, message: format!("invalid checkpoint state: {e}") })
+}
+
+/// Load a checkpoint's weights into `varmap` (names must match).
+pub fn load_weights(dir: &Path, varmap: &VarMap) -> Result<()> {
+    let path = dir.join("model.safetensors");
+    if !path.is_file() {
+        return Err(TrainError::File { path, message: "checkpoint has no model.safetensors".into() });
+    }
+    let mut vm = varmap.clone();
+    vm.load(&path)?;
+    Ok(())
+}

@@ -1,0 +1,611 @@
+//! The run configuration: one TOML document nesting data, model, text, mixture, loss,
+//! optimiser, schedule, loop and evaluation settings.
+//!
+//! Presets (`demo`, `paper`, `released-code`) are complete configs; a TOML file or CLI
+//! overrides (`key.path=value`) change single keys on top of a preset. The resolved config is
+//! written into the run directory before step 0 and the run name is derived from it.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Result, TrainError};
+
+/// What is trained.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Method {
+    /// CheXzero-style: CLIP loss on report text (IMPRESSION section).
+    Baseline,
+    /// CLIP loss on meta-label text ("adenopathy is present, ...").
+    MetaLabels,
+    /// Meta-labels plus a triplet loss on mixture-model pseudo-labels (the paper's method).
+    CxrCml,
+}
+
+impl Method {
+    pub const ALL: [Method; 3] = [Method::Baseline, Method::MetaLabels, Method::CxrCml];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Baseline => "baseline",
+            Method::MetaLabels => "meta-labels",
+            Method::CxrCml => "cxr-cml",
+        }
+    }
+
+    /// The row label used in AUC tables (the paper's names).
+    pub fn display_name(self) -> &'static str {
+        match self {
+            Method::Baseline => "CheXzero (baseline)",
+            Method::MetaLabels => "CheXzero + meta labels",
+            Method::CxrCml => "CXR-CML",
+        }
+    }
+}
+
+impl std::str::FromStr for Method {
+    type Err = TrainError;
+    fn from_str(s: &str) -> Result<Self> {
+        Method::ALL
+            .into_iter()
+            .find(|m| m.as_str() == s)
+            .ok_or_else(|| {
+                TrainError::Config(format!(
+                    "unknown method `{s}`: expected baseline, meta-labels or cxr-cml"
+                ))
+            })
+    }
+}
+
+/// Where images, labels and reports come from and how they are split.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataConfig {
+    /// MIMIC-CXR-JPG root (holding `files/`). `None`: the synthetic demo dataset, generated
+    /// into `synth_dir` (or reused from there).
+    pub root: Option<PathBuf>,
+    /// CXR-LT 2024 label CSV. Default: `<root>/train_labeled.csv`.
+    pub labels: Option<PathBuf>,
+    /// Folder holding MIMIC-CXR report texts (`files/pXX/pSUBJECT/sSTUDY.txt`), needed by the
+    /// baseline. Default: the data root.
+    pub reports_root: Option<PathBuf>,
+    /// Synthetic dataset: patients, seed and folder (used when `root` is `None`).
+    pub synth_patients: usize,
+    pub synth_seed: u64,
+    pub synth_image_size: u32,
+    pub synth_dir: Option<PathBuf>,
+    /// `frontal` (PA/AP, the paper) or `all`.
+    pub views: String,
+    /// Patient-level test fraction (paper: 0.2) and validation fraction of the training part.
+    pub test_fraction: f64,
+    pub val_fraction: f64,
+    /// Preprocessing: `chexzero` or `clip`; the output side equals the model's image size.
+    pub preprocess: String,
+    /// Preprocessed image cache folder. Default: `.cache/images/<key>` under the working dir.
+    pub cache_dir: Option<PathBuf>,
+    /// Rare classes: `paper` (the paper's fixed 12), `official` (CXR-LT 2024 training counts
+    /// below `rare_threshold`), or `counts` (this run's training counts below the threshold).
+    pub rare_set: String,
+    pub rare_threshold: usize,
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        Self {
+            root: None,
+            labels: None,
+            reports_root: None,
+            synth_patients: 400,
+            synth_seed: 0,
+            synth_image_size: 128,
+            synth_dir: None,
+            views: "frontal".into(),
+            test_fraction: 0.2,
+            val_fraction: 0.1,
+            preprocess: "chexzero".into(),
+            cache_dir: None,
+            rare_set: "paper".into(),
+            rare_threshold: 1000,
+        }
+    }
+}
+
+/// The CLIP architecture and its initial weights.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelConfig {
+    /// `tiny`, `vit-b-32`, `vit-b-16` or `vit-l-14`. Ignored for the architecture when
+    /// `weights` is a folder or hub id with its own `config.json`.
+    pub preset: String,
+    /// Input side for the `tiny` preset (the ViT presets use 224).
+    pub image_size: usize,
+    /// Initial weights: a folder with `config.json` + `model.safetensors`, a Hugging Face id
+    /// found in the local hub cache, or an OpenAI/CheXzero `.pt`. `None`: random init.
+    pub weights: Option<String>,
+    /// Text context length (CLIP: 77).
+    pub context_length: usize,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        Self { preset: "tiny".into(), image_size: 64, weights: None, context_length: 77 }
+    }
+}
+
+/// How training text and zero-shot prompts are written.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TextConfig {
+    /// `paper` ("adenopathy is present, pleural effusion is present") or `released-code`
+    /// ("Adenopathy is present. Pleural Effusion is present.").
+    pub meta_label: String,
+    /// Shuffle the class order inside each meta-label text (seeded per step).
+    pub shuffle_order: bool,
+    /// Zero-shot prompt pairs: `chexzero` ("{}" / "no {}") or `present-absent`.
+    pub prompts: String,
+}
+
+impl Default for TextConfig {
+    fn default() -> Self {
+        Self { meta_label: "paper".into(), shuffle_order: false, prompts: "chexzero".into() }
+    }
+}
+
+/// The mixture model whose cluster assignments are the triplet loss's pseudo-labels.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MixtureConfig {
+    /// Number of components (paper: 40).
+    pub k: usize,
+    /// `student-t` (GMM refined by a Student-t mixture, the paper) or `gaussian`.
+    pub kind: String,
+    /// Degrees of freedom of the Student-t mixture (paper best: 6).
+    pub nu: f64,
+    /// `memory-bank` (default), `per-batch` (the paper's wording; K is clipped to the batch)
+    /// or `epoch` (refit on all training embeddings each epoch).
+    pub source: String,
+    /// Memory-bank capacity in embeddings.
+    pub bank_capacity: usize,
+    /// `diag` or `full` (full on 512-d embeddings needs many more points than a batch).
+    pub covariance: String,
+    pub reg_covar: f64,
+    pub max_iter: usize,
+}
+
+impl Default for MixtureConfig {
+    fn default() -> Self {
+        Self {
+            k: 40,
+            kind: "student-t".into(),
+            nu: 6.0,
+            source: "memory-bank".into(),
+            bank_capacity: 1024,
+            covariance: "diag".into(),
+            reg_covar: 1e-4,
+            max_iter: 20,
+        }
+    }
+}
+
+/// Loss weights and the triplet loss.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LossConfig {
+    /// Weight of the triplet loss next to the CLIP loss (paper: equal, 1.0).
+    pub triplet_weight: f64,
+    /// Triplet margin alpha (not stated in the paper; 0.2 on unit-norm embeddings).
+    pub margin: f64,
+    /// `batch-all`, `batch-hard` or `semi-hard`.
+    pub mining: String,
+}
+
+impl Default for LossConfig {
+    fn default() -> Self {
+        Self { triplet_weight: 1.0, margin: 0.2, mining: "batch-all".into() }
+    }
+}
+
+/// The optimiser.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OptimConfig {
+    /// `adamw` or `sgd` (CheXzero: SGD, momentum 0.9).
+    pub kind: String,
+    pub lr: f64,
+    pub weight_decay: f64,
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
+    pub momentum: f64,
+    /// Clip the global gradient norm to this value (`None`: no clipping).
+    pub grad_clip: Option<f64>,
+}
+
+impl Default for OptimConfig {
+    fn default() -> Self {
+        Self {
+            kind: "adamw".into(),
+            lr: 5e-4,
+            weight_decay: 0.05,
+            beta1: 0.9,
+            beta2: 0.98,
+            eps: 1e-6,
+            momentum: 0.9,
+            grad_clip: Some(1.0),
+        }
+    }
+}
+
+/// The learning-rate schedule.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScheduleConfig {
+    /// `plateau` (ReduceLROnPlateau on validation loss, the paper), `cosine` or `constant`.
+    pub kind: String,
+    pub factor: f64,
+    pub patience: usize,
+    pub warmup_steps: usize,
+    pub min_lr: f64,
+}
+
+impl Default for ScheduleConfig {
+    fn default() -> Self {
+        Self { kind: "plateau".into(), factor: 0.1, patience: 2, warmup_steps: 0, min_lr: 0.0 }
+    }
+}
+
+/// The training loop.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoopConfig {
+    pub epochs: usize,
+    pub batch_size: usize,
+    /// Stop after this many optimiser steps in total (tests, smoke runs).
+    pub max_steps: Option<usize>,
+    /// Checkpoints kept besides `best` (the newest ones).
+    pub keep_last: usize,
+    /// Stop when validation mean AUC has not improved for this many epochs.
+    pub early_stop_patience: Option<usize>,
+    /// Show progress bars.
+    pub progress: bool,
+}
+
+impl Default for LoopConfig {
+    fn default() -> Self {
+        Self {
+            epochs: 8,
+            batch_size: 32,
+            max_steps: None,
+            keep_last: 2,
+            early_stop_patience: None,
+            progress: true,
+        }
+    }
+}
+
+/// Evaluation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EvalConfig {
+    /// Bootstrap resamples for the 95% CIs (0: none).
+    pub bootstrap: usize,
+}
+
+impl Default for EvalConfig {
+    fn default() -> Self {
+        Self { bootstrap: 1000 }
+    }
+}
+
+/// A complete run configuration.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainConfig {
+    pub method: Method,
+    pub seed: u64,
+    pub data: DataConfig,
+    pub model: ModelConfig,
+    pub text: TextConfig,
+    pub mixture: MixtureConfig,
+    pub loss: LossConfig,
+    pub optim: OptimConfig,
+    pub schedule: ScheduleConfig,
+    #[serde(rename = "loop")]
+    pub train_loop: LoopConfig,
+    pub eval: EvalConfig,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self::demo()
+    }
+}
+
+/// Named presets.
+pub const PRESETS: [&str; 3] = ["demo", "paper", "released-code"];
+
+impl TrainConfig {
+    /// Synthetic data, a tiny CLIP, minutes on 2 CPU cores.
+    pub fn demo() -> Self {
+        Self {
+            method: Method::CxrCml,
+            seed: 0,
+            data: DataConfig::default(),
+            model: ModelConfig::default(),
+            text: TextConfig::default(),
+            mixture: MixtureConfig { bank_capacity: 512, ..MixtureConfig::default() },
+            loss: LossConfig::default(),
+            optim: OptimConfig::default(),
+            schedule: ScheduleConfig::default(),
+            train_loop: LoopConfig::default(),
+            eval: EvalConfig::default(),
+        }
+    }
+
+    /// The paper's setting: ViT-B/32 from OpenAI CLIP weights, 224 px, batch 32, K = 40,
+    /// Student-t nu = 6, equal loss weights, ReduceLROnPlateau(0.1, patience 2).
+    /// The learning rate is not stated in the paper; 1e-5 is our choice (documented).
+    pub fn paper() -> Self {
+        let mut c = Self::demo();
+        c.data.rare_set = "paper".into();
+        c.model = ModelConfig {
+            preset: "vit-b-32".into(),
+            image_size: 224,
+            weights: Some("openai/clip-vit-base-patch32".into()),
+            context_length: 77,
+        };
+        c.mixture = MixtureConfig::default();
+        c.optim = OptimConfig { lr: 1e-5, weight_decay: 0.1, ..OptimConfig::default() };
+        c.train_loop.epochs = 10;
+        c
+    }
+
+    /// The released CXR-CML implementation's values (see the reference notes): AdamW lr 1e-6,
+    /// weight decay 1e-4, 10 epochs, plateau patience 3, per-batch mixture with nu = 8,
+    /// "Adenopathy is present. ..." text, init from a CheXzero checkpoint (set `model.weights`).
+    pub fn released_code() -> Self {
+        let mut c = Self::paper();
+        c.model.weights = None;
+        c.text.meta_label = "released-code".into();
+        c.mixture.source = "per-batch".into();
+        c.mixture.nu = 8.0;
+        c.mixture.covariance = "full".into();
+        c.optim = OptimConfig {
+            lr: 1e-6,
+            weight_decay: 1e-4,
+            beta2: 0.999,
+            eps: 1e-8,
+            ..OptimConfig::default()
+        };
+        c.schedule.patience = 3;
+        c.loss.margin = 0.3;
+        c
+    }
+
+    pub fn preset(name: &str) -> Result<Self> {
+        match name {
+            "demo" => Ok(Self::demo()),
+            "paper" => Ok(Self::paper()),
+            "released-code" => Ok(Self::released_code()),
+            other => Err(TrainError::Config(format!(
+                "unknown preset `{other}`: expected one of {}",
+                PRESETS.join(", ")
+            ))),
+        }
+    }
+
+    /// Parse a TOML document. Keys it omits take the values of `base`.
+    pub fn from_toml_over(base: &Self, text: &str) -> Result<Self> {
+        let mut value = toml::Value::try_from(base)
+            .map_err(|e| TrainError::Config(format!("cannot serialise config: {e}")))?;
+        let patch: toml::Value =
+            toml::from_str(text).map_err(|e| TrainError::Config(format!("invalid TOML: {e}")))?;
+        merge(&mut value, patch);
+        let cfg: Self = value
+            .try_into()
+            .map_err(|e| TrainError::Config(format!("invalid config: {e}")))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Apply one `dotted.key=value` override; the value is parsed as a TOML literal, falling
+    /// back to a string (`data.root=/mnt/mimic` works without quotes).
+    pub fn set(&mut self, assignment: &str) -> Result<()> {
+        let (key, raw) = assignment.split_once('=').ok_or_else(|| {
+            TrainError::Config(format!("override `{assignment}` is not of the form key=value"))
+        })?;
+        let key = key.trim();
+        let raw = raw.trim();
+        let literal = toml::from_str::<toml::Table>(&format!("v = {raw}"))
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or_else(|| toml::Value::String(raw.to_string()));
+        let mut value = toml::Value::try_from(&*self)
+            .map_err(|e| TrainError::Config(format!("cannot serialise config: {e}")))?;
+        let mut slot = &mut value;
+        let parts: Vec<&str> = key.split('.').collect();
+        for (i, part) in parts.iter().enumerate() {
+            let table = slot.as_table_mut().ok_or_else(|| {
+                TrainError::Config(format!("`{}` is not a section", parts[..i].join(".")))
+            })?;
+            if i + 1 == parts.len() {
+                // Optional keys serialise as absent, so allow creating them.
+                table.insert(part.to_string(), literal.clone());
+                break;
+            }
+            slot = table
+                .get_mut(*part)
+                .ok_or_else(|| TrainError::Config(format!("unknown config section `{part}` in `{key}`")))?;
+        }
+        let cfg: Self = value
+            .try_into()
+            .map_err(|e| TrainError::Config(format!("override `{assignment}`: {e}")))?;
+        cfg.validate()?;
+        *self = cfg;
+        Ok(())
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("TrainConfig always serialises")
+    }
+
+    /// A readable run name derived from the settings that matter for comparisons.
+    pub fn run_name(&self) -> String {
+        let mut name = format!(
+            "{}-{}-bs{}-e{}-s{}",
+            self.method.as_str(),
+            self.model.preset,
+            self.train_loop.batch_size,
+            self.train_loop.epochs,
+            self.seed
+        );
+        if self.method == Method::CxrCml {
+            let mix = if self.mixture.kind == "gaussian" {
+                "gauss".to_string()
+            } else {
+                format!("nu{}", self.mixture.nu)
+            };
+            name.push_str(&format!("-k{}-{mix}-{}", self.mixture.k, self.mixture.source));
+        }
+        name
+    }
+
+    /// Checks that cannot be expressed in the types; run before any work.
+    pub fn validate(&self) -> Result<()> {
+        let err = |m: String| Err(TrainError::Config(m));
+        let one_of = |field: &str, v: &str, allowed: &[&str]| -> Result<()> {
+            if allowed.contains(&v) {
+                Ok(())
+            } else {
+                Err(TrainError::Config(format!(
+                    "{field} = `{v}` is not one of {}",
+                    allowed.join(", ")
+                )))
+            }
+        };
+        one_of("data.views", &self.data.views, &["frontal", "all"])?;
+        one_of("data.preprocess", &self.data.preprocess, &["chexzero", "clip"])?;
+        one_of("data.rare_set", &self.data.rare_set, &["paper", "official", "counts"])?;
+        one_of("model.preset", &self.model.preset, &["tiny", "vit-b-32", "vit-b-16", "vit-l-14"])?;
+        one_of("text.meta_label", &self.text.meta_label, &["paper", "released-code"])?;
+        one_of("text.prompts", &self.text.prompts, &["chexzero", "present-absent"])?;
+        one_of("mixture.kind", &self.mixture.kind, &["student-t", "gaussian"])?;
+        one_of("mixture.source", &self.mixture.source, &["memory-bank", "per-batch", "epoch"])?;
+        one_of("mixture.covariance", &self.mixture.covariance, &["diag", "full", "spherical"])?;
+        one_of("loss.mining", &self.loss.mining, &["batch-all", "batch-hard", "semi-hard"])?;
+        one_of("optim.kind", &self.optim.kind, &["adamw", "sgd"])?;
+        one_of("schedule.kind", &self.schedule.kind, &["plateau", "cosine", "constant"])?;
+        if !(0.0..1.0).contains(&self.data.test_fraction) || self.data.test_fraction == 0.0 {
+            return err(format!("data.test_fraction = {} must be in (0, 1)", self.data.test_fraction));
+        }
+        if !(0.0..1.0).contains(&self.data.val_fraction) {
+            return err(format!("data.val_fraction = {} must be in [0, 1)", self.data.val_fraction));
+        }
+        if self.train_loop.batch_size < 2 {
+            return err("loop.batch_size must be at least 2 (the contrastive loss needs negatives)".into());
+        }
+        if self.train_loop.epochs == 0 {
+            return err("loop.epochs must be at least 1".into());
+        }
+        if self.mixture.k < 2 {
+            return err(format!("mixture.k = {} must be at least 2", self.mixture.k));
+        }
+        if !(self.mixture.nu > 0.0) {
+            return err(format!("mixture.nu = {} must be positive", self.mixture.nu));
+        }
+        if !(self.optim.lr > 0.0 && self.optim.lr.is_finite()) {
+            return err(format!("optim.lr = {} must be positive", self.optim.lr));
+        }
+        if !(self.loss.margin >= 0.0) || !(self.loss.triplet_weight >= 0.0) {
+            return err("loss.margin and loss.triplet_weight must be non-negative".into());
+        }
+        if self.model.context_length < 2 {
+            return err("model.context_length must be at least 2".into());
+        }
+        Ok(())
+    }
+}
+
+/// Recursively overlay `patch` onto `base` (tables merge, everything else replaces).
+fn merge(base: &mut toml::Value, patch: toml::Value) {
+    match (base, patch) {
+        (toml::Value::Table(b), toml::Value::Table(p)) => {
+            for (k, v) in p {
+                match b.get_mut(&k) {
+                    Some(slot) => merge(slot, v),
+                    None => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (slot, v) => *slot = v,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presets_validate_and_round_trip_through_toml() {
+        for name in PRESETS {
+            let cfg = TrainConfig::preset(name).unwrap();
+            cfg.validate().unwrap();
+            let back = TrainConfig::from_toml_over(&TrainConfig::demo(), &cfg.to_toml()).unwrap();
+            assert_eq!(back, cfg, "preset {name}");
+        }
+    }
+
+    #[test]
+    fn paper_preset_has_the_papers_values() {
+        let c = TrainConfig::paper();
+        assert_eq!(c.train_loop.batch_size, 32);
+        assert_eq!(c.mixture.k, 40);
+        assert_eq!(c.mixture.nu, 6.0);
+        assert_eq!(c.loss.triplet_weight, 1.0);
+        assert_eq!((c.schedule.factor, c.schedule.patience), (0.1, 2));
+        assert_eq!(c.model.image_size, 224);
+        assert_eq!(c.model.preset, "vit-b-32");
+        let r = TrainConfig::released_code();
+        assert_eq!((r.optim.lr, r.schedule.patience, r.mixture.nu), (1e-6, 3, 8.0));
+    }
+
+    #[test]
+    fn overrides_set_nested_and_optional_keys() {
+        let mut c = TrainConfig::demo();
+        c.set("loop.batch_size=16").unwrap();
+        c.set("mixture.nu = 1.5").unwrap();
+        c.set("data.root=/mnt/mimic").unwrap();
+        c.set("method=\"baseline\"").unwrap();
+        assert_eq!(c.train_loop.batch_size, 16);
+        assert_eq!(c.mixture.nu, 1.5);
+        assert_eq!(c.data.root.as_deref(), Some(std::path::Path::new("/mnt/mimic")));
+        assert_eq!(c.method, Method::Baseline);
+    }
+
+    #[test]
+    fn bad_overrides_and_values_are_errors_that_name_the_key() {
+        let mut c = TrainConfig::demo();
+        let e = c.set("loop.batch_size=1").unwrap_err().to_string();
+        assert!(e.contains("batch_size"), "{e}");
+        let e = c.set("mixture.kind=\"cauchy\"").unwrap_err().to_string();
+        assert!(e.contains("mixture.kind"), "{e}");
+        let e = c.set("nosuch.key=1").unwrap_err().to_string();
+        assert!(e.contains("nosuch"), "{e}");
+        assert!(c.set("no-equals-sign").is_err());
+        let e = TrainConfig::from_toml_over(&c, "[loop]\nbatchsize = 3").unwrap_err().to_string();
+        assert!(e.contains("batchsize"), "{e}");
+        assert_eq!(c, TrainConfig::demo(), "a failed override leaves the config unchanged");
+    }
+
+    #[test]
+    fn run_name_reflects_method_and_mixture() {
+        let mut c = TrainConfig::demo();
+        assert!(c.run_name().starts_with("cxr-cml-tiny-bs32"));
+        assert!(c.run_name().contains("nu6"));
+        c.method = Method::Baseline;
+        assert!(!c.run_name().contains("nu6"));
+    }
+}

@@ -1,0 +1,215 @@
+//! From a config to tensors-ready data: the dataset (real or synthetic), the image cache, the
+//! class groups and the patient-level splits.
+
+use std::path::{Path, PathBuf};
+
+use cxr_data::cache::ImageCache;
+use cxr_data::classes::{CXR_LT_CLASSES, PAPER_RARE_CLASSES};
+use cxr_data::image::{Preprocess, PreprocessMode};
+use cxr_data::{LabelTable, UncertainPolicy, ViewFilter};
+use cxr_eval::ClassGroup;
+use ndarray::Array2;
+
+use crate::config::{DataConfig, TrainConfig};
+use crate::{Result, TrainError};
+
+/// Train / validation / test indices into [`Prepared::table`]'s records. No patient appears in
+/// two parts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Split {
+    pub train: Vec<usize>,
+    pub val: Vec<usize>,
+    pub test: Vec<usize>,
+}
+
+/// A dataset ready for training: records, labels, cached pixels and class groups.
+pub struct Prepared {
+    /// The data root image paths are relative to.
+    pub root: PathBuf,
+    pub reports_root: PathBuf,
+    pub table: LabelTable,
+    /// `N x C` multi-hot labels (uncertain and blank as negative, as CheXzero).
+    pub labels: Array2<f32>,
+    pub cache: ImageCache,
+    /// Records whose image decoded (the others are skipped, counted and listed).
+    pub usable: Vec<usize>,
+    pub image_size: usize,
+    pub mode: PreprocessMode,
+}
+
+impl Prepared {
+    pub fn classes(&self) -> &[String] {
+        &self.table.classes
+    }
+
+    pub fn subjects(&self) -> Vec<u64> {
+        self.table.records.iter().map(|r| r.subject_id).collect()
+    }
+
+    /// The patient-level train/test split of the paper (80/20 by default), with a validation
+    /// part carved out of the training patients.
+    pub fn patient_split(&self, cfg: &DataConfig, seed: u64) -> Split {
+        let subjects: Vec<u64> = self.usable.iter().map(|&i| self.table.records[i].subject_id).collect();
+        let (train_pos, test_pos) =
+            cxr_data::split::patient_train_test(&subjects, cfg.test_fraction, seed);
+        let test = test_pos.iter().map(|&p| self.usable[p]).collect();
+        let trainval: Vec<usize> = train_pos.iter().map(|&p| self.usable[p]).collect();
+        self.carve_validation(trainval, test, cfg.val_fraction, seed)
+    }
+
+    /// Split `trainval` (record indices) into training and validation patients.
+    pub fn carve_validation(&self, trainval: Vec<usize>, test: Vec<usize>, val_fraction: f64, seed: u64) -> Split {
+        if val_fraction <= 0.0 {
+            return Split { train: trainval, val: Vec::new(), test };
+        }
+        let subjects: Vec<u64> = trainval.iter().map(|&i| self.table.records[i].subject_id).collect();
+        let (tr, va) = cxr_data::split::patient_train_test(&subjects, val_fraction, seed.wrapping_add(1));
+        Split {
+            train: tr.iter().map(|&p| trainval[p]).collect(),
+            val: va.iter().map(|&p| trainval[p]).collect(),
+            test,
+        }
+    }
+
+    /// Positive counts per class over the given records.
+    pub fn positive_counts(&self, idx: &[usize]) -> Vec<usize> {
+        let c = self.labels.ncols();
+        let mut counts = vec![0usize; c];
+        for &i in idx {
+            for j in 0..c {
+                if self.labels[[i, j]] > 0.5 {
+                    counts[j] += 1;
+                }
+            }
+        }
+        counts
+    }
+
+    /// Base / rare group per class, as `data.rare_set` says.
+    pub fn class_groups(&self, cfg: &DataConfig, train_idx: &[usize]) -> Vec<ClassGroup> {
+        let counts = self.positive_counts(train_idx);
+        self.table
+            .classes
+            .iter()
+            .enumerate()
+            .map(|(j, name)| {
+                let rare = match cfg.rare_set.as_str() {
+                    "paper" => PAPER_RARE_CLASSES.iter().any(|r| r.eq_ignore_ascii_case(name)),
+                    "official" => CXR_LT_CLASSES
+                        .iter()
+                        .find(|c| c.name.eq_ignore_ascii_case(name))
+                        .map(|c| (c.train_count as usize) < cfg.rare_threshold)
+                        .unwrap_or(counts[j] < cfg.rare_threshold),
+                    _ => counts[j] < cfg.rare_threshold,
+                };
+                if rare {
+                    ClassGroup::Rare
+                } else {
+                    ClassGroup::Base
+                }
+            })
+            .collect()
+    }
+}
+
+/// Where the synthetic demo dataset lives for this config.
+pub fn synth_dir(cfg: &DataConfig) -> PathBuf {
+    cfg.synth_dir.clone().unwrap_or_else(|| {
+        PathBuf::from(".cache").join(format!(
+            "synth-p{}-s{}-i{}",
+            cfg.synth_patients, cfg.synth_seed, cfg.synth_image_size
+        ))
+    })
+}
+
+/// Generate the synthetic dataset unless a complete one is already there. Completion is
+/// marked by a file written last, so an interrupted generation is redone, never half-used.
+pub fn ensure_synthetic(cfg: &DataConfig) -> Result<PathBuf> {
+    let dir = synth_dir(cfg);
+    let marker = dir.join(".complete");
+    if marker.exists() {
+        tracing::info!("reusing synthetic dataset in {}", dir.display());
+        return Ok(dir);
+    }
+    tracing::info!("generating synthetic dataset ({} patients) in {}", cfg.synth_patients, dir.display());
+    let synth = cxr_data::synth::SynthConfig {
+        patients: cfg.synth_patients,
+        seed: cfg.synth_seed,
+        image_size: cfg.synth_image_size,
+        ..Default::default()
+    };
+    cxr_data::synth::generate(&dir, &synth)?;
+    std::fs::write(&marker, b"ok\n").map_err(|source| TrainError::Io { path: marker, source })?;
+    Ok(dir)
+}
+
+/// The data root, label CSV and reports root this config points at (generating the
+/// synthetic dataset when no root is given).
+pub fn resolve_paths(cfg: &DataConfig) -> Result<(PathBuf, PathBuf, PathBuf)> {
+    let root = match &cfg.root {
+        Some(root) => root.clone(),
+        None => ensure_synthetic(cfg)?,
+    };
+    if !root.is_dir() {
+        return Err(TrainError::Dataset(format!(
+            "data root {} is not a folder: point data.root (--data-root) at the MIMIC-CXR-JPG folder holding files/",
+            root.display()
+        )));
+    }
+    let labels = cfg.labels.clone().unwrap_or_else(|| root.join("train_labeled.csv"));
+    if !labels.is_file() {
+        return Err(TrainError::Dataset(format!(
+            "label CSV {} not found: pass the CXR-LT 2024 train_labeled.csv with --labels",
+            labels.display()
+        )));
+    }
+    let reports = cfg.reports_root.clone().unwrap_or_else(|| root.clone());
+    Ok((root, labels, reports))
+}
+
+/// Read labels, keep the configured views, build (or reuse) the preprocessed image cache.
+pub fn prepare(cfg: &TrainConfig) -> Result<Prepared> {
+    let (root, labels_csv, reports_root) = resolve_paths(&cfg.data)?;
+    let mut table = cxr_data::read_cxr_lt(&labels_csv)?;
+    if cfg.data.views == "frontal" {
+        let removed = table.filter_views(&ViewFilter::frontal());
+        tracing::info!("kept {} frontal images, dropped {removed} other views", table.records.len());
+    }
+    if table.records.is_empty() {
+        return Err(TrainError::Dataset(format!("{} has no usable rows", labels_csv.display())));
+    }
+    let labels = table.multi_hot(UncertainPolicy::default());
+    let mode = match cfg.data.preprocess.as_str() {
+        "clip" => PreprocessMode::Clip,
+        _ => PreprocessMode::CheXzero,
+    };
+    let image_size = model_image_size(cfg);
+    let preprocess = Preprocess { mode, size: image_size as u32 };
+    let cache_dir = cfg.data.cache_dir.clone().unwrap_or_else(|| default_cache_dir(&root, &labels_csv, &cfg.data, image_size));
+    let cache = ImageCache::build(&root, &table.records, &preprocess, &cache_dir, cfg.train_loop.progress)?;
+    let usable: Vec<usize> = (0..table.records.len()).filter(|&i| cache.pixels(i).is_some()).collect();
+    let skipped = table.records.len() - usable.len();
+    if skipped > 0 {
+        tracing::warn!("{skipped} images could not be read and are skipped (listed in the cache folder {})", cache_dir.display());
+    }
+    if usable.len() < 4 {
+        return Err(TrainError::Dataset(format!("only {} readable images under {}", usable.len(), root.display())));
+    }
+    Ok(Prepared { root, reports_root, table, labels, cache, usable, image_size, mode })
+}
+
+/// The input side the model expects.
+pub fn model_image_size(cfg: &TrainConfig) -> usize {
+    if cfg.model.preset == "tiny" {
+        cfg.model.image_size
+    } else {
+        224
+    }
+}
+
+fn default_cache_dir(root: &Path, labels: &Path, data: &DataConfig, size: usize) -> PathBuf {
+    // Key the cache by what determines its contents, so different datasets never share one.
+    let key = format!("{}|{}|{}|{}|{}", root.display(), labels.display(), data.views, data.preprocess, size);
+    let hash = key.bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3));
+    PathBuf::from(".cache").join("images").join(format!("{}-{size}-{hash:016x}", data.preprocess))
+}

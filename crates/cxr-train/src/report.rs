@@ -1,0 +1,117 @@
+//! Running several methods on one dataset and split, and writing their results.
+
+use std::path::{Path, PathBuf};
+
+use cxr_eval::EvalResults;
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Method, TrainConfig};
+use crate::error::IoContext;
+use crate::prepare::{prepare, Prepared, Split};
+use crate::trainer::{train_one, TrainOutcome};
+use crate::Result;
+
+/// One method's outcome, as stored in `results.json`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct MethodResult {
+    pub method: Method,
+    pub run_name: String,
+    pub run_dir: PathBuf,
+    pub best_epoch: usize,
+    pub steps: usize,
+    pub first_loss: f32,
+    pub last_loss: f32,
+    pub test: EvalResults,
+}
+
+impl MethodResult {
+    fn new(cfg: &TrainConfig, out: &TrainOutcome) -> Self {
+        Self {
+            method: cfg.method,
+            run_name: cfg.run_name(),
+            run_dir: out.run_dir.clone(),
+            best_epoch: out.best_epoch,
+            steps: out.steps,
+            first_loss: out.first_loss,
+            last_loss: out.last_loss,
+            test: out.test.clone(),
+        }
+    }
+}
+
+/// The split a config asks for on prepared data.
+pub fn default_split(cfg: &TrainConfig, data: &Prepared) -> Split {
+    data.patient_split(&cfg.data, cfg.seed)
+}
+
+/// Train and evaluate each method on the same data and split; write one run folder per
+/// method under `out_dir` plus the comparison (`results.json`, `report.md`).
+pub fn run_methods(cfg: &TrainConfig, methods: &[Method], out_dir: &Path) -> Result<Vec<MethodResult>> {
+    let data = prepare(cfg)?;
+    let split = default_split(cfg, &data);
+    tracing::info!(
+        "{} images: {} train / {} validation / {} test (patient-level)",
+        data.usable.len(),
+        split.train.len(),
+        split.val.len(),
+        split.test.len()
+    );
+    run_methods_on(cfg, methods, &data, &split, out_dir)
+}
+
+/// As [`run_methods`] with the data and split given (cross-validation folds).
+pub fn run_methods_on(cfg: &TrainConfig, methods: &[Method], data: &Prepared, split: &Split, out_dir: &Path) -> Result<Vec<MethodResult>> {
+    std::fs::create_dir_all(out_dir).at(out_dir)?;
+    let mut results = Vec::new();
+    for &method in methods {
+        let mut mcfg = cfg.clone();
+        mcfg.method = method;
+        let run_dir = out_dir.join(mcfg.run_name());
+        let outcome = train_one(&mcfg, data, split, &run_dir)?;
+        let result = MethodResult::new(&mcfg, &outcome);
+        write_results(&run_dir, std::slice::from_ref(&result))?;
+        results.push(result);
+    }
+    write_results(out_dir, &results)?;
+    Ok(results)
+}
+
+/// `results.json` and `report.md` for a set of method results.
+pub fn write_results(dir: &Path, results: &[MethodResult]) -> Result<()> {
+    let json = dir.join("results.json");
+    write_atomic(&json, &serde_json::to_vec_pretty(results).expect("results serialise"))?;
+    let md = dir.join("report.md");
+    write_atomic(&md, render_report(results).as_bytes())
+}
+
+/// Write via a temporary file and rename, so a crash never leaves a half-written file.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes).at(&tmp)?;
+    std::fs::File::open(&tmp).and_then(|f| f.sync_all()).at(&tmp)?;
+    std::fs::rename(&tmp, path).at(path)
+}
+
+/// The macro-AUC table (Total / Base / Rare) as Markdown.
+pub fn auc_table(results: &[MethodResult]) -> String {
+    let rows: Vec<(&str, &EvalResults)> = results.iter().map(|r| (r.method.display_name(), &r.test)).collect();
+    cxr_eval::render_markdown_table(&rows)
+}
+
+pub fn render_report(results: &[MethodResult]) -> String {
+    let mut s = String::from("# Zero-shot results (test split)\n\n");
+    s.push_str(&auc_table(results));
+    for r in results {
+        s.push_str(&format!(
+            "\n## {} (`{}`)\n\nBest epoch {}, {} steps, training loss {:.4} -> {:.4}.\n\n",
+            r.method.display_name(),
+            r.run_name,
+            r.best_epoch,
+            r.steps,
+            r.first_loss,
+            r.last_loss
+        ));
+        s.push_str(&cxr_eval::render_class_table(&r.test));
+    }
+    s
+}

@@ -1,0 +1,88 @@
+//! Workspace integration test: a tiny synthetic dataset, a tiny CLIP, two methods trained for
+//! a few epochs and evaluated zero-shot on held-out patients, all in seconds.
+
+use cxr_cml::train::{run_methods, Method, TrainConfig};
+
+fn tiny_config(dir: &std::path::Path) -> TrainConfig {
+    let mut cfg = TrainConfig::demo();
+    cfg.data.synth_patients = 60;
+    cfg.data.synth_image_size = 64;
+    cfg.data.synth_dir = Some(dir.join("synth"));
+    cfg.data.cache_dir = Some(dir.join("cache"));
+    cfg.model.image_size = 32;
+    cfg.model.context_length = 32;
+    cfg.train_loop.epochs = 4;
+    cfg.train_loop.batch_size = 16;
+    cfg.train_loop.progress = false;
+    cfg.mixture.k = 8;
+    cfg.mixture.bank_capacity = 64;
+    cfg.mixture.max_iter = 5;
+    cfg.optim.lr = 1e-3;
+    cfg.eval.bootstrap = 20;
+    cfg
+}
+
+#[test]
+fn tiny_train_and_eval_writes_results_and_the_loss_decreases() -> anyhow::Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let cfg = tiny_config(tmp.path());
+    let out = tmp.path().join("run");
+    let results = run_methods(&cfg, &[Method::Baseline, Method::CxrCml], &out)?;
+    assert_eq!(results.len(), 2);
+
+    for r in &results {
+        assert_eq!(r.test.classes.len(), 40, "{:?}", r.method);
+        // Every macro value that is defined is an AUC.
+        for m in [r.test.macro_all, r.test.macro_base, r.test.macro_rare].into_iter().flatten() {
+            assert!((0.0..=1.0).contains(&m), "{m}");
+        }
+        assert!(r.test.macro_all.is_some(), "some class must have positives and negatives");
+        assert!(r.steps >= 4, "{} steps", r.steps);
+        for file in ["config.toml", "metrics.jsonl", "metrics.csv", "results.json", "report.md"] {
+            assert!(r.run_dir.join(file).is_file(), "{} missing in {}", file, r.run_dir.display());
+        }
+        assert!(r.run_dir.join("checkpoints/best/model.safetensors").is_file());
+    }
+    for file in ["results.json", "report.md"] {
+        assert!(out.join(file).is_file(), "{file}");
+    }
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("results.json"))?)?;
+    let first = &json[0]["test"];
+    for key in ["classes", "macro_all", "macro_base", "macro_rare", "n_samples"] {
+        assert!(first.get(key).is_some(), "results.json lacks {key}: {first}");
+    }
+
+    // The training loss goes down: mean of the last epoch below the first epoch's.
+    for r in &results {
+        let metrics = std::fs::read_to_string(r.run_dir.join("metrics.jsonl"))?;
+        let epochs: Vec<serde_json::Value> = metrics
+            .lines()
+            .map(serde_json::from_str)
+            .collect::<Result<Vec<serde_json::Value>, _>>()?
+            .into_iter()
+            .filter(|v| v["kind"] == "epoch")
+            .collect();
+        assert_eq!(epochs.len(), 4);
+        let first = epochs[0]["train_loss"].as_f64().unwrap();
+        let last = epochs[3]["train_loss"].as_f64().unwrap();
+        assert!(last < first, "{:?}: train loss {first} -> {last}", r.method);
+    }
+    // The CXR-CML run logged a triplet loss, the baseline did not.
+    let cml = results.iter().find(|r| r.method == Method::CxrCml).unwrap();
+    let metrics = std::fs::read_to_string(cml.run_dir.join("metrics.jsonl"))?;
+    assert!(metrics.lines().any(|l| l.contains("\"triplet_loss\":") && !l.contains("\"triplet_loss\":null")));
+    Ok(())
+}
+
+#[test]
+fn an_existing_synthetic_dataset_is_reused_byte_for_byte() -> anyhow::Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let mut cfg = tiny_config(tmp.path());
+    cfg.data.synth_patients = 20;
+    let dir = cxr_cml::train::prepare::ensure_synthetic(&cfg.data)?;
+    let labels = std::fs::read(dir.join("train_labeled.csv"))?;
+    let again = cxr_cml::train::prepare::ensure_synthetic(&cfg.data)?;
+    assert_eq!(dir, again);
+    assert_eq!(labels, std::fs::read(again.join("train_labeled.csv"))?);
+    Ok(())
+}

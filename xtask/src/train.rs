@@ -1,0 +1,137 @@
+//! `cargo xtask train`: build a config from a preset, a TOML file and flags, then train and
+//! evaluate one or more methods and print the macro-AUC table.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use cxr_train::{Method, TrainConfig};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Start from a named preset: demo (synthetic data, tiny CLIP, minutes on a CPU), paper
+    /// (ViT-B/32, the paper's values) or released-code (the released implementation's values).
+    #[arg(long, default_value = "demo")]
+    preset: String,
+    /// A TOML config file applied on top of the preset (see `docs/config.md`).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Method(s) to train; repeat for several. Default: baseline, meta-labels and cxr-cml.
+    #[arg(long = "method", value_name = "baseline|meta-labels|cxr-cml")]
+    methods: Vec<Method>,
+    /// MIMIC-CXR-JPG root (the folder holding files/). Default: the synthetic demo dataset.
+    #[arg(long)]
+    data_root: Option<PathBuf>,
+    /// CXR-LT 2024 label CSV (default: <data-root>/train_labeled.csv).
+    #[arg(long)]
+    labels: Option<PathBuf>,
+    /// MIMIC-CXR reports folder for the baseline's report text (default: the data root).
+    #[arg(long)]
+    reports_root: Option<PathBuf>,
+    /// Initial weights: a folder with config.json + model.safetensors, a Hugging Face id in
+    /// the local hub cache (e.g. openai/clip-vit-base-patch32), or an OpenAI/CheXzero .pt.
+    #[arg(long)]
+    weights: Option<String>,
+    /// Output folder (default: runs/<preset>-<UTC time>). Must not hold results already.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    #[arg(long)]
+    epochs: Option<usize>,
+    #[arg(long)]
+    batch_size: Option<usize>,
+    #[arg(long)]
+    seed: Option<u64>,
+    #[arg(long)]
+    lr: Option<f64>,
+    /// Synthetic demo: number of patients to generate.
+    #[arg(long)]
+    synth_patients: Option<usize>,
+    /// Any config key, e.g. `--set mixture.nu=1 --set loss.mining="batch-hard"`.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
+    /// Hide progress bars.
+    #[arg(long)]
+    no_progress: bool,
+    /// Print the resolved config and exit.
+    #[arg(long)]
+    print_config: bool,
+}
+
+/// Resolve preset + file + flags into one validated config.
+pub fn resolve_config(args: &Args) -> anyhow::Result<TrainConfig> {
+    let mut cfg = TrainConfig::preset(&args.preset)?;
+    if let Some(path) = &args.config {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading config {}", path.display()))?;
+        cfg = TrainConfig::from_toml_over(&cfg, &text).with_context(|| format!("in {}", path.display()))?;
+    }
+    if let Some(v) = &args.data_root {
+        cfg.data.root = Some(v.clone());
+    }
+    if let Some(v) = &args.labels {
+        cfg.data.labels = Some(v.clone());
+    }
+    if let Some(v) = &args.reports_root {
+        cfg.data.reports_root = Some(v.clone());
+    }
+    if let Some(v) = &args.weights {
+        cfg.model.weights = Some(v.clone());
+    }
+    if let Some(v) = args.epochs {
+        cfg.train_loop.epochs = v;
+    }
+    if let Some(v) = args.batch_size {
+        cfg.train_loop.batch_size = v;
+    }
+    if let Some(v) = args.seed {
+        cfg.seed = v;
+    }
+    if let Some(v) = args.lr {
+        cfg.optim.lr = v;
+    }
+    if let Some(v) = args.synth_patients {
+        cfg.data.synth_patients = v;
+    }
+    if args.no_progress {
+        cfg.train_loop.progress = false;
+    }
+    for o in &args.overrides {
+        cfg.set(o)?;
+    }
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let cfg = resolve_config(&args)?;
+    if args.print_config {
+        print!("{}", cfg.to_toml());
+        return Ok(());
+    }
+    let methods = if args.methods.is_empty() { Method::ALL.to_vec() } else { args.methods.clone() };
+    let out = args.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(format!("{}-{}", args.preset, utc_stamp())));
+    if out.join("results.json").exists() {
+        bail!("{} already holds results.json: choose another --out (nothing was overwritten)", out.display());
+    }
+    let started = std::time::Instant::now();
+    let results = cxr_train::run_methods(&cfg, &methods, &out)?;
+    println!("\nZero-shot macro AUC on held-out patients ({:.0} s):\n", started.elapsed().as_secs_f64());
+    println!("{}", cxr_train::report::auc_table(&results));
+    println!("Run folder: {} (results.json, report.md, one sub-folder per method)", out.display());
+    Ok(())
+}
+
+/// `YYYYMMDD-HHMMSS` in UTC, for default run folders.
+fn utc_stamp() -> String {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}{month:02}{day:02}-{:02}{:02}{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
+}
