@@ -9,7 +9,11 @@ mod config;
 mod error;
 mod model;
 mod nn;
+mod weights;
 
 pub use config::{Activation, ClipConfig, ClipTextConfig, ClipVisionConfig, CLIP_EOT_ID};
 pub use error::{Error, Result};
 pub use model::{l2_normalize, ClipModel};
+pub use weights::{
+    default_hub_cache, save_pretrained, save_safetensors, CheckpointFormat, ClipWeights,
+};
