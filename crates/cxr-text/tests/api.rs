@@ -78,10 +78,12 @@ fn open_clip_pad_id_is_an_option() {
 }
 
 #[test]
-fn literal_special_tokens_are_special_in_any_case() {
-    // Hugging Face and open_clip both match them after lowercasing.
-    let ids = tok().encode("a cat <|ENDOFTEXT|> a photo").unwrap();
+fn literal_special_tokens_match_exact_case_only() {
+    // As Hugging Face: matched on the raw text (see the golden test for open_clip).
+    let ids = tok().encode("a cat <|endoftext|> a photo").unwrap();
     assert_eq!(ids, [SOT_ID, 320, 2368, EOT_ID, 320, 1125, EOT_ID]);
+    let upper = tok().encode("<|ENDOFTEXT|>").unwrap();
+    assert_eq!(upper.len(), 8, "plain text: {upper:?}");
     // Pooling position is the first end token, as OpenAI's argmax and HF's pooling pick.
     let batch = tok()
         .encode_batch(&["a cat <|endoftext|> a photo"], 8)
