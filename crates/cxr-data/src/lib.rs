@@ -9,6 +9,7 @@
 
 pub mod cache;
 pub mod classes;
+mod datasets;
 mod error;
 pub mod image;
 mod readers;
@@ -17,6 +18,10 @@ pub mod split;
 pub mod synth;
 mod table;
 
+pub use datasets::{
+    find_csv, read_chexpert, read_mimic, read_mimic_root, read_nih, Dataset, MimicData, Summary,
+    NIH_CLASSES,
+};
 pub use error::{DataError, Result};
 pub use readers::read_cxr_lt;
 pub use report::read_report_impression;

@@ -27,6 +27,7 @@ pub(crate) struct Csv {
 }
 
 impl Csv {
+    /// Read a CSV, or a gzip-compressed one (`.gz`, as MIMIC-CXR-JPG ships them).
     pub fn read(path: &Path) -> Result<Self> {
         if !path.is_file() {
             return Err(DataError::io(
@@ -34,12 +35,26 @@ impl Csv {
                 std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
             ));
         }
-        let df = CsvReadOptions::default()
+        let opts = CsvReadOptions::default()
             .with_has_header(true)
-            .with_infer_schema_length(Some(1000))
-            .try_into_reader_with_file_path(Some(path.to_path_buf()))
-            .and_then(|r| r.finish())
-            .map_err(|e| DataError::csv(path, e))?;
+            .with_infer_schema_length(Some(1000));
+        let gz = path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("gz"));
+        let df = if gz {
+            use std::io::Read;
+            let f = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
+            let mut bytes = Vec::new();
+            flate2::read::MultiGzDecoder::new(std::io::BufReader::new(f))
+                .read_to_end(&mut bytes)
+                .map_err(|e| DataError::csv(path, format!("gzip: {e}")))?;
+            opts.into_reader_with_file_handle(std::io::Cursor::new(bytes))
+                .finish()
+        } else {
+            opts.try_into_reader_with_file_path(Some(path.to_path_buf()))
+                .and_then(|r| r.finish())
+        }
+        .map_err(|e| DataError::csv(path, e))?;
         Ok(Self {
             df,
             path: path.to_path_buf(),
