@@ -8,6 +8,15 @@
 
 use std::cmp::Ordering;
 
+/// Rows per evaluation are limited to 2^29 (the row index shares a `u32` with three flags).
+pub(crate) const MAX_ROWS: usize = 1 << 29;
+const ROW_MASK: u32 = (1 << 29) - 1;
+/// First row of a tie group that holds both labels.
+const GROUP_START: u32 = 1 << 29;
+/// The row belongs to a tie group that holds both labels.
+const MIXED: u32 = 1 << 30;
+const POSITIVE: u32 = 1 << 31;
+
 /// Scores of one class sorted ascending, split into groups of equal score, with the label of
 /// every sorted position. Only rows with a known label are included.
 #[derive(Debug, Clone)]
@@ -18,14 +27,23 @@ pub(crate) struct Ranked {
     pub(crate) is_pos: Vec<u8>,
     /// Exclusive end (in sorted positions) of each tie group, ascending.
     pub(crate) group_end: Vec<u32>,
+    /// Per sorted position: the row in bits 0..29, then [`GROUP_START`], [`MIXED`] and
+    /// [`POSITIVE`]. Within a tie group negatives come first, so the resample loop
+    /// ([`Ranked::weighted_auc_lanes`]) needs no group bookkeeping.
+    codes: Vec<u32>,
     pub(crate) n_pos: usize,
     pub(crate) n_neg: usize,
 }
 
 impl Ranked {
-    /// Sorts `(row, score, label)` triples. Scores must not be NaN (callers check).
+    /// Sorts `(row, score, label)` triples by score, negatives first among ties. Scores must
+    /// not be NaN and rows must be below [`MAX_ROWS`] (callers check).
     pub(crate) fn new(mut items: Vec<(u32, f64, bool)>) -> Self {
-        items.sort_unstable_by(|a, b| a.1.partial_cmp(&b.1).unwrap_or(Ordering::Equal));
+        items.sort_unstable_by(|a, b| {
+            a.1.partial_cmp(&b.1)
+                .unwrap_or(Ordering::Equal)
+                .then(a.2.cmp(&b.2))
+        });
         let n = items.len();
         let mut order = Vec::with_capacity(n);
         let mut is_pos = Vec::with_capacity(n);
@@ -35,6 +53,7 @@ impl Ranked {
             if k > 0 && score != items[k - 1].1 {
                 group_end.push(k as u32);
             }
+            debug_assert!((row as usize) < MAX_ROWS);
             order.push(row);
             is_pos.push(u8::from(pos));
             n_pos += usize::from(pos);
@@ -42,10 +61,29 @@ impl Ranked {
         if n > 0 {
             group_end.push(n as u32);
         }
+        let mut codes = Vec::with_capacity(n);
+        let mut start = 0usize;
+        for &end in &group_end {
+            let end = end as usize;
+            let pos = is_pos[start..end].iter().filter(|&&p| p == 1).count();
+            let mixed = pos > 0 && pos < end - start;
+            for k in start..end {
+                let mut code = order[k];
+                if mixed {
+                    code |= MIXED | if k == start { GROUP_START } else { 0 };
+                }
+                if is_pos[k] == 1 {
+                    code |= POSITIVE;
+                }
+                codes.push(code);
+            }
+            start = end;
+        }
         Ranked {
             order,
             is_pos,
             group_end,
+            codes,
             n_pos,
             n_neg: n - n_pos,
         }
@@ -83,34 +121,74 @@ impl Ranked {
         Some(twice_num as f64 / (2.0 * self.n_pos as f64 * self.n_neg as f64))
     }
 
-    /// AUC of the resample in which original row `i` occurs `counts[i]` times.
-    /// `None` when the resample holds no positive or no negative of this class.
+    /// AUCs of `B` resamples at once: in resample `b`, original row `i` occurs `counts[i][b]`
+    /// times. `None` for a resample holding no positive or no negative of this class.
+    ///
+    /// One pass over the presorted rows, shared by the `B` resamples (one gather per row feeds
+    /// all of them), in integer arithmetic, so the result is exact. A row whose score no row of
+    /// the other label shares is the common case: a negative adds its weight to the running
+    /// negative weight, a positive adds `weight * 2 * negatives_below` (twice the numerator).
+    /// In a group of tied scores with both labels, negatives come first and a positive adds
+    /// `weight * (negatives_below_group + negatives_now)`, which counts tied pairs one half.
     #[inline]
-    pub(crate) fn weighted_auc(&self, counts: &[u32]) -> Option<f64> {
-        let mut start = 0usize;
-        let mut neg_below = 0u64;
-        let mut pos_total = 0u64;
-        let mut twice_num = 0u64;
-        for &end in &self.group_end {
-            let end = end as usize;
-            let mut pos = 0u64;
-            let mut all = 0u64;
-            for k in start..end {
-                let w = u64::from(counts[self.order[k] as usize]);
-                all += w;
-                pos += w * u64::from(self.is_pos[k]);
+    pub(crate) fn weighted_auc_lanes<W: Copy + Into<u64>, const B: usize>(
+        &self,
+        counts: &[[W; B]],
+    ) -> [Option<f64>; B] {
+        let mut neg = [0u64; B];
+        let mut neg_at_group_start = [0u64; B];
+        let mut pos = [0u64; B];
+        let mut half_num = [0u64; B];
+        let mut twice_num = [0u64; B];
+        for &code in &self.codes {
+            let c = &counts[(code & ROW_MASK) as usize];
+            match code >> 30 {
+                0 => {
+                    for b in 0..B {
+                        neg[b] += c[b].into();
+                    }
+                }
+                2 => {
+                    for b in 0..B {
+                        let w: u64 = c[b].into();
+                        half_num[b] += w * neg[b];
+                        pos[b] += w;
+                    }
+                }
+                kind => {
+                    if code & GROUP_START != 0 {
+                        neg_at_group_start = neg;
+                    }
+                    for b in 0..B {
+                        let w: u64 = c[b].into();
+                        if kind == 3 {
+                            twice_num[b] += w * (neg[b] + neg_at_group_start[b]);
+                            pos[b] += w;
+                        } else {
+                            neg[b] += w;
+                        }
+                    }
+                }
             }
-            let neg = all - pos;
-            twice_num += pos * (2 * neg_below + neg);
-            neg_below += neg;
-            pos_total += pos;
-            start = end;
         }
-        if pos_total == 0 || neg_below == 0 {
-            return None;
-        }
-        Some(twice_num as f64 / (2.0 * pos_total as f64 * neg_below as f64))
+        std::array::from_fn(|b| {
+            (pos[b] > 0 && neg[b] > 0).then(|| {
+                (2 * half_num[b] + twice_num[b]) as f64 / (2.0 * pos[b] as f64 * neg[b] as f64)
+            })
+        })
     }
+
+    /// [`Ranked::weighted_auc_lanes`] for a single resample.
+    #[cfg(test)]
+    pub(crate) fn weighted_auc(&self, counts: &[u32]) -> Option<f64> {
+        let lanes: Vec<[u32; 1]> = counts.iter().map(|&c| [c]).collect();
+        self.weighted_auc_lanes(&lanes)[0]
+    }
+}
+
+/// Equal lengths, fewer than 2^29 rows, no NaN score.
+fn usable(scores: &[f64], labels: &[bool]) -> bool {
+    scores.len() == labels.len() && scores.len() < MAX_ROWS && !scores.iter().any(|s| s.is_nan())
 }
 
 /// ROC AUC of `scores` against binary `labels`, equal to scikit-learn's
@@ -119,7 +197,7 @@ impl Ranked {
 /// Returns `None` when there is no positive or no negative (sklearn raises there; we report the
 /// class as undefined rather than 0.5), when the lengths differ, or when a score is NaN.
 pub fn roc_auc(scores: &[f64], labels: &[bool]) -> Option<f64> {
-    if scores.len() != labels.len() || scores.iter().any(|s| s.is_nan()) {
+    if !usable(scores, labels) {
         return None;
     }
     Ranked::from_slices(scores, labels).auc()
@@ -131,7 +209,7 @@ pub fn roc_auc(scores: &[f64], labels: &[bool]) -> Option<f64> {
 /// `None` when there is no positive (sklearn warns and returns a meaningless value there),
 /// when the lengths differ, or when a score is NaN.
 pub fn average_precision(scores: &[f64], labels: &[bool]) -> Option<f64> {
-    if scores.len() != labels.len() || scores.iter().any(|s| s.is_nan()) {
+    if !usable(scores, labels) {
         return None;
     }
     let ranked = Ranked::from_slices(scores, labels);
@@ -219,7 +297,7 @@ fn f1_from_counts(threshold: f64, tp: usize, fp: usize, fn_: usize) -> F1Point {
 /// [`f1_at_threshold`]. Ties in F1 go to the higher threshold. `None` when there is no
 /// positive, on length mismatch, or when a score is NaN.
 pub fn best_f1_threshold(scores: &[f64], labels: &[bool]) -> Option<F1Point> {
-    if scores.len() != labels.len() || scores.iter().any(|s| s.is_nan()) {
+    if !usable(scores, labels) {
         return None;
     }
     let ranked = Ranked::from_slices(scores, labels);

@@ -101,6 +101,13 @@ fn check(scores: &[f64], labels: &[bool]) -> Result<()> {
     if scores.len() != labels.len() {
         return Err(shape_err("labels length", scores.len(), labels.len()));
     }
+    if scores.len() >= crate::auc::MAX_ROWS {
+        return Err(EvalError::InvalidParam {
+            name: "rows",
+            value: scores.len().to_string(),
+            hint: "at most 2^29 - 1 rows",
+        });
+    }
     if let Some(row) = scores.iter().position(|s| s.is_nan()) {
         return Err(EvalError::NonFiniteScore {
             class: String::new(),

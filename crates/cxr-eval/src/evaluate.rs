@@ -127,11 +127,11 @@ pub(crate) fn rank_classes(
             class_names.len(),
         ));
     }
-    if scores.nrows() > u32::MAX as usize {
+    if scores.nrows() >= crate::auc::MAX_ROWS {
         return Err(EvalError::InvalidParam {
             name: "rows",
             value: scores.nrows().to_string(),
-            hint: "at most 2^32 - 1 rows per evaluation",
+            hint: "at most 2^29 - 1 rows per evaluation: split the test set",
         });
     }
     (0..scores.ncols())

@@ -8,6 +8,7 @@
 
 mod auc;
 mod bootstrap;
+mod csv;
 mod delong;
 mod error;
 mod evaluate;
@@ -18,6 +19,7 @@ mod zero_shot;
 
 pub use auc::{average_precision, best_f1_threshold, f1_at_threshold, roc_auc, F1Point};
 pub use bootstrap::{bootstrap_auc_ci, BootstrapCi, BootstrapConfig};
+pub use csv::{parse_matrix_csv, select_columns};
 pub use delong::{delong, delong_test, DeLong, DeLongTest};
 pub use error::{EvalError, Result};
 pub use evaluate::{evaluate, ClassGroup, ClassResult, EvalOptions, EvalResults};

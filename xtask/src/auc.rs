@@ -1,0 +1,80 @@
+//! `cargo xtask auc --scores S.csv --labels L.csv [--bootstrap N] [--seed S] [--json]`:
+//! per-class ROC AUC (scikit-learn's definition) with bootstrap CIs for any pair of CSVs with
+//! a header of class names and one row per image, in the same row order.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use cxr_eval::{
+    evaluate, parse_matrix_csv, render_class_table, select_columns, BootstrapConfig, ClassGroup, EvalOptions,
+};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Scores CSV: header of class names, one row per image.
+    #[arg(long)]
+    scores: PathBuf,
+    /// Labels CSV: the same class names (any order, extra columns ignored); 1, 0, or empty /
+    /// nan for unknown (left out of that class).
+    #[arg(long)]
+    labels: PathBuf,
+    /// Bootstrap resamples for the percentile CI; 0 turns CIs off.
+    #[arg(long, default_value_t = 1000)]
+    bootstrap: usize,
+    /// Seed of the bootstrap.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Confidence level of the interval.
+    #[arg(long, default_value_t = 0.95)]
+    level: f64,
+    /// Comma-separated classes counted as rare (the rest are base) for the macro averages.
+    #[arg(long, value_delimiter = ',')]
+    rare: Vec<String>,
+    /// Print JSON (per class auc, ci_low, ci_high, n_pos, n_neg; macro_all/base/rare and
+    /// `macro`) instead of a markdown table.
+    #[arg(long)]
+    json: bool,
+}
+
+fn read(path: &Path) -> anyhow::Result<(Vec<String>, ndarray::Array2<f32>)> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    parse_matrix_csv(&text).with_context(|| format!("parsing {}", path.display()))
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let (names, scores) = read(&args.scores)?;
+    let (label_names, labels) = read(&args.labels)?;
+    let labels = select_columns(&label_names, &labels, &names).context("matching label columns to score columns")?;
+    if labels.nrows() != scores.nrows() {
+        bail!(
+            "{} has {} rows but {} has {}: both files need one row per image in the same order",
+            args.scores.display(),
+            scores.nrows(),
+            args.labels.display(),
+            labels.nrows()
+        );
+    }
+    if let Some(unknown) = args.rare.iter().find(|r| !names.contains(r)) {
+        bail!("--rare names {unknown:?}, which is not a column of {}", args.scores.display());
+    }
+    let groups: Vec<ClassGroup> = names
+        .iter()
+        .map(|n| if args.rare.contains(n) { ClassGroup::Rare } else { ClassGroup::Base })
+        .collect();
+    let opts = EvalOptions {
+        bootstrap: (args.bootstrap > 0).then_some(BootstrapConfig {
+            resamples: args.bootstrap,
+            seed: args.seed,
+            level: args.level,
+        }),
+    };
+    let results = evaluate(scores.view(), labels.view(), &names, &groups, &opts)?;
+    if args.json {
+        let mut v = serde_json::to_value(&results)?;
+        v["macro"] = serde_json::json!(results.macro_all);
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        print!("{}", render_class_table(&results));
+    }
+    Ok(())
+}
