@@ -12,6 +12,7 @@ pub mod classes;
 mod datasets;
 mod error;
 pub mod image;
+pub mod npy;
 mod readers;
 pub mod report;
 pub mod split;
