@@ -12,7 +12,24 @@
 //! - [`PromptSet`]: (positive, negative) template pairs and class aliases for zero-shot
 //!   classification.
 //!
-//! This crate does no network I/O; the only file it reads is one the caller names.
+//! This crate does no network I/O; the only files it reads are ones the caller names (or the
+//! local Hugging Face cache, for [`ClipTokenizer::from_hf_cache`]).
+//!
+//! ```
+//! use cxr_text::{ClipTokenizer, MetaLabelText, PromptSet, CONTEXT_LENGTH, EOT_ID, SOT_ID};
+//!
+//! let tokenizer = ClipTokenizer::bundled()?; // build once, share
+//! let text = MetaLabelText::paper().render(&["Adenopathy", "Pleural Effusion"]);
+//! assert_eq!(text, "adenopathy is present, pleural effusion is present");
+//! let (positives, negatives) = PromptSet::chexzero().prompts("Pleural Effusion");
+//! assert_eq!((positives[0].as_str(), negatives[0].as_str()), ("Pleural Effusion", "no Pleural Effusion"));
+//!
+//! let batch = tokenizer.encode_batch(&[text.as_str(), "a photo of a cat"], CONTEXT_LENGTH)?;
+//! assert_eq!(batch.ids.len(), 2 * CONTEXT_LENGTH);
+//! assert_eq!(batch.row(1).unwrap()[..7], [SOT_ID, 320, 1125, 539, 320, 2368, EOT_ID]);
+//! assert_eq!(batch.eot_positions[1], 6);
+//! # Ok::<(), cxr_text::TextError>(())
+//! ```
 
 mod error;
 mod meta_label;

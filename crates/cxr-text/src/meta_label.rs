@@ -3,6 +3,7 @@
 
 use rand::seq::SliceRandom;
 use rand::Rng;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, TextError};
 use crate::template::{ClassCase, Template};
@@ -13,12 +14,23 @@ pub const NO_FINDING: &str = "No Finding";
 
 /// How positive class names become one text: each name goes through a template, the phrases
 /// are joined by a separator, and an image without positives gets a defined text.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// In a TOML config: `template = "{} is present"`, and optionally `separator` (default
+/// `", "`), `case` (`"as_given"` or `"lower"`) and `empty_text`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct MetaLabelText {
     template: Template,
+    #[serde(default = "default_separator")]
     separator: String,
+    #[serde(default)]
     case: ClassCase,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     empty_text: Option<String>,
+}
+
+fn default_separator() -> String {
+    ", ".to_owned()
 }
 
 impl MetaLabelText {
@@ -27,7 +39,7 @@ impl MetaLabelText {
     pub fn new(template: &str) -> Result<Self> {
         Ok(Self {
             template: Template::new(template)?,
-            separator: ", ".to_owned(),
+            separator: default_separator(),
             case: ClassCase::AsGiven,
             empty_text: None,
         })
@@ -204,6 +216,20 @@ mod tests {
         let b = m.render_shuffled(&names, &mut rand_chacha::ChaCha8Rng::seed_from_u64(1));
         assert_eq!(a, b);
         assert_eq!(m.render_shuffled(&[], &mut rng), "No Finding is present.");
+    }
+
+    #[test]
+    fn serde_round_trip_validates_the_template() {
+        for m in [MetaLabelText::paper(), MetaLabelText::released_code()] {
+            let json = serde_json::to_string(&m).unwrap();
+            assert_eq!(serde_json::from_str::<MetaLabelText>(&json).unwrap(), m);
+        }
+        let minimal: MetaLabelText =
+            serde_json::from_str(r#"{"template": "{} is present", "case": "lower"}"#).unwrap();
+        assert_eq!(minimal, MetaLabelText::paper());
+        let err = serde_json::from_str::<MetaLabelText>(r#"{"template": "present"}"#);
+        assert!(err.unwrap_err().to_string().contains("placeholder"));
+        assert!(serde_json::from_str::<MetaLabelText>(r#"{"template": "{}", "x": 1}"#).is_err());
     }
 
     #[test]

@@ -4,6 +4,8 @@
 
 use std::collections::BTreeMap;
 
+use serde::{Deserialize, Serialize};
+
 use crate::error::{Result, TextError};
 use crate::template::{ClassCase, Template};
 
@@ -11,11 +13,49 @@ use crate::template::{ClassCase, Template};
 ///
 /// [`prompts`](Self::prompts) expands every name of a class (the name itself, then its aliases)
 /// with every pair, so all texts of one side describe the same finding and can be averaged.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// In a TOML config: `pairs = [["{}", "no {}"]]`, optionally `aliases = { "pleural effusion" =
+/// ["effusion"] }` (keys lowercase) and `case`. At least one pair is required.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "PromptSetConfig")]
 pub struct PromptSet {
     pairs: Vec<(Template, Template)>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     aliases: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
     case: ClassCase,
+}
+
+/// The unchecked form of [`PromptSet`] read from a config.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PromptSetConfig {
+    pairs: Vec<(Template, Template)>,
+    #[serde(default)]
+    aliases: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    case: ClassCase,
+}
+
+impl TryFrom<PromptSetConfig> for PromptSet {
+    type Error = TextError;
+
+    fn try_from(raw: PromptSetConfig) -> Result<Self> {
+        if raw.pairs.is_empty() {
+            return Err(TextError::NoTemplates);
+        }
+        let mut set = Self {
+            pairs: raw.pairs,
+            aliases: BTreeMap::new(),
+            case: raw.case,
+        };
+        for (class_name, aliases) in &raw.aliases {
+            for alias in aliases {
+                set = set.with_alias(class_name, alias);
+            }
+        }
+        Ok(set)
+    }
 }
 
 impl PromptSet {
@@ -158,6 +198,26 @@ mod tests {
         assert_eq!(neg[4], "no fluid in the pleural space");
         // A class without aliases only uses its own name.
         assert_eq!(set.prompts("Edema").0, ["Edema", "Edema is present"]);
+    }
+
+    #[test]
+    fn serde_round_trip_and_validation() {
+        let set = PromptSet::chexzero()
+            .with_pair("{} is present", "{} is absent")
+            .unwrap()
+            .with_alias("Pleural Effusion", "effusion");
+        let json = serde_json::to_string(&set).unwrap();
+        assert_eq!(serde_json::from_str::<PromptSet>(&json).unwrap(), set);
+        let parsed: PromptSet = serde_json::from_str(
+            r#"{"pairs": [["{}", "no {}"]], "aliases": {"Pleural Effusion": ["effusion"]}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            parsed.names("pleural effusion"),
+            ["pleural effusion", "effusion"]
+        );
+        assert!(serde_json::from_str::<PromptSet>(r#"{"pairs": []}"#).is_err());
+        assert!(serde_json::from_str::<PromptSet>(r#"{"pairs": [["{}", "no"]]}"#).is_err());
     }
 
     #[test]

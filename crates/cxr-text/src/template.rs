@@ -1,9 +1,12 @@
 //! A validated one-placeholder text template, shared by meta-labels and prompts.
 
+use serde::{Deserialize, Serialize};
+
 use crate::error::{Result, TextError};
 
-/// How a class name is written into text.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// How a class name is written into text (`"as_given"` / `"lower"` in configs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ClassCase {
     /// Keep the class name as given ("Pleural Effusion").
     #[default]
@@ -21,9 +24,25 @@ impl ClassCase {
     }
 }
 
-/// A template with exactly one `{}` placeholder, e.g. `"{} is present"`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A template with exactly one `{}` placeholder, e.g. `"{} is present"`. Deserialising checks
+/// the placeholder too.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct Template(pub(crate) String);
+
+impl TryFrom<String> for Template {
+    type Error = TextError;
+
+    fn try_from(value: String) -> Result<Self> {
+        Self::new(&value)
+    }
+}
+
+impl From<Template> for String {
+    fn from(value: Template) -> Self {
+        value.0
+    }
+}
 
 impl Template {
     /// Checks that `template` holds exactly one `{}`.

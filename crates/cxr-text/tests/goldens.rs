@@ -256,3 +256,55 @@ fn tokenizer_json_matches_what_transformers_writes() {
         assert_eq!(&our_merges[index], merge, "merge {index}");
     }
 }
+
+/// The meta-label and prompt texts our renderers produce are in the corpus, so their ids are
+/// covered by the goldens above (the script builds them with plain Python formatting).
+#[test]
+fn rendered_meta_labels_and_prompts_are_covered_by_the_corpus() {
+    use cxr_text::{MetaLabelText, PromptSet};
+    let (entries, goldens) = corpus();
+    let index: BTreeMap<&str, usize> = entries
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (e.text.as_str(), i))
+        .collect();
+    let check = |text: &str| {
+        let i = *index
+            .get(text)
+            .unwrap_or_else(|| panic!("{text:?} not in corpus"));
+        assert_eq!(tok().encode(text).unwrap(), goldens.rows[i].hf, "{text:?}");
+    };
+    check(&MetaLabelText::paper().render(&["Adenopathy", "Pulmonary Effusion"]));
+    check(&MetaLabelText::paper().render(&[]));
+    check(&MetaLabelText::released_code().render(&[]));
+    let classes: Vec<&str> = entries
+        .iter()
+        .filter(|e| e.category == "class_name")
+        .take(3 * 40)
+        .step_by(3)
+        .map(|e| e.text.as_str())
+        .collect();
+    assert_eq!(classes.len(), 40);
+    for set in [PromptSet::chexzero(), PromptSet::present_absent()] {
+        for class in &classes {
+            let (pos, neg) = set.prompts(class);
+            pos.iter().chain(&neg).for_each(|t| check(t));
+        }
+    }
+    // Multi-class meta-labels in both forms, as the script wrote them.
+    let paper = MetaLabelText::paper().render(&classes[..3]);
+    let released = MetaLabelText::released_code().render(&classes[..3]);
+    assert_eq!(
+        paper,
+        "adenopathy is present, atelectasis is present, azygos lobe is present"
+    );
+    assert_eq!(
+        released,
+        "Adenopathy is present. Atelectasis is present. Azygos Lobe is present."
+    );
+    let n_meta = entries
+        .iter()
+        .filter(|e| e.category == "meta_label")
+        .count();
+    assert!(n_meta > 250);
+}
