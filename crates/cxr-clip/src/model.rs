@@ -95,7 +95,7 @@ impl Attention {
         let q = self.split_heads(&(self.q_proj.forward(xs)? * self.scale)?, b, t)?;
         let k = self.split_heads(&self.k_proj.forward(xs)?, b, t)?;
         let v = self.split_heads(&self.v_proj.forward(xs)?, b, t)?;
-        let mut scores = q.matmul(&k.t()?.contiguous()?)?;
+        let mut scores = q.matmul(&k.t()?)?;
         if let Some(mask) = mask {
             scores = scores.broadcast_add(mask)?;
         }
@@ -340,6 +340,11 @@ impl TextTransformer {
             )));
         }
         let positions = self.pool_positions(&host)?;
+        // Under the causal mask no token attends to a later one, so everything after the last
+        // pooled position is dead weight: drop it (exactly the same result, much less work for
+        // short texts padded to 77).
+        let len = positions.iter().max().map_or(len, |&p| p + 1);
+        let ids = ids.narrow(1, 0, len)?.contiguous()?;
 
         let h = c.hidden_size;
         let tokens = self

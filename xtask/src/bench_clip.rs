@@ -1,0 +1,212 @@
+//! `cargo xtask bench-clip`: one forward + backward pass of a CLIP contrastive step (ViT-B/32,
+//! batch 32 by default, random weights, f32, CPU) in cxr-clip against transformers'
+//! `CLIPModel` in PyTorch (`scripts/goldens/cxr-clip/bench_clip_torch.py`) on the same machine
+//! in the same run, with the same thread count. Never part of the test suite.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use candle_core::{DType, Device, Tensor, D};
+use candle_nn::{VarBuilder, VarMap};
+use cxr_clip::{l2_normalize, ClipConfig, ClipModel, CLIP_EOT_ID};
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum Preset {
+    VitB32,
+    VitB16,
+    /// `ClipConfig::tiny(224)`.
+    Tiny,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[arg(long, value_enum, default_value = "vit-b32")]
+    preset: Preset,
+    #[arg(long, default_value_t = 32)]
+    batch: usize,
+    /// Timed iterations (after one warm-up); medians are reported.
+    #[arg(long, default_value_t = 3)]
+    iters: usize,
+    /// Threads for both sides (default: all cores). Sets RAYON_NUM_THREADS for candle only if
+    /// it is not already set, so pass the same value there when you set it yourself.
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Python with torch + transformers (default: $CXR_PYTHON, else /work/pyenv/bin/python,
+    /// else python3).
+    #[arg(long)]
+    python: Option<PathBuf>,
+    /// Skip the PyTorch side.
+    #[arg(long)]
+    no_torch: bool,
+}
+
+impl Preset {
+    fn config(self) -> ClipConfig {
+        match self {
+            Preset::VitB32 => ClipConfig::vit_b_32(),
+            Preset::VitB16 => ClipConfig::vit_b_16(),
+            Preset::Tiny => ClipConfig::tiny(224),
+        }
+    }
+    fn name(self) -> &'static str {
+        match self {
+            Preset::VitB32 => "vit-b-32",
+            Preset::VitB16 => "vit-b-16",
+            Preset::Tiny => "tiny",
+        }
+    }
+}
+
+/// Symmetric InfoNCE over matching pairs (what both sides compute).
+fn loss(model: &ClipModel, px: &Tensor, ids: &Tensor) -> anyhow::Result<Tensor> {
+    let img = l2_normalize(&model.encode_image(px)?)?;
+    let txt = l2_normalize(&model.encode_text(ids)?)?;
+    let logits = img
+        .matmul(&txt.t()?)?
+        .broadcast_mul(&model.logit_scale().exp()?)?;
+    let n = logits.dim(0)?;
+    let eye = Tensor::eye(n, DType::F32, logits.device())?;
+    let ce = |l: &Tensor| -> candle_core::Result<Tensor> {
+        (candle_nn::ops::log_softmax(l, D::Minus1)? * &eye)?
+            .sum_all()?
+            .neg()?
+            / n as f64
+    };
+    Ok(((ce(&logits)? + ce(&logits.t()?)?)? / 2.0)?)
+}
+
+/// Token rows: start, pseudo-random words, end at lengths spread over 8..=77, zero padding.
+fn token_ids(batch: usize, context: usize, vocab: usize) -> Vec<u32> {
+    let mut ids = vec![0u32; batch * context];
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    for row in 0..batch {
+        let len = 8 + (row * 37) % (context - 7);
+        let r = &mut ids[row * context..(row + 1) * context];
+        r[0] = 49406.min(vocab as u32 - 2);
+        for slot in r.iter_mut().take(len - 1).skip(1) {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            *slot = 1 + (state % (vocab as u64 - 3)) as u32;
+        }
+        r[len - 1] = CLIP_EOT_ID.min(vocab as u32 - 1);
+    }
+    ids
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let threads = args
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
+    }
+    let cfg = args.preset.config();
+    let dev = Device::Cpu;
+    let varmap = VarMap::new();
+    let model = ClipModel::new(VarBuilder::from_varmap(&varmap, DType::F32, &dev), &cfg)?;
+    let n_params: usize = varmap.all_vars().iter().map(|v| v.elem_count()).sum();
+    let s = cfg.vision_config.image_size;
+    let ctx = cfg.text_config.max_position_embeddings;
+    let px = Tensor::randn(0f32, 1f32, (args.batch, 3, s, s), &dev)?;
+    let ids = Tensor::from_vec(
+        token_ids(args.batch, ctx, cfg.text_config.vocab_size),
+        (args.batch, ctx),
+        &dev,
+    )?;
+
+    let (mut fwd, mut bwd) = (Vec::new(), Vec::new());
+    for it in 0..=args.iters {
+        let t0 = Instant::now();
+        let l = loss(&model, &px, &ids)?;
+        let _ = l.to_scalar::<f32>()?;
+        let t1 = Instant::now();
+        let grads = l.backward()?;
+        let t2 = Instant::now();
+        if grads.get(model.logit_scale()).is_none() {
+            bail!("logit_scale got no gradient");
+        }
+        if it > 0 {
+            fwd.push((t1 - t0).as_secs_f64());
+            bwd.push((t2 - t1).as_secs_f64());
+        }
+        eprintln!(
+            "candle iter {it}: forward {:.3}s backward {:.3}s",
+            (t1 - t0).as_secs_f64(),
+            (t2 - t1).as_secs_f64()
+        );
+    }
+    let (rf, rb) = (median(fwd), median(bwd));
+    println!(
+        "cxr-clip (candle {}) {} batch {} threads {threads}: {:.1}M params, forward {rf:.3}s, \
+         backward {rb:.3}s, total {:.3}s",
+        "0.11.1",
+        args.preset.name(),
+        args.batch,
+        n_params as f64 / 1e6,
+        rf + rb
+    );
+    if args.no_torch {
+        return Ok(());
+    }
+
+    let python = args
+        .python
+        .clone()
+        .or_else(|| std::env::var_os("CXR_PYTHON").map(PathBuf::from))
+        .unwrap_or_else(|| {
+            let p = PathBuf::from("/work/pyenv/bin/python");
+            if p.exists() {
+                p
+            } else {
+                PathBuf::from("python3")
+            }
+        });
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../scripts/goldens/cxr-clip/bench_clip_torch.py");
+    let out = Command::new(&python)
+        .arg(&script)
+        .args(["--preset", args.preset.name()])
+        .args(["--batch", &args.batch.to_string()])
+        .args(["--iters", &args.iters.to_string()])
+        .args(["--threads", &threads.to_string()])
+        .output()
+        .with_context(|| format!("running {} {}", python.display(), script.display()))?;
+    if !out.status.success() {
+        bail!("PyTorch benchmark failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let line = String::from_utf8_lossy(&out.stdout);
+    let json: serde_json::Value = serde_json::from_str(line.trim().lines().last().unwrap_or(""))
+        .context("PyTorch benchmark printed no JSON line")?;
+    let tf = json["forward_s"].as_f64().context("forward_s")?;
+    let tb = json["backward_s"].as_f64().context("backward_s")?;
+    println!(
+        "PyTorch {} / transformers {} ({}): forward {tf:.3}s, backward {tb:.3}s, total {:.3}s",
+        json["torch"].as_str().unwrap_or("?"),
+        json["transformers"].as_str().unwrap_or("?"),
+        json["attn"].as_str().unwrap_or("?"),
+        tf + tb
+    );
+    println!(
+        "ratio candle / PyTorch: forward {:.2}x, backward {:.2}x, total {:.2}x",
+        rf / tf,
+        rb / tb,
+        (rf + rb) / (tf + tb)
+    );
+    println!(
+        "| {} | {} | {threads} | {rf:.2} | {rb:.2} | {:.2} | {tf:.2} | {tb:.2} | {:.2} | {:.2}x |",
+        args.preset.name(),
+        args.batch,
+        rf + rb,
+        tf + tb,
+        (rf + rb) / (tf + tb)
+    );
+    Ok(())
+}
