@@ -3,7 +3,7 @@
 //! ```text
 //! $ cargo xtask tokenize "a photo of a cat" "no pleural effusion"
 //! [49406,320,1125,539,320,2368,49407]
-//! [49406,871,...,49407]
+//! [49406,871,926,33948,1490,9364,49407]
 //! ```
 
 use std::path::Path;

@@ -274,8 +274,9 @@ impl ClipTokenizer {
         })
     }
 
-    /// Decodes ids back to text as open_clip's `SimpleTokenizer.decode` does (special tokens
-    /// and pads skipped, `</w>` read as a space). Lossy: CLIP lowercases and drops whitespace
+    /// Decodes ids back to text as open_clip's `SimpleTokenizer.decode` does, `</w>` read as a
+    /// space, start and end tokens skipped (so Hugging Face's 49407 padding vanishes; open_clip's
+    /// 0 padding is the token `!` and stays). Lossy: CLIP lowercases and drops whitespace
     /// structure, so "Effusion." comes back as "effusion .".
     pub fn decode(&self, ids: &[u32]) -> Result<String> {
         let byte_of = byte_decoder();
