@@ -66,10 +66,29 @@ pub fn clip_grad_norm(vars: &[Var], grads: &mut GradStore, max_norm: f64) -> Res
     if coef < 1.0 {
         for v in vars {
             if let Some(g) = grads.get(v.as_tensor()) {
-                let scaled = (g * coef)?;
+                let scaled = scale(g, coef)?;
                 grads.insert(v.as_tensor(), scaled);
             }
         }
     }
     Ok(norm)
+}
+
+/// `g * coef` as a new tensor (the gradient may be shared, so never in place); a parallel
+/// pass for contiguous f32 on CPU, candle's affine op otherwise.
+fn scale(g: &Tensor, coef: f64) -> Result<Tensor> {
+    {
+        let (storage, layout) = g.storage_and_layout();
+        if let (Storage::Cpu(CpuStorage::F32(v)), Some((a, b))) =
+            (&*storage, layout.contiguous_offsets())
+        {
+            let c = coef as f32;
+            let mut out = vec![0f32; b - a];
+            out.par_chunks_mut(CHUNK)
+                .zip(v[a..b].par_chunks(CHUNK))
+                .for_each(|(o, x)| o.iter_mut().zip(x).for_each(|(o, &x)| *o = x * c));
+            return Ok(Tensor::from_vec(out, g.shape(), g.device())?);
+        }
+    }
+    Ok((g * coef)?)
 }

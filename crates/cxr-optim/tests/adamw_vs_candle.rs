@@ -95,3 +95,91 @@ fn fused_adamw_matches_candle_nn_adamw_over_steps() {
         .unwrap();
     assert!(moved > 1e-3);
 }
+
+#[test]
+fn fused_adamw_matches_candle_nn_adamw_in_f64() {
+    let dev = Device::Cpu;
+    let mk = || -> Vec<Var> {
+        [vec![5usize, 3], vec![40_000]]
+            .into_iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let n: usize = s.iter().product();
+                let data: Vec<f64> = values(n, i as f64).into_iter().map(f64::from).collect();
+                Var::from_tensor(&Tensor::from_vec(data, s, &dev).unwrap()).unwrap()
+            })
+            .collect()
+    };
+    let (ours, theirs) = (mk(), mk());
+    let grads = |vars: &[Var]| {
+        let mut g = candle_core::backprop::GradStore::default();
+        for v in vars {
+            g.insert(v.as_tensor(), (v.as_tensor().sqr().unwrap() - 0.1).unwrap());
+        }
+        g
+    };
+    let named = ours
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (format!("p{i}"), v.clone()))
+        .collect();
+    let mut fused = AdamW::new(named, AdamWConfig::default(), |_| true).unwrap();
+    let mut reference =
+        candle_nn::AdamW::new(theirs.clone(), candle_nn::ParamsAdamW::default()).unwrap();
+    for _ in 0..4 {
+        fused.step(&grads(&ours)).unwrap();
+        reference.step(&grads(&theirs)).unwrap();
+    }
+    for (a, b) in ours.iter().zip(&theirs) {
+        let d = (a.as_tensor() - b.as_tensor())
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap();
+        assert!(d.to_scalar::<f64>().unwrap() <= 1e-14);
+    }
+}
+
+/// bf16 has no fused kernel: the tensor-op fallback (also used on CUDA) must equal candle_nn.
+#[test]
+fn tensor_op_fallback_matches_candle_nn_adamw() {
+    let dev = Device::Cpu;
+    let mk = || {
+        let t = Tensor::from_vec(values(64, 3.0), (8, 8), &dev)
+            .unwrap()
+            .to_dtype(candle_core::DType::BF16)
+            .unwrap();
+        Var::from_tensor(&t).unwrap()
+    };
+    let (ours, theirs) = (mk(), mk());
+    let grad = |v: &Var| {
+        let mut g = candle_core::backprop::GradStore::default();
+        g.insert(v.as_tensor(), (v.as_tensor() * 0.5).unwrap());
+        g
+    };
+    let mut fused = AdamW::new(
+        vec![("w".into(), ours.clone())],
+        AdamWConfig::default(),
+        |_| true,
+    )
+    .unwrap();
+    let mut reference =
+        candle_nn::AdamW::new(vec![theirs.clone()], candle_nn::ParamsAdamW::default()).unwrap();
+    for _ in 0..3 {
+        fused.step(&grad(&ours)).unwrap();
+        reference.step(&grad(&theirs)).unwrap();
+    }
+    let f = |v: &Var| {
+        v.to_dtype(candle_core::DType::F32)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap()
+    };
+    assert_eq!(f(&ours), f(&theirs));
+    assert_ne!(f(&ours), f(&mk()));
+    let state = fused.state_tensors().unwrap();
+    assert_eq!(state["exp_avg/w"].dtype(), candle_core::DType::BF16);
+}
