@@ -1,4 +1,4 @@
-//! `cargo xtask bench-clip`: one forward + backward pass of a CLIP contrastive step (ViT-B/32,
+//! `cargo xtask bench clip`: one forward + backward pass of a CLIP contrastive step (ViT-B/32,
 //! batch 32 by default, random weights, f32, CPU) in cxr-clip against transformers'
 //! `CLIPModel` in PyTorch (`scripts/goldens/cxr-clip/bench_clip_torch.py`) on the same machine
 //! in the same run, with the same thread count. Never part of the test suite.
@@ -145,9 +145,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let (rf, rb) = (median(fwd), median(bwd));
     println!(
-        "cxr-clip (candle {}) {} batch {} threads {threads}: {:.1}M params, forward {rf:.3}s, \
-         backward {rb:.3}s, total {:.3}s",
-        "0.11.1",
+        "cxr-clip (candle 0.11.1) {} batch {} threads {threads}: {:.1}M params, forward \
+         {rf:.3}s, backward {rb:.3}s, total {:.3}s",
         args.preset.name(),
         args.batch,
         n_params as f64 / 1e6,
@@ -180,7 +179,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .output()
         .with_context(|| format!("running {} {}", python.display(), script.display()))?;
     if !out.status.success() {
-        bail!("PyTorch benchmark failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        bail!(
+            "PyTorch benchmark failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let line = String::from_utf8_lossy(&out.stdout);
     let json: serde_json::Value = serde_json::from_str(line.trim().lines().last().unwrap_or(""))

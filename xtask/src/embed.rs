@@ -58,20 +58,27 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let model = weights.model(DType::F32, &device)?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
-    let finish = |t: Tensor| -> anyhow::Result<Tensor> {
-        Ok(if args.raw { t } else { l2_normalize(&t)? })
-    };
+    let finish =
+        |t: Tensor| -> anyhow::Result<Tensor> { Ok(if args.raw { t } else { l2_normalize(&t)? }) };
 
     if !args.images.is_empty() {
-        let emb = finish(embed_images(&model, &args.images, args.preprocess, batch, &device)?)?;
+        let emb = finish(embed_images(
+            &model,
+            &args.images,
+            args.preprocess,
+            batch,
+            &device,
+        )?)?;
         let path = args.out.join("image_embeds.npy");
-        emb.write_npy(&path).with_context(|| format!("writing {}", path.display()))?;
+        emb.write_npy(&path)
+            .with_context(|| format!("writing {}", path.display()))?;
         tracing::info!("wrote {} ({:?})", path.display(), emb.dims());
     }
     if !args.texts.is_empty() {
         let emb = finish(embed_texts(&model, &args.texts, batch, &device)?)?;
         let path = args.out.join("text_embeds.npy");
-        emb.write_npy(&path).with_context(|| format!("writing {}", path.display()))?;
+        emb.write_npy(&path)
+            .with_context(|| format!("writing {}", path.display()))?;
         tracing::info!("wrote {} ({:?})", path.display(), emb.dims());
     }
     Ok(())
