@@ -13,8 +13,10 @@ mod delong;
 mod error;
 mod evaluate;
 mod folds;
+mod plot;
 mod report;
 pub mod stats;
+mod tsne;
 mod zero_shot;
 
 pub use auc::{average_precision, best_f1_threshold, f1_at_threshold, roc_auc, F1Point};
@@ -26,7 +28,11 @@ pub use evaluate::{evaluate, ClassGroup, ClassResult, EvalOptions, EvalResults};
 pub use folds::{
     aggregate_folds, render_fold_class_table, render_fold_table, ClassSummary, FoldSummary, MeanStd,
 };
+pub use plot::{
+    palette_color, plot_auc_by_frequency, plot_roc, plot_scatter, rarest_positive_class, roc_curve,
+};
 pub use report::{render_class_table, render_markdown_table};
+pub use tsne::{tsne, TsneConfig};
 pub use zero_shot::{
     average_prompt_embeddings, l2_normalize_rows, mean_rows, zero_shot_cosine,
     zero_shot_probabilities,
