@@ -8,17 +8,21 @@
 //!   `TripletMarginLoss(p = 2)`.
 //! - [`weighted_metric_loss`]: the "weighted metric loss" of the released CXR-CML code, kept as
 //!   a parity option (see its doc for how the reference table was read).
+//! - [`input_gradients`] and [`surrogate`]: exact gradient accumulation over micro-batches
+//!   for these batch-coupled losses (GradCache).
 //!
 //! Everything is built from differentiable candle ops (no fused `softmax_last_dim` or
 //! `layer_norm`, which have no backward), so gradients reach every input that has a graph.
 //! Values and gradients are checked against torch / open_clip goldens made by
 //! `scripts/goldens/cxr-losses/make_loss_goldens.py`.
 
+mod accumulate;
 mod clip;
 mod error;
 mod triplet;
 mod weighted;
 
+pub use accumulate::{input_gradients, surrogate};
 pub use clip::{clip_logits, clip_loss, l2_normalise, MAX_LOGIT_SCALE};
 pub use error::{LossError, Result};
 pub use triplet::{mine_triplets, pairwise_distances, triplet_loss, Mining, TripletConfig};

@@ -109,3 +109,45 @@ fn triplet_loss_rejects_bad_input() {
         Err(LossError::Config(_))
     ));
 }
+
+#[test]
+fn weighted_metric_loss_rejects_bad_input() {
+    use cxr_losses::{weighted_metric_loss, WeightedMetricConfig};
+    let dev = Device::Cpu;
+    let emb = Tensor::new(&[[1f32, 0.0], [0.0, 1.0], [1.0, 1.0]], &dev).unwrap();
+    let plab = Tensor::new(&[[1f32, 0.0], [0.0, 1.0], [0.5, 0.5]], &dev).unwrap();
+    let t = Tensor::new(1f32, &dev).unwrap();
+    let cfg = WeightedMetricConfig::default();
+    assert_eq!(cfg.base_margin, 0.3);
+    let ok = weighted_metric_loss(&emb, &emb, &plab, &t, &cfg).unwrap();
+    assert!(ok.to_scalar::<f32>().unwrap().is_finite());
+    let short = plab.narrow(0, 0, 2).unwrap();
+    assert!(matches!(
+        weighted_metric_loss(&emb, &emb, &short, &t, &cfg),
+        Err(LossError::Shape {
+            what: "pseudo_labels",
+            ..
+        })
+    ));
+    assert!(matches!(
+        weighted_metric_loss(&emb, &emb.narrow(1, 0, 1).unwrap(), &plab, &t, &cfg),
+        Err(LossError::Shape {
+            what: "text_emb",
+            ..
+        })
+    ));
+    let neg = WeightedMetricConfig { base_margin: -1.0 };
+    assert!(matches!(
+        weighted_metric_loss(&emb, &emb, &plab, &t, &neg),
+        Err(LossError::Config(_))
+    ));
+}
+
+#[test]
+fn mining_and_config_deserialise_from_kebab_case() {
+    let cfg: TripletConfig =
+        serde_json::from_str(r#"{"margin":0.3,"mining":"semi-hard"}"#).unwrap();
+    assert_eq!(cfg.mining, Mining::SemiHard);
+    assert!(cfg.normalise, "normalise defaults to true");
+    assert!(serde_json::from_str::<TripletConfig>(r#"{"margn":0.3}"#).is_err());
+}
