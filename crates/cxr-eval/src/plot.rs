@@ -262,14 +262,15 @@ pub fn plot_auc_by_frequency(path: &Path, results: &EvalResults, title: &str) ->
         .filter_map(|c| c.ci_low.or(c.auc))
         .fold(0.5f64, f64::min);
     let x_min = ((lo - 0.05) * 10.0).floor() / 10.0;
-    let height = 140 + 24 * n as u32;
+    // Two empty slots under the last class hold the legend, clear of the bars.
+    let height = 190 + 24 * n as u32;
     render_png(path, (1100, height), |root| {
         let mut chart = ChartBuilder::on(root)
             .caption(title, (FONT, 26))
             .margin(15)
             .x_label_area_size(45)
             .y_label_area_size(330)
-            .build_cartesian_2d(x_min.max(0.0)..1.0f64, -0.5f64..(n as f64 - 0.5))
+            .build_cartesian_2d(x_min.max(0.0)..1.0f64, -2.5f64..(n as f64 - 0.5))
             .map_err(|e| e.to_string())?;
         let label_of = |y: &f64| {
             let i = y.round();
@@ -281,7 +282,7 @@ pub fn plot_auc_by_frequency(path: &Path, results: &EvalResults, title: &str) ->
         };
         chart
             .configure_mesh()
-            .y_labels(n)
+            .y_labels(n + 2)
             .y_label_formatter(&label_of)
             .disable_y_mesh()
             .x_desc("ROC AUC (bars: point estimate, whiskers: 95% CI)")
@@ -319,7 +320,7 @@ pub fn plot_auc_by_frequency(path: &Path, results: &EvalResults, title: &str) ->
         }
         chart
             .draw_series(LineSeries::new(
-                [(0.5, -0.5), (0.5, n as f64 - 0.5)],
+                [(0.5, -2.5), (0.5, n as f64 - 0.5)],
                 BLACK.mix(0.5).stroke_width(1),
             ))
             .map_err(|e| e.to_string())?;

@@ -49,14 +49,14 @@ impl TsneConfig {
                 hint,
             })
         };
-        if !(self.perplexity > 0.0) || self.perplexity >= n as f64 {
+        if self.perplexity.is_nan() || self.perplexity <= 0.0 || self.perplexity >= n as f64 {
             return bad(
                 "perplexity",
                 self.perplexity,
                 "must be positive and below the number of points (try 30, or fewer for tiny sets)",
             );
         }
-        if !(self.early_exaggeration >= 1.0) {
+        if self.early_exaggeration.is_nan() || self.early_exaggeration < 1.0 {
             return bad(
                 "early_exaggeration",
                 self.early_exaggeration,
@@ -64,7 +64,7 @@ impl TsneConfig {
             );
         }
         if let Some(lr) = self.learning_rate {
-            if !(lr > 0.0) {
+            if lr.is_nan() || lr <= 0.0 {
                 return bad("learning_rate", lr, "must be positive, or None for auto");
             }
         }
@@ -193,7 +193,7 @@ fn pca_init(x: &ArrayView2<'_, f32>) -> Option<Vec<[f64; 2]>> {
                 }
             }
             let norm = w.iter().map(|a| a * a).sum::<f64>().sqrt();
-            if !(norm > 1e-12) {
+            if norm.is_nan() || norm <= 1e-12 {
                 return None;
             }
             v = w.into_iter().map(|a| a / norm).collect();
@@ -206,7 +206,7 @@ fn pca_init(x: &ArrayView2<'_, f32>) -> Option<Vec<[f64; 2]>> {
         .collect();
     let m0 = y.iter().map(|p| p[0]).sum::<f64>() / n as f64;
     let sd = (y.iter().map(|p| (p[0] - m0).powi(2)).sum::<f64>() / n as f64).sqrt();
-    if !(sd > 0.0) {
+    if sd.is_nan() || sd <= 0.0 {
         return None;
     }
     Some(
