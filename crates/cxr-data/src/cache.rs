@@ -36,6 +36,8 @@ pub struct CacheOptions {
     pub progress: bool,
     /// Fail on the first missing or corrupt image instead of skipping it.
     pub strict: bool,
+    /// Images per shard; 0 means [`SHARD_SIZE`].
+    pub shard_size: usize,
 }
 
 /// Preprocessed pixels of a list of records, in record order.
@@ -87,7 +89,7 @@ impl ImageCache {
             cache_dir,
             CacheOptions {
                 progress,
-                strict: false,
+                ..Default::default()
             },
         )
     }
@@ -106,11 +108,16 @@ impl ImageCache {
             ));
         }
         std::fs::create_dir_all(cache_dir).map_err(|e| DataError::io(cache_dir, e))?;
+        let shard_size = if opts.shard_size == 0 {
+            SHARD_SIZE
+        } else {
+            opts.shard_size
+        };
         let manifest = Manifest {
             version: CACHE_VERSION,
             preprocess: *p,
             images: records.len(),
-            shard_size: SHARD_SIZE,
+            shard_size,
             paths_hash: paths_hash(records, p),
         };
         let manifest_path = cache_dir.join("manifest.json");
@@ -132,7 +139,7 @@ impl ImageCache {
         }
 
         let px = (p.size * p.size) as usize;
-        let n_shards = records.len().div_ceil(SHARD_SIZE);
+        let n_shards = records.len().div_ceil(shard_size);
         let bar = if opts.progress {
             let b = indicatif::ProgressBar::new(records.len() as u64);
             b.set_style(
@@ -149,8 +156,8 @@ impl ImageCache {
         let mut ok = Vec::with_capacity(records.len());
         let mut skipped = Vec::new();
         for s in 0..n_shards {
-            let lo = s * SHARD_SIZE;
-            let hi = (lo + SHARD_SIZE).min(records.len());
+            let lo = s * shard_size;
+            let hi = (lo + shard_size).min(records.len());
             let bin = cache_dir.join(format!("shard_{s:05}.bin"));
             let meta = cache_dir.join(format!("shard_{s:05}.json"));
             let done = match (std::fs::read(&meta), std::fs::read(&bin)) {
@@ -353,8 +360,8 @@ mod tests {
             &p,
             &dir.path().join("c2"),
             CacheOptions {
-                progress: false,
                 strict: true,
+                ..Default::default()
             },
         )
         .unwrap_err()
@@ -363,5 +370,38 @@ mod tests {
         let list = dir.path().join("skipped.tsv");
         c.write_skipped(&list).unwrap();
         assert_eq!(std::fs::read_to_string(list).unwrap().lines().count(), 2);
+    }
+
+    #[test]
+    fn an_interrupted_build_resumes_at_the_first_unfinished_shard() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        std::fs::create_dir_all(&root).unwrap();
+        let names: Vec<String> = (0..5).map(|i| format!("{i}.png")).collect();
+        for n in &names {
+            image::GrayImage::from_pixel(8, 8, image::Luma([100]))
+                .save(root.join(n))
+                .unwrap();
+        }
+        let records: Vec<Record> = names.iter().map(|n| rec(n)).collect();
+        let p = Preprocess::clip(4);
+        let cache_dir = dir.path().join("cache");
+        let opts = CacheOptions {
+            shard_size: 2,
+            ..Default::default()
+        };
+        ImageCache::build_with(&root, &records, &p, &cache_dir, opts).unwrap();
+        assert!(cache_dir.join("shard_00002.json").is_file());
+        // Simulate a crash while shard 1 was being written: its marker never appeared.
+        std::fs::remove_file(cache_dir.join("shard_00001.json")).unwrap();
+        for n in &names {
+            image::GrayImage::from_pixel(8, 8, image::Luma([50]))
+                .save(root.join(n))
+                .unwrap();
+        }
+        let c = ImageCache::build_with(&root, &records, &p, &cache_dir, opts).unwrap();
+        let first: Vec<u8> = (0..5).map(|i| c.pixels(i).unwrap()[0]).collect();
+        // shards 0 and 2 were finished and are reused; shard 1 (images 2, 3) is rebuilt
+        assert_eq!(first, vec![100, 100, 50, 50, 100]);
     }
 }

@@ -106,6 +106,21 @@ pub fn decode_gray(bytes: &[u8]) -> std::result::Result<GrayImage, String> {
     })
 }
 
+/// Encode 8-bit grayscale pixels as a baseline JPEG (deterministic for a fixed quality).
+pub fn encode_jpeg_gray(pixels: &[u8], w: u32, h: u32, quality: u8) -> Result<Vec<u8>> {
+    if pixels.len() != (w as usize) * (h as usize) {
+        return Err(DataError::InvalidParam(format!(
+            "{} pixels for a {w} x {h} image",
+            pixels.len()
+        )));
+    }
+    let mut buf = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut buf, quality)
+        .encode(pixels, w, h, image::ExtendedColorType::L8)
+        .map_err(|e| DataError::InvalidParam(format!("JPEG encoding failed: {e}")))?;
+    Ok(buf)
+}
+
 /// The full geometric pipeline of `p`: returns `size * size` u8 pixels, row-major.
 pub fn preprocess_u8(img: &GrayImage, p: &Preprocess) -> Vec<u8> {
     let (w, h) = img.dimensions();
@@ -260,7 +275,7 @@ fn coeffs(in_size: u32, out_size: u32, filter: Filter) -> Vec<(usize, Vec<f64>)>
 
 const PRECISION_BITS: u32 = 32 - 8 - 2;
 
-fn fixed(k: &[(usize, Vec<f64>)]) -> Vec<(usize, Vec<i64>)> {
+fn fixed(k: &[(usize, Vec<f64>)]) -> Vec<(usize, Vec<i32>)> {
     let one = (1i64 << PRECISION_BITS) as f64;
     k.iter()
         .map(|(x0, w)| {
@@ -268,9 +283,9 @@ fn fixed(k: &[(usize, Vec<f64>)]) -> Vec<(usize, Vec<i64>)> {
                 .iter()
                 .map(|&v| {
                     if v < 0.0 {
-                        (v * one - 0.5) as i64
+                        (v * one - 0.5) as i32
                     } else {
-                        (v * one + 0.5) as i64
+                        (v * one + 0.5) as i32
                     }
                 })
                 .collect();
@@ -279,24 +294,28 @@ fn fixed(k: &[(usize, Vec<f64>)]) -> Vec<(usize, Vec<i64>)> {
         .collect()
 }
 
-fn clip8(ss: i64) -> u8 {
+fn clip8(ss: i32) -> u8 {
     (ss >> PRECISION_BITS).clamp(0, 255) as u8
 }
 
-/// Pillow-exact 8-bit resize (horizontal pass, then vertical, each rounded to u8).
+/// Pillow-exact 8-bit resize (horizontal pass, then vertical, each rounded to u8), with
+/// Pillow's 32-bit fixed-point accumulation.
 pub fn resample_u8(src: &[u8], w: u32, h: u32, nw: u32, nh: u32, filter: Filter) -> Vec<u8> {
-    let half = 1i64 << (PRECISION_BITS - 1);
+    let half = 1i32 << (PRECISION_BITS - 1);
     let horiz: Vec<u8> = if nw != w {
         let k = fixed(&coeffs(w, nw, filter));
         let mut out = vec![0u8; (nw * h) as usize];
-        for y in 0..h as usize {
-            let row = &src[y * w as usize..(y + 1) * w as usize];
-            for (xx, (x0, kk)) in k.iter().enumerate() {
-                let mut ss = half;
-                for (i, &c) in kk.iter().enumerate() {
-                    ss += row[x0 + i] as i64 * c;
-                }
-                out[y * nw as usize + xx] = clip8(ss);
+        for (row, dst) in src
+            .chunks_exact(w as usize)
+            .zip(out.chunks_exact_mut(nw as usize))
+        {
+            for ((x0, kk), o) in k.iter().zip(dst.iter_mut()) {
+                let taps = &row[*x0..*x0 + kk.len()];
+                let ss = taps
+                    .iter()
+                    .zip(kk)
+                    .fold(half, |acc, (&p, &c)| acc.wrapping_add(p as i32 * c));
+                *o = clip8(ss);
             }
         }
         out
@@ -307,18 +326,18 @@ pub fn resample_u8(src: &[u8], w: u32, h: u32, nw: u32, nh: u32, filter: Filter)
         return horiz;
     }
     let k = fixed(&coeffs(h, nh, filter));
-    let mut out = vec![0u8; (nw * nh) as usize];
     let nwu = nw as usize;
-    let mut acc = vec![0i64; nwu];
-    for (yy, (y0, kk)) in k.iter().enumerate() {
+    let mut out = vec![0u8; nwu * nh as usize];
+    let mut acc = vec![0i32; nwu];
+    for ((y0, kk), dst) in k.iter().zip(out.chunks_exact_mut(nwu)) {
         acc.iter_mut().for_each(|a| *a = half);
         for (i, &c) in kk.iter().enumerate() {
             let row = &horiz[(y0 + i) * nwu..(y0 + i + 1) * nwu];
             for (a, &v) in acc.iter_mut().zip(row) {
-                *a += v as i64 * c;
+                *a = a.wrapping_add(v as i32 * c);
             }
         }
-        for (o, &a) in out[yy * nwu..(yy + 1) * nwu].iter_mut().zip(&acc) {
+        for (o, &a) in dst.iter_mut().zip(&acc) {
             *o = clip8(a);
         }
     }

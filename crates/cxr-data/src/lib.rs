@@ -20,8 +20,8 @@ pub mod synth;
 mod table;
 
 pub use datasets::{
-    find_csv, read_chexpert, read_mimic, read_mimic_root, read_nih, Dataset, MimicData, Summary,
-    NIH_CLASSES,
+    default_labels, find_csv, load_table, read_chexpert, read_mimic, read_mimic_root, read_nih,
+    Dataset, MimicData, Summary, NIH_CLASSES,
 };
 pub use error::{DataError, Result};
 pub use readers::read_cxr_lt;

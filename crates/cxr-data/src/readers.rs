@@ -103,13 +103,41 @@ impl Csv {
 
     /// An id column: integers, optionally prefixed with `p` / `s` ("s50414267").
     pub fn ids(&self, name: &str) -> Result<Vec<u64>> {
-        let vals = self.strings(name)?;
-        vals.into_iter()
+        let col = self.column(name)?;
+        if col.dtype().is_integer() {
+            let c = col
+                .cast(&DataType::Int64)
+                .map_err(|e| DataError::csv(&self.path, e))?;
+            let ca = c.i64().map_err(|e| DataError::csv(&self.path, e))?;
+            return ca
+                .iter()
+                .enumerate()
+                .map(|(row, v)| match v {
+                    Some(x) if x >= 0 => Ok(x as u64),
+                    _ => Err(self.bad(
+                        row,
+                        name,
+                        v.map(|x| x.to_string()).unwrap_or_default(),
+                        "an integer id",
+                    )),
+                })
+                .collect();
+        }
+        let c = col
+            .cast(&DataType::String)
+            .map_err(|e| DataError::csv(&self.path, e))?;
+        let ca = c.str().map_err(|e| DataError::csv(&self.path, e))?;
+        ca.iter()
             .enumerate()
             .map(|(row, v)| {
-                v.as_deref()
-                    .and_then(parse_id)
-                    .ok_or_else(|| self.bad(row, name, v.unwrap_or_default(), "an integer id"))
+                v.and_then(parse_id).ok_or_else(|| {
+                    self.bad(
+                        row,
+                        name,
+                        v.unwrap_or_default().to_string(),
+                        "an integer id",
+                    )
+                })
             })
             .collect()
     }
@@ -117,6 +145,24 @@ impl Csv {
     /// A label column decoded into [`LabelState`]s (1 / 0 / -1 / blank).
     pub fn labels(&self, name: &str) -> Result<Vec<LabelState>> {
         let col = self.column(name)?;
+        if col.dtype().is_integer() {
+            // Fast path for the usual 0/1 integer columns.
+            let c = col
+                .cast(&DataType::Int64)
+                .map_err(|e| DataError::csv(&self.path, e))?;
+            let ca = c.i64().map_err(|e| DataError::csv(&self.path, e))?;
+            return ca
+                .iter()
+                .enumerate()
+                .map(|(row, v)| match v {
+                    Some(1) => Ok(LabelState::Positive),
+                    Some(0) => Ok(LabelState::Negative),
+                    Some(-1) => Ok(LabelState::Uncertain),
+                    None => Ok(LabelState::Missing),
+                    Some(x) => Err(self.bad(row, name, x.to_string(), "1, 0, -1 or blank")),
+                })
+                .collect();
+        }
         let col = if col.dtype().is_primitive_numeric() {
             col.cast(&DataType::Float64)
         } else {
