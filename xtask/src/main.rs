@@ -3,10 +3,24 @@
 
 use clap::{Parser, Subcommand};
 
+mod auc;
+mod bench_auc;
+mod bench_clip;
+mod bench_optim;
+mod cluster;
+mod cv;
+mod data;
+mod embed;
+mod synth;
+mod tokenize;
 mod train;
 
 #[derive(Parser)]
-#[command(name = "cargo xtask", about = "Train and evaluate CXR-CML and the CheXzero-style baseline", version)]
+#[command(
+    name = "cargo xtask",
+    about = "Train and evaluate CXR-CML and the CheXzero-style baseline",
+    version
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -16,6 +30,33 @@ struct Cli {
 enum Command {
     /// Train and evaluate (default: the demo preset on synthetic data, all three methods).
     Train(train::Args),
+    /// K-fold cross-validation (patient-grouped), one fold or all, and its aggregation.
+    Cv(cv::Args),
+    /// Write a synthetic dataset in the MIMIC-CXR-JPG / CXR-LT on-disk format.
+    Synth(synth::Args),
+    /// Dataset tools: summary, image cache, preprocessing, ingest benchmarks.
+    Data(data::Args),
+    /// Print CLIP BPE token ids as JSON (one array per text).
+    Tokenize(tokenize::Args),
+    /// Embed images and texts with CLIP weights; writes .npy files.
+    Embed(embed::Args),
+    /// Fit a Gaussian or Student-t mixture to a .npy matrix; writes JSON.
+    Cluster(cluster::Args),
+    /// ROC AUC with bootstrap CIs for a scores CSV against a labels CSV.
+    Auc(auc::Args),
+    /// Benchmarks against the Python references on this machine.
+    #[command(subcommand)]
+    Bench(Bench),
+}
+
+#[derive(Subcommand)]
+enum Bench {
+    /// AUC + bootstrap vs a scikit-learn loop.
+    Auc(bench_auc::Args),
+    /// CLIP forward + backward vs PyTorch / transformers.
+    Clip(bench_clip::Args),
+    /// Fused AdamW vs candle_nn's AdamW.
+    Optim(bench_optim::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -28,5 +69,15 @@ fn main() -> anyhow::Result<()> {
         .init();
     match Cli::parse().command {
         Command::Train(args) => train::run(args),
+        Command::Cv(args) => cv::run(args),
+        Command::Synth(args) => synth::run(args),
+        Command::Data(args) => data::run(args),
+        Command::Tokenize(args) => tokenize::run(args),
+        Command::Embed(args) => embed::run(args),
+        Command::Cluster(args) => cluster::run(args),
+        Command::Auc(args) => auc::run(args),
+        Command::Bench(Bench::Auc(args)) => bench_auc::run(args),
+        Command::Bench(Bench::Clip(args)) => bench_clip::run(args),
+        Command::Bench(Bench::Optim(args)) => bench_optim::run(args),
     }
 }

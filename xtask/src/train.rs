@@ -6,18 +6,16 @@ use std::path::PathBuf;
 use anyhow::{bail, Context};
 use cxr_train::{Method, TrainConfig};
 
+/// The flags that build a [`TrainConfig`] (shared by `train` and `cv`).
 #[derive(clap::Args)]
-pub struct Args {
+pub struct ConfigArgs {
     /// Start from a named preset: demo (synthetic data, tiny CLIP, minutes on a CPU), paper
     /// (ViT-B/32, the paper's values) or released-code (the released implementation's values).
     #[arg(long, default_value = "demo")]
-    preset: String,
+    pub preset: String,
     /// A TOML config file applied on top of the preset (see `docs/config.md`).
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Method(s) to train; repeat for several. Default: baseline, meta-labels and cxr-cml.
-    #[arg(long = "method", value_name = "baseline|meta-labels|cxr-cml")]
-    methods: Vec<Method>,
     /// MIMIC-CXR-JPG root (the folder holding files/). Default: the synthetic demo dataset.
     #[arg(long)]
     data_root: Option<PathBuf>,
@@ -31,9 +29,6 @@ pub struct Args {
     /// the local hub cache (e.g. openai/clip-vit-base-patch32), or an OpenAI/CheXzero .pt.
     #[arg(long)]
     weights: Option<String>,
-    /// Output folder (default: runs/<preset>-<UTC time>). Must not hold results already.
-    #[arg(long)]
-    out: Option<PathBuf>,
     #[arg(long)]
     epochs: Option<usize>,
     #[arg(long)]
@@ -51,17 +46,35 @@ pub struct Args {
     /// Hide progress bars.
     #[arg(long)]
     no_progress: bool,
+}
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Method(s) to train; repeat for several. Default: baseline, meta-labels and cxr-cml.
+    #[arg(long = "method", value_name = "baseline|meta-labels|cxr-cml")]
+    pub methods: Vec<Method>,
+    /// Output folder (default: runs/<preset>-<UTC time>). Must not hold results already.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Continue an interrupted run in --out: finished methods are kept, the others resume
+    /// from their newest complete checkpoint (`latest`, the only value for now).
+    #[arg(long, value_name = "latest", value_parser = ["latest"], requires = "out")]
+    pub resume: Option<String>,
     /// Print the resolved config and exit.
     #[arg(long)]
-    print_config: bool,
+    pub print_config: bool,
 }
 
 /// Resolve preset + file + flags into one validated config.
-pub fn resolve_config(args: &Args) -> anyhow::Result<TrainConfig> {
+pub fn resolve_config(args: &ConfigArgs) -> anyhow::Result<TrainConfig> {
     let mut cfg = TrainConfig::preset(&args.preset)?;
     if let Some(path) = &args.config {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading config {}", path.display()))?;
-        cfg = TrainConfig::from_toml_over(&cfg, &text).with_context(|| format!("in {}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading config {}", path.display()))?;
+        cfg = TrainConfig::from_toml_over(&cfg, &text)
+            .with_context(|| format!("in {}", path.display()))?;
     }
     if let Some(v) = &args.data_root {
         cfg.data.root = Some(v.clone());
@@ -101,27 +114,42 @@ pub fn resolve_config(args: &Args) -> anyhow::Result<TrainConfig> {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let cfg = resolve_config(&args)?;
+    let cfg = resolve_config(&args.config)?;
     if args.print_config {
         print!("{}", cfg.to_toml());
         return Ok(());
     }
-    let methods = if args.methods.is_empty() { Method::ALL.to_vec() } else { args.methods.clone() };
-    let out = args.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(format!("{}-{}", args.preset, utc_stamp())));
-    if out.join("results.json").exists() {
-        bail!("{} already holds results.json: choose another --out (nothing was overwritten)", out.display());
+    let methods = methods_or_all(&args.methods);
+    let out = args.out.clone().unwrap_or_else(|| {
+        PathBuf::from("runs").join(format!("{}-{}", args.config.preset, utc_stamp()))
+    });
+    let resume = args.resume.is_some();
+    if !resume && out.join("results.json").exists() {
+        bail!(
+            "{} already holds results.json: choose another --out (nothing was overwritten)",
+            out.display()
+        );
     }
     let started = std::time::Instant::now();
-    let results = cxr_train::run_methods(&cfg, &methods, &out)?;
-    println!("\nZero-shot macro AUC on held-out patients ({:.0} s):\n", started.elapsed().as_secs_f64());
+    let results = cxr_train::run_methods_resumable(&cfg, &methods, &out, resume)?;
+    println!(
+        "\nZero-shot macro AUC on held-out patients ({:.0} s):\n",
+        started.elapsed().as_secs_f64()
+    );
     println!("{}", cxr_train::report::auc_table(&results));
-    println!("Run folder: {} (results.json, report.md, one sub-folder per method)", out.display());
+    println!(
+        "Run folder: {} (results.json, report.md, one sub-folder per method)",
+        out.display()
+    );
     Ok(())
 }
 
 /// `YYYYMMDD-HHMMSS` in UTC, for default run folders.
-fn utc_stamp() -> String {
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+pub fn utc_stamp() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     let (days, rem) = (secs / 86_400, secs % 86_400);
     // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
     let z = days as i64 + 719_468;
@@ -133,5 +161,19 @@ fn utc_stamp() -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}{month:02}{day:02}-{:02}{:02}{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{year:04}{month:02}{day:02}-{:02}{:02}{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// The methods asked for, or all three.
+pub fn methods_or_all(methods: &[Method]) -> Vec<Method> {
+    if methods.is_empty() {
+        Method::ALL.to_vec()
+    } else {
+        methods.to_vec()
+    }
 }

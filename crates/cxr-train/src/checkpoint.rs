@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 use candle_nn::VarMap;
 use serde::{Deserialize, Serialize};
 
+use cxr_mixture::PseudoLabeler;
+
 use crate::error::IoContext;
 use crate::{Result, TrainError};
 
@@ -28,7 +30,16 @@ pub struct CheckpointState {
     pub lr: f64,
     pub best_score: Option<f64>,
     pub best_epoch: Option<usize>,
+    /// Epochs since the best score last improved (early stopping).
+    pub epochs_without_improvement: usize,
+    /// The first step's loss of the run (reported in results).
+    pub first_loss: f32,
+    /// The ReduceLROnPlateau scheduler, whole.
+    pub plateau: cxr_optim::ReduceLrOnPlateau,
 }
+
+/// The mixture pseudo-labeler (memory bank and current fit), CXR-CML runs only.
+const LABELER_FILE: &str = "labeler.json";
 
 pub fn checkpoints_dir(run_dir: &Path) -> PathBuf {
     run_dir.join("checkpoints")
@@ -50,7 +61,15 @@ fn sync_dir(path: &Path) {
 }
 
 /// Write the checkpoint for `state.epoch`; also make it `best/` when `is_best`.
-pub fn save(run_dir: &Path, varmap: &VarMap, opt: &crate::trainer::Optimizer, state: &CheckpointState, is_best: bool, keep_last: usize) -> Result<PathBuf> {
+pub fn save(
+    run_dir: &Path,
+    varmap: &VarMap,
+    opt: &crate::trainer::Optimizer,
+    labeler: Option<&PseudoLabeler>,
+    state: &CheckpointState,
+    is_best: bool,
+    keep_last: usize,
+) -> Result<PathBuf> {
     let root = checkpoints_dir(run_dir);
     fs::create_dir_all(&root).at(&root)?;
     let name = format!("epoch-{:04}", state.epoch);
@@ -65,8 +84,18 @@ pub fn save(run_dir: &Path, varmap: &VarMap, opt: &crate::trainer::Optimizer, st
     let optim = tmp.join("optimizer.safetensors");
     candle_core::safetensors::save(&opt.state_tensors()?, &optim)?;
     sync_file(&optim)?;
+    if let Some(labeler) = labeler {
+        let path = tmp.join(LABELER_FILE);
+        let json = serde_json::to_vec(&labeler.state()).expect("labeler state serialises");
+        fs::write(&path, json).at(&path)?;
+        sync_file(&path)?;
+    }
     let state_path = tmp.join("state.json");
-    fs::write(&state_path, serde_json::to_vec_pretty(state).expect("state serialises")).at(&state_path)?;
+    fs::write(
+        &state_path,
+        serde_json::to_vec_pretty(state).expect("state serialises"),
+    )
+    .at(&state_path)?;
     sync_file(&state_path)?;
     sync_dir(&tmp);
 
@@ -78,7 +107,15 @@ pub fn save(run_dir: &Path, varmap: &VarMap, opt: &crate::trainer::Optimizer, st
             fs::remove_dir_all(&best_tmp).at(&best_tmp)?;
         }
         fs::create_dir_all(&best_tmp).at(&best_tmp)?;
-        for file in ["model.safetensors", "optimizer.safetensors", "state.json"] {
+        for file in [
+            "model.safetensors",
+            "optimizer.safetensors",
+            LABELER_FILE,
+            "state.json",
+        ] {
+            if !dest.join(file).exists() {
+                continue;
+            }
             let to = best_tmp.join(file);
             fs::copy(dest.join(file), &to).at(&to)?;
             sync_file(&to)?;
@@ -116,7 +153,9 @@ pub fn list(run_dir: &Path) -> Result<Vec<PathBuf>> {
         .at(&root)?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
-            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("epoch-") && !n.ends_with(".old"))
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("epoch-") && !n.ends_with(".old"))
                 && p.join("state.json").is_file()
         })
         .collect();
@@ -141,16 +180,66 @@ fn prune(root: &Path, keep: usize) -> Result<()> {
 pub fn read_state(dir: &Path) -> Result<CheckpointState> {
     let path = dir.join("state.json");
     let bytes = fs::read(&path).at(&path)?;
-    serde_json::from_slice(&bytes).map_err(|e| TrainError::File { path, message: format!("invalid checkpoint state: {e}") })
+    serde_json::from_slice(&bytes).map_err(|e| TrainError::File {
+        path,
+        message: format!("invalid checkpoint state: {e}"),
+    })
 }
 
 /// Load a checkpoint's weights into `varmap` (names must match).
 pub fn load_weights(dir: &Path, varmap: &VarMap) -> Result<()> {
     let path = dir.join("model.safetensors");
     if !path.is_file() {
-        return Err(TrainError::File { path, message: "checkpoint has no model.safetensors".into() });
+        return Err(TrainError::File {
+            path,
+            message: "checkpoint has no model.safetensors".into(),
+        });
     }
     let mut vm = varmap.clone();
     vm.load(&path)?;
     Ok(())
+}
+
+/// The optimiser state tensors of a checkpoint.
+pub fn load_optimizer(
+    dir: &Path,
+) -> Result<std::collections::HashMap<String, candle_core::Tensor>> {
+    let path = dir.join("optimizer.safetensors");
+    if !path.is_file() {
+        return Err(TrainError::File {
+            path,
+            message: "checkpoint has no optimizer.safetensors".into(),
+        });
+    }
+    Ok(candle_core::safetensors::load(
+        &path,
+        &candle_core::Device::Cpu,
+    )?)
+}
+
+/// Restore the pseudo-labeler's bank and fit from a checkpoint.
+pub fn load_labeler(dir: &Path, labeler: &mut PseudoLabeler) -> Result<()> {
+    let path = dir.join(LABELER_FILE);
+    let bytes = fs::read(&path).at(&path)?;
+    let state = serde_json::from_slice(&bytes).map_err(|e| TrainError::File {
+        path: path.clone(),
+        message: format!("invalid labeler state: {e}"),
+    })?;
+    labeler.restore(state)?;
+    Ok(())
+}
+
+/// Resolve `--resume latest|PATH` for a run folder.
+pub fn resolve_resume(run_dir: &Path, spec: &str) -> Result<Option<PathBuf>> {
+    if spec == "latest" {
+        return latest(run_dir);
+    }
+    let path = PathBuf::from(spec);
+    if !path.join("state.json").is_file() {
+        return Err(TrainError::File {
+            path,
+            message: "not a checkpoint folder (no state.json)".into(),
+        });
+    }
+    Ok(Some(path))
 }

@@ -129,7 +129,12 @@ pub struct ModelConfig {
 
 impl Default for ModelConfig {
     fn default() -> Self {
-        Self { preset: "tiny".into(), image_size: 64, weights: None, context_length: 77 }
+        Self {
+            preset: "tiny".into(),
+            image_size: 64,
+            weights: None,
+            context_length: 77,
+        }
     }
 }
 
@@ -148,7 +153,11 @@ pub struct TextConfig {
 
 impl Default for TextConfig {
     fn default() -> Self {
-        Self { meta_label: "paper".into(), shuffle_order: false, prompts: "chexzero".into() }
+        Self {
+            meta_label: "paper".into(),
+            shuffle_order: false,
+            prompts: "chexzero".into(),
+        }
     }
 }
 
@@ -202,7 +211,11 @@ pub struct LossConfig {
 
 impl Default for LossConfig {
     fn default() -> Self {
-        Self { triplet_weight: 1.0, margin: 0.2, mining: "batch-all".into() }
+        Self {
+            triplet_weight: 1.0,
+            margin: 0.2,
+            mining: "batch-all".into(),
+        }
     }
 }
 
@@ -251,7 +264,13 @@ pub struct ScheduleConfig {
 
 impl Default for ScheduleConfig {
     fn default() -> Self {
-        Self { kind: "plateau".into(), factor: 0.1, patience: 2, warmup_steps: 0, min_lr: 0.0 }
+        Self {
+            kind: "plateau".into(),
+            factor: 0.1,
+            patience: 2,
+            warmup_steps: 0,
+            min_lr: 0.0,
+        }
     }
 }
 
@@ -327,14 +346,22 @@ pub const PRESETS: [&str; 3] = ["demo", "paper", "released-code"];
 
 impl TrainConfig {
     /// Synthetic data, a tiny CLIP, minutes on 2 CPU cores.
+    /// Zero-shot prompts are "{} is present" / "{} is absent": a CLIP trained from scratch has
+    /// never seen CheXzero's bare "{}" / "no {}", which lean on pretrained CLIP's language.
     pub fn demo() -> Self {
         Self {
             method: Method::CxrCml,
             seed: 0,
             data: DataConfig::default(),
             model: ModelConfig::default(),
-            text: TextConfig::default(),
-            mixture: MixtureConfig { bank_capacity: 512, ..MixtureConfig::default() },
+            text: TextConfig {
+                prompts: "present-absent".into(),
+                ..TextConfig::default()
+            },
+            mixture: MixtureConfig {
+                bank_capacity: 512,
+                ..MixtureConfig::default()
+            },
             loss: LossConfig::default(),
             optim: OptimConfig::default(),
             schedule: ScheduleConfig::default(),
@@ -356,7 +383,12 @@ impl TrainConfig {
             context_length: 77,
         };
         c.mixture = MixtureConfig::default();
-        c.optim = OptimConfig { lr: 1e-5, weight_decay: 0.1, ..OptimConfig::default() };
+        c.text = TextConfig::default();
+        c.optim = OptimConfig {
+            lr: 1e-5,
+            weight_decay: 0.1,
+            ..OptimConfig::default()
+        };
         c.train_loop.epochs = 10;
         c
     }
@@ -413,7 +445,9 @@ impl TrainConfig {
     /// back to a string (`data.root=/mnt/mimic` works without quotes).
     pub fn set(&mut self, assignment: &str) -> Result<()> {
         let (key, raw) = assignment.split_once('=').ok_or_else(|| {
-            TrainError::Config(format!("override `{assignment}` is not of the form key=value"))
+            TrainError::Config(format!(
+                "override `{assignment}` is not of the form key=value"
+            ))
         })?;
         let key = key.trim();
         let raw = raw.trim();
@@ -434,9 +468,9 @@ impl TrainConfig {
                 table.insert(part.to_string(), literal.clone());
                 break;
             }
-            slot = table
-                .get_mut(*part)
-                .ok_or_else(|| TrainError::Config(format!("unknown config section `{part}` in `{key}`")))?;
+            slot = table.get_mut(*part).ok_or_else(|| {
+                TrainError::Config(format!("unknown config section `{part}` in `{key}`"))
+            })?;
         }
         let cfg: Self = value
             .try_into()
@@ -466,7 +500,10 @@ impl TrainConfig {
             } else {
                 format!("nu{}", self.mixture.nu)
             };
-            name.push_str(&format!("-k{}-{mix}-{}", self.mixture.k, self.mixture.source));
+            name.push_str(&format!(
+                "-k{}-{mix}-{}",
+                self.mixture.k, self.mixture.source
+            ));
         }
         name
     }
@@ -485,25 +522,73 @@ impl TrainConfig {
             }
         };
         one_of("data.views", &self.data.views, &["frontal", "all"])?;
-        one_of("data.preprocess", &self.data.preprocess, &["chexzero", "clip"])?;
-        one_of("data.rare_set", &self.data.rare_set, &["paper", "official", "counts"])?;
-        one_of("model.preset", &self.model.preset, &["tiny", "vit-b-32", "vit-b-16", "vit-l-14"])?;
-        one_of("text.meta_label", &self.text.meta_label, &["paper", "released-code"])?;
-        one_of("text.prompts", &self.text.prompts, &["chexzero", "present-absent"])?;
-        one_of("mixture.kind", &self.mixture.kind, &["student-t", "gaussian"])?;
-        one_of("mixture.source", &self.mixture.source, &["memory-bank", "per-batch", "epoch"])?;
-        one_of("mixture.covariance", &self.mixture.covariance, &["diag", "full", "spherical"])?;
-        one_of("loss.mining", &self.loss.mining, &["batch-all", "batch-hard", "semi-hard"])?;
+        one_of(
+            "data.preprocess",
+            &self.data.preprocess,
+            &["chexzero", "clip"],
+        )?;
+        one_of(
+            "data.rare_set",
+            &self.data.rare_set,
+            &["paper", "official", "counts"],
+        )?;
+        one_of(
+            "model.preset",
+            &self.model.preset,
+            &["tiny", "vit-b-32", "vit-b-16", "vit-l-14"],
+        )?;
+        one_of(
+            "text.meta_label",
+            &self.text.meta_label,
+            &["paper", "released-code"],
+        )?;
+        one_of(
+            "text.prompts",
+            &self.text.prompts,
+            &["chexzero", "present-absent"],
+        )?;
+        one_of(
+            "mixture.kind",
+            &self.mixture.kind,
+            &["student-t", "gaussian"],
+        )?;
+        one_of(
+            "mixture.source",
+            &self.mixture.source,
+            &["memory-bank", "per-batch", "epoch"],
+        )?;
+        one_of(
+            "mixture.covariance",
+            &self.mixture.covariance,
+            &["diag", "full", "spherical"],
+        )?;
+        one_of(
+            "loss.mining",
+            &self.loss.mining,
+            &["batch-all", "batch-hard", "semi-hard"],
+        )?;
         one_of("optim.kind", &self.optim.kind, &["adamw", "sgd"])?;
-        one_of("schedule.kind", &self.schedule.kind, &["plateau", "cosine", "constant"])?;
+        one_of(
+            "schedule.kind",
+            &self.schedule.kind,
+            &["plateau", "cosine", "constant"],
+        )?;
         if !(0.0..1.0).contains(&self.data.test_fraction) || self.data.test_fraction == 0.0 {
-            return err(format!("data.test_fraction = {} must be in (0, 1)", self.data.test_fraction));
+            return err(format!(
+                "data.test_fraction = {} must be in (0, 1)",
+                self.data.test_fraction
+            ));
         }
         if !(0.0..1.0).contains(&self.data.val_fraction) {
-            return err(format!("data.val_fraction = {} must be in [0, 1)", self.data.val_fraction));
+            return err(format!(
+                "data.val_fraction = {} must be in [0, 1)",
+                self.data.val_fraction
+            ));
         }
         if self.train_loop.batch_size < 2 {
-            return err("loop.batch_size must be at least 2 (the contrastive loss needs negatives)".into());
+            return err(
+                "loop.batch_size must be at least 2 (the contrastive loss needs negatives)".into(),
+            );
         }
         if self.train_loop.epochs == 0 {
             return err("loop.epochs must be at least 1".into());
@@ -569,7 +654,10 @@ mod tests {
         assert_eq!(c.model.image_size, 224);
         assert_eq!(c.model.preset, "vit-b-32");
         let r = TrainConfig::released_code();
-        assert_eq!((r.optim.lr, r.schedule.patience, r.mixture.nu), (1e-6, 3, 8.0));
+        assert_eq!(
+            (r.optim.lr, r.schedule.patience, r.mixture.nu),
+            (1e-6, 3, 8.0)
+        );
     }
 
     #[test]
@@ -581,7 +669,10 @@ mod tests {
         c.set("method=\"baseline\"").unwrap();
         assert_eq!(c.train_loop.batch_size, 16);
         assert_eq!(c.mixture.nu, 1.5);
-        assert_eq!(c.data.root.as_deref(), Some(std::path::Path::new("/mnt/mimic")));
+        assert_eq!(
+            c.data.root.as_deref(),
+            Some(std::path::Path::new("/mnt/mimic"))
+        );
         assert_eq!(c.method, Method::Baseline);
     }
 
@@ -595,9 +686,15 @@ mod tests {
         let e = c.set("nosuch.key=1").unwrap_err().to_string();
         assert!(e.contains("nosuch"), "{e}");
         assert!(c.set("no-equals-sign").is_err());
-        let e = TrainConfig::from_toml_over(&c, "[loop]\nbatchsize = 3").unwrap_err().to_string();
+        let e = TrainConfig::from_toml_over(&c, "[loop]\nbatchsize = 3")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("batchsize"), "{e}");
-        assert_eq!(c, TrainConfig::demo(), "a failed override leaves the config unchanged");
+        assert_eq!(
+            c,
+            TrainConfig::demo(),
+            "a failed override leaves the config unchanged"
+        );
     }
 
     #[test]

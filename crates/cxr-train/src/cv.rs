@@ -29,13 +29,20 @@ pub enum FoldScheme {
 
 /// The test indices (into the prepared records) of each fold.
 pub fn folds(data: &Prepared, k: usize, seed: u64, scheme: FoldScheme) -> Result<Vec<Vec<usize>>> {
-    let subjects: Vec<u64> = data.usable.iter().map(|&i| data.table.records[i].subject_id).collect();
+    let subjects: Vec<u64> = data
+        .usable
+        .iter()
+        .map(|&i| data.table.records[i].subject_id)
+        .collect();
     let labels = data.labels.select(ndarray::Axis(0), &data.usable);
     let local = match scheme {
         FoldScheme::Patient => cxr_data::split::patient_kfold(&subjects, labels.view(), k, seed)?,
         FoldScheme::LabelString => cxr_data::split::label_string_kfold(labels.view(), k, seed)?,
     };
-    Ok(local.into_iter().map(|f| f.into_iter().map(|p| data.usable[p]).collect()).collect())
+    Ok(local
+        .into_iter()
+        .map(|f| f.into_iter().map(|p| data.usable[p]).collect())
+        .collect())
 }
 
 /// The split of fold `i`: its part is the test set, the rest trains (minus a validation part).
@@ -45,8 +52,18 @@ pub fn fold_split(data: &Prepared, cfg: &TrainConfig, all_folds: &[Vec<usize>], 
     for &t in &test {
         is_test[t] = true;
     }
-    let trainval: Vec<usize> = data.usable.iter().copied().filter(|&r| !is_test[r]).collect();
-    data.carve_validation(trainval, test, cfg.data.val_fraction, cfg.seed.wrapping_add(i as u64))
+    let trainval: Vec<usize> = data
+        .usable
+        .iter()
+        .copied()
+        .filter(|&r| !is_test[r])
+        .collect();
+    data.carve_validation(
+        trainval,
+        test,
+        cfg.data.val_fraction,
+        cfg.seed.wrapping_add(i as u64),
+    )
 }
 
 pub fn fold_dir(out: &Path, i: usize) -> PathBuf {
@@ -54,10 +71,20 @@ pub fn fold_dir(out: &Path, i: usize) -> PathBuf {
 }
 
 /// Run folds `which` (all when `None`) of a `k`-fold study, then aggregate what has finished.
-pub fn run_cv(cfg: &TrainConfig, methods: &[Method], k: usize, scheme: FoldScheme, which: Option<usize>, out: &Path) -> Result<CvSummary> {
+pub fn run_cv(
+    cfg: &TrainConfig,
+    methods: &[Method],
+    k: usize,
+    scheme: FoldScheme,
+    which: Option<usize>,
+    out: &Path,
+) -> Result<CvSummary> {
     if let Some(i) = which {
         if i >= k {
-            return Err(TrainError::Config(format!("--fold {i} is out of range for {k} folds (0..{})", k - 1)));
+            return Err(TrainError::Config(format!(
+                "--fold {i} is out of range for {k} folds (0..{})",
+                k - 1
+            )));
         }
     }
     let data = prepare(cfg)?;
@@ -68,13 +95,19 @@ pub fn run_cv(cfg: &TrainConfig, methods: &[Method], k: usize, scheme: FoldSchem
             continue;
         }
         let dir = fold_dir(out, i);
+        // A finished fold is skipped; an interrupted one resumes its runs.
         if dir.join("results.json").is_file() {
             tracing::info!("fold {i} already finished in {}; skipping", dir.display());
             continue;
         }
         let split = fold_split(&data, cfg, &all, i);
-        tracing::info!("fold {i}/{k}: {} train / {} validation / {} test", split.train.len(), split.val.len(), split.test.len());
-        run_methods_on(cfg, methods, &data, &split, &dir)?;
+        tracing::info!(
+            "fold {i}/{k}: {} train / {} validation / {} test",
+            split.train.len(),
+            split.val.len(),
+            split.test.len()
+        );
+        run_methods_on(cfg, methods, &data, &split, &dir, true)?;
     }
     aggregate(out)
 }
@@ -89,7 +122,11 @@ pub struct CvSummary {
 impl CvSummary {
     /// The paper's Table 2: Total / Base / Rare AUC per method, mean ± std over folds.
     pub fn table(&self) -> String {
-        let rows: Vec<(&str, &FoldSummary)> = self.methods.iter().map(|(m, s)| (m.display_name(), s)).collect();
+        let rows: Vec<(&str, &FoldSummary)> = self
+            .methods
+            .iter()
+            .map(|(m, s)| (m.display_name(), s))
+            .collect();
         cxr_eval::render_fold_table(&rows)
     }
 }
@@ -102,7 +139,12 @@ pub fn aggregate(out: &Path) -> Result<CvSummary> {
     let mut dirs: Vec<(usize, PathBuf)> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter_map(|p| {
-            let i = p.file_name()?.to_str()?.strip_prefix("fold-")?.parse().ok()?;
+            let i = p
+                .file_name()?
+                .to_str()?
+                .strip_prefix("fold-")?
+                .parse()
+                .ok()?;
             Some((i, p))
         })
         .collect();
@@ -113,8 +155,11 @@ pub fn aggregate(out: &Path) -> Result<CvSummary> {
             continue;
         }
         let bytes = std::fs::read(&path).at(&path)?;
-        let results: Vec<MethodResult> = serde_json::from_slice(&bytes)
-            .map_err(|e| TrainError::File { path: path.clone(), message: format!("not a results file: {e}") })?;
+        let results: Vec<MethodResult> =
+            serde_json::from_slice(&bytes).map_err(|e| TrainError::File {
+                path: path.clone(),
+                message: format!("not a results file: {e}"),
+            })?;
         folds_found.push(i);
         for r in results {
             match per_method.iter_mut().find(|(m, _)| *m == r.method) {
@@ -124,15 +169,28 @@ pub fn aggregate(out: &Path) -> Result<CvSummary> {
         }
     }
     if folds_found.is_empty() {
-        return Err(TrainError::Dataset(format!("no finished fold (fold-*/results.json) under {}", out.display())));
+        return Err(TrainError::Dataset(format!(
+            "no finished fold (fold-*/results.json) under {}",
+            out.display()
+        )));
     }
     let methods = per_method
         .into_iter()
         .map(|(m, rs)| Ok((m, cxr_eval::aggregate_folds(&rs)?)))
         .collect::<Result<Vec<_>>>()?;
-    let summary = CvSummary { folds_found, methods };
-    write_atomic(&out.join("cv-summary.json"), &serde_json::to_vec_pretty(&summary).expect("serialises"))?;
-    let rows: Vec<(&str, &FoldSummary)> = summary.methods.iter().map(|(m, s)| (m.display_name(), s)).collect();
+    let summary = CvSummary {
+        folds_found,
+        methods,
+    };
+    write_atomic(
+        &out.join("cv-summary.json"),
+        &serde_json::to_vec_pretty(&summary).expect("serialises"),
+    )?;
+    let rows: Vec<(&str, &FoldSummary)> = summary
+        .methods
+        .iter()
+        .map(|(m, s)| (m.display_name(), s))
+        .collect();
     let md = format!(
         "# Cross-validation ({} folds finished: {:?})\n\nZero-shot macro AUC, mean ± std over folds.\n\n{}\n## Per class\n\n{}",
         summary.folds_found.len(),

@@ -22,11 +22,19 @@ pub enum TrainError {
     #[error("tensor: {0}")]
     Candle(#[from] candle_core::Error),
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: {message}")]
     File { path: PathBuf, message: String },
     #[error("the loss became {value} at epoch {epoch} step {step}; the last good checkpoint is kept in {checkpoint}. Lower optim.lr or enable optim.grad_clip")]
-    NonFiniteLoss { value: f32, epoch: usize, step: usize, checkpoint: String },
+    NonFiniteLoss {
+        value: f32,
+        epoch: usize,
+        step: usize,
+        checkpoint: String,
+    },
     #[error("dataset: {0}")]
     Dataset(String),
 }
@@ -40,6 +48,9 @@ pub(crate) trait IoContext<T> {
 
 impl<T> IoContext<T> for std::io::Result<T> {
     fn at(self, path: impl Into<PathBuf>) -> Result<T> {
-        self.map_err(|source| TrainError::Io { path: path.into(), source })
+        self.map_err(|source| TrainError::Io {
+            path: path.into(),
+            source,
+        })
     }
 }

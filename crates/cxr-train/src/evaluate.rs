@@ -14,7 +14,13 @@ use crate::trainer::{batch_tensors, l2_normalise, TextSource};
 use crate::Result;
 
 /// Embed images in batches: `N x D`, L2-normalised rows.
-pub fn embed_images(model: &ClipModel, data: &Prepared, idx: &[usize], batch: usize, device: &Device) -> Result<Array2<f32>> {
+pub fn embed_images(
+    model: &ClipModel,
+    data: &Prepared,
+    idx: &[usize],
+    batch: usize,
+    device: &Device,
+) -> Result<Array2<f32>> {
     let s = data.image_size;
     let mut rows: Vec<f32> = Vec::new();
     let mut dim = 0;
@@ -28,13 +34,22 @@ pub fn embed_images(model: &ClipModel, data: &Prepared, idx: &[usize], batch: us
 }
 
 /// Embed texts: `N x D`, L2-normalised rows.
-pub fn embed_texts(model: &ClipModel, tokenizer: &ClipTokenizer, texts: &[String], context_length: usize, device: &Device) -> Result<Array2<f32>> {
+pub fn embed_texts(
+    model: &ClipModel,
+    tokenizer: &ClipTokenizer,
+    texts: &[String],
+    context_length: usize,
+    device: &Device,
+) -> Result<Array2<f32>> {
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     let tokens = tokenizer.encode_batch(&refs, context_length)?;
     let ids = Tensor::from_vec(tokens.ids, (tokens.batch, tokens.context_length), device)?;
     let emb = l2_normalise(&model.encode_text(&ids)?.detach())?;
     let dim = emb.dim(1)?;
-    Ok(Array2::from_shape_vec((texts.len(), dim), emb.flatten_all()?.to_vec1::<f32>()?).expect("embedding shape"))
+    Ok(
+        Array2::from_shape_vec((texts.len(), dim), emb.flatten_all()?.to_vec1::<f32>()?)
+            .expect("embedding shape"),
+    )
 }
 
 /// The zero-shot classifier: positive / negative prompts per class (CheXzero).
@@ -52,12 +67,22 @@ impl ZeroShot {
             "present-absent" => PromptSet::present_absent(),
             _ => PromptSet::chexzero(),
         };
-        Ok(Self { tokenizer: ClipTokenizer::bundled()?, prompts, classes: data.classes().to_vec(), context_length: cfg.model.context_length, batch: cfg.train_loop.batch_size.max(32) })
+        Ok(Self {
+            tokenizer: ClipTokenizer::bundled()?,
+            prompts,
+            classes: data.classes().to_vec(),
+            context_length: cfg.model.context_length,
+            batch: cfg.train_loop.batch_size.max(32),
+        })
     }
 
     /// Class text embeddings `C x D` for the positive and negative prompts, each averaged over
     /// templates and renormalised.
-    pub fn class_embeddings(&self, model: &ClipModel, device: &Device) -> Result<(Array2<f32>, Array2<f32>)> {
+    pub fn class_embeddings(
+        &self,
+        model: &ClipModel,
+        device: &Device,
+    ) -> Result<(Array2<f32>, Array2<f32>)> {
         let mut pos_rows = Vec::new();
         let mut neg_rows = Vec::new();
         for class in &self.classes {
@@ -75,18 +100,36 @@ impl ZeroShot {
         let device = Device::Cpu;
         let (pos, neg) = self.class_embeddings(model, &device)?;
         let img = embed_images(model, data, idx, self.batch, &device)?;
-        Ok(cxr_eval::zero_shot_probabilities(img.view(), pos.view(), neg.view())?)
+        Ok(cxr_eval::zero_shot_probabilities(
+            img.view(),
+            pos.view(),
+            neg.view(),
+        )?)
     }
 
     /// Zero-shot AUCs on `idx`, with bootstrap CIs when `bootstrap > 0`.
-    pub fn evaluate(&self, model: &ClipModel, data: &Prepared, idx: &[usize], groups: &[ClassGroup], train_counts: &[usize], bootstrap: usize, seed: u64) -> Result<EvalResults> {
+    pub fn evaluate(
+        &self,
+        model: &ClipModel,
+        data: &Prepared,
+        idx: &[usize],
+        groups: &[ClassGroup],
+        train_counts: &[usize],
+        bootstrap: usize,
+        seed: u64,
+    ) -> Result<EvalResults> {
         let scores = self.scores(model, data, idx)?;
         let labels = data.labels.select(Axis(0), idx);
         let opts = EvalOptions {
-            bootstrap: (bootstrap > 0).then(|| BootstrapConfig { resamples: bootstrap, seed, level: 0.95 }),
+            bootstrap: (bootstrap > 0).then(|| BootstrapConfig {
+                resamples: bootstrap,
+                seed,
+                level: 0.95,
+            }),
             ..EvalOptions::default()
         };
-        let mut res = cxr_eval::evaluate(scores.view(), labels.view(), &self.classes, groups, &opts)?;
+        let mut res =
+            cxr_eval::evaluate(scores.view(), labels.view(), &self.classes, groups, &opts)?;
         for (c, n) in res.classes.iter_mut().zip(train_counts) {
             c.train_count = Some(*n);
         }
@@ -106,7 +149,15 @@ fn stack(rows: &[Vec<f32>]) -> Array2<f32> {
 }
 
 /// Mean CLIP loss over the validation records (no optimiser step).
-pub fn validation_loss(cfg: &TrainConfig, data: &Prepared, texts: &TextSource, tokenizer: &ClipTokenizer, model: &ClipModel, idx: &[usize], device: &Device) -> Result<f64> {
+pub fn validation_loss(
+    cfg: &TrainConfig,
+    data: &Prepared,
+    texts: &TextSource,
+    tokenizer: &ClipTokenizer,
+    model: &ClipModel,
+    idx: &[usize],
+    device: &Device,
+) -> Result<f64> {
     let batch = cfg.train_loop.batch_size;
     let (mut sum, mut n) = (0f64, 0usize);
     for chunk in idx.chunks(batch) {
@@ -114,7 +165,15 @@ pub fn validation_loss(cfg: &TrainConfig, data: &Prepared, texts: &TextSource, t
             continue;
         }
         let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
-        let (pixels, ids) = batch_tensors(data, texts, tokenizer, chunk, cfg.model.context_length, &mut rng, device)?;
+        let (pixels, ids) = batch_tensors(
+            data,
+            texts,
+            tokenizer,
+            chunk,
+            cfg.model.context_length,
+            &mut rng,
+            device,
+        )?;
         let img = model.encode_image(&pixels)?.detach();
         let txt = model.encode_text(&ids)?.detach();
         let loss = cxr_losses::clip_loss(&img, &txt, &model.logit_scale().detach())?;

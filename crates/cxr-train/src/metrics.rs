@@ -53,7 +53,12 @@ impl MetricsWriter {
         if new_csv {
             writeln!(csv, "epoch,step,train_loss,val_loss,val_macro_auc,lr").at(&csv_path)?;
         }
-        Ok(Self { jsonl, csv, jsonl_path, csv_path })
+        Ok(Self {
+            jsonl,
+            csv,
+            jsonl_path,
+            csv_path,
+        })
     }
 
     pub fn step(&mut self, r: &StepRecord) -> Result<()> {
@@ -67,8 +72,7 @@ impl MetricsWriter {
         v["kind"] = "epoch".into();
         writeln!(self.jsonl, "{v}").at(&self.jsonl_path)?;
         self.jsonl.flush().at(&self.jsonl_path)?;
-        let auc = r.val_macro_auc.map(|a| format!("{a:.6}")).unwrap_or_default();
-        writeln!(self.csv, "{},{},{:.6},{:.6},{auc},{:e}", r.epoch, r.step, r.train_loss, r.val_loss, r.lr).at(&self.csv_path)?;
+        write!(self.csv, "{}", csv_row(r)).at(&self.csv_path)?;
         self.csv.flush().at(&self.csv_path)
     }
 }
@@ -80,10 +84,85 @@ pub fn progress_bar(enabled: bool, total: u64, prefix: &str) -> ProgressBar {
     }
     let bar = ProgressBar::new(total);
     bar.set_style(
-        ProgressStyle::with_template("{prefix:>12} [{bar:30}] {pos}/{len} {per_sec} ETA {eta} {msg}")
-            .expect("valid template")
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "{prefix:>12} [{bar:30}] {pos}/{len} {per_sec} ETA {eta} {msg}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
     );
     bar.set_prefix(prefix.to_string());
     bar
+}
+
+/// On resume: keep the metrics up to the checkpoint (epoch `epoch`, `step` steps), move later
+/// records to `metrics.discarded.jsonl` (kept, never deleted), rewrite `metrics.csv`, and
+/// return the kept epoch records.
+pub fn truncate_after(run_dir: &Path, epoch: usize, step: usize) -> Result<Vec<EpochRecord>> {
+    let jsonl_path = run_dir.join("metrics.jsonl");
+    let text = match std::fs::read_to_string(&jsonl_path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => {
+            return Err(crate::TrainError::Io {
+                path: jsonl_path,
+                source: e,
+            })
+        }
+    };
+    let (mut kept, mut discarded, mut epochs) = (String::new(), String::new(), Vec::new());
+    for line in text.lines() {
+        let v: serde_json::Value = match serde_json::from_str(line) {
+            Ok(v) => v,
+            Err(_) => {
+                // A line cut by the crash.
+                discarded.push_str(line);
+                discarded.push('\n');
+                continue;
+            }
+        };
+        let keep = match v["kind"].as_str() {
+            Some("step") => v["step"].as_u64().is_some_and(|s| (s as usize) < step),
+            Some("epoch") => v["epoch"].as_u64().is_some_and(|e| (e as usize) <= epoch),
+            _ => false,
+        };
+        if keep {
+            if v["kind"] == "epoch" {
+                if let Ok(r) = serde_json::from_value::<EpochRecord>(v.clone()) {
+                    epochs.push(r);
+                }
+            }
+            kept.push_str(line);
+            kept.push('\n');
+        } else {
+            discarded.push_str(line);
+            discarded.push('\n');
+        }
+    }
+    if !discarded.is_empty() {
+        let path = run_dir.join("metrics.discarded.jsonl");
+        let mut f = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .at(&path)?;
+        f.write_all(discarded.as_bytes()).at(&path)?;
+    }
+    crate::report::write_atomic(&jsonl_path, kept.as_bytes())?;
+    let mut csv = String::from("epoch,step,train_loss,val_loss,val_macro_auc,lr\n");
+    for r in &epochs {
+        csv.push_str(&csv_row(r));
+    }
+    crate::report::write_atomic(&run_dir.join("metrics.csv"), csv.as_bytes())?;
+    Ok(epochs)
+}
+
+fn csv_row(r: &EpochRecord) -> String {
+    let auc = r
+        .val_macro_auc
+        .map(|a| format!("{a:.6}"))
+        .unwrap_or_default();
+    format!(
+        "{},{},{:.6},{:.6},{auc},{:e}\n",
+        r.epoch, r.step, r.train_loss, r.val_loss, r.lr
+    )
 }

@@ -49,7 +49,11 @@ impl Prepared {
     /// The patient-level train/test split of the paper (80/20 by default), with a validation
     /// part carved out of the training patients.
     pub fn patient_split(&self, cfg: &DataConfig, seed: u64) -> Split {
-        let subjects: Vec<u64> = self.usable.iter().map(|&i| self.table.records[i].subject_id).collect();
+        let subjects: Vec<u64> = self
+            .usable
+            .iter()
+            .map(|&i| self.table.records[i].subject_id)
+            .collect();
         let (train_pos, test_pos) =
             cxr_data::split::patient_train_test(&subjects, cfg.test_fraction, seed);
         let test = test_pos.iter().map(|&p| self.usable[p]).collect();
@@ -58,12 +62,26 @@ impl Prepared {
     }
 
     /// Split `trainval` (record indices) into training and validation patients.
-    pub fn carve_validation(&self, trainval: Vec<usize>, test: Vec<usize>, val_fraction: f64, seed: u64) -> Split {
+    pub fn carve_validation(
+        &self,
+        trainval: Vec<usize>,
+        test: Vec<usize>,
+        val_fraction: f64,
+        seed: u64,
+    ) -> Split {
         if val_fraction <= 0.0 {
-            return Split { train: trainval, val: Vec::new(), test };
+            return Split {
+                train: trainval,
+                val: Vec::new(),
+                test,
+            };
         }
-        let subjects: Vec<u64> = trainval.iter().map(|&i| self.table.records[i].subject_id).collect();
-        let (tr, va) = cxr_data::split::patient_train_test(&subjects, val_fraction, seed.wrapping_add(1));
+        let subjects: Vec<u64> = trainval
+            .iter()
+            .map(|&i| self.table.records[i].subject_id)
+            .collect();
+        let (tr, va) =
+            cxr_data::split::patient_train_test(&subjects, val_fraction, seed.wrapping_add(1));
         Split {
             train: tr.iter().map(|&p| trainval[p]).collect(),
             val: va.iter().map(|&p| trainval[p]).collect(),
@@ -94,7 +112,9 @@ impl Prepared {
             .enumerate()
             .map(|(j, name)| {
                 let rare = match cfg.rare_set.as_str() {
-                    "paper" => PAPER_RARE_CLASSES.iter().any(|r| r.eq_ignore_ascii_case(name)),
+                    "paper" => PAPER_RARE_CLASSES
+                        .iter()
+                        .any(|r| r.eq_ignore_ascii_case(name)),
                     "official" => CXR_LT_CLASSES
                         .iter()
                         .find(|c| c.name.eq_ignore_ascii_case(name))
@@ -131,7 +151,11 @@ pub fn ensure_synthetic(cfg: &DataConfig) -> Result<PathBuf> {
         tracing::info!("reusing synthetic dataset in {}", dir.display());
         return Ok(dir);
     }
-    tracing::info!("generating synthetic dataset ({} patients) in {}", cfg.synth_patients, dir.display());
+    tracing::info!(
+        "generating synthetic dataset ({} patients) in {}",
+        cfg.synth_patients,
+        dir.display()
+    );
     let synth = cxr_data::synth::SynthConfig {
         patients: cfg.synth_patients,
         seed: cfg.synth_seed,
@@ -139,7 +163,10 @@ pub fn ensure_synthetic(cfg: &DataConfig) -> Result<PathBuf> {
         ..Default::default()
     };
     cxr_data::synth::generate(&dir, &synth)?;
-    std::fs::write(&marker, b"ok\n").map_err(|source| TrainError::Io { path: marker, source })?;
+    std::fs::write(&marker, b"ok\n").map_err(|source| TrainError::Io {
+        path: marker,
+        source,
+    })?;
     Ok(dir)
 }
 
@@ -156,7 +183,10 @@ pub fn resolve_paths(cfg: &DataConfig) -> Result<(PathBuf, PathBuf, PathBuf)> {
             root.display()
         )));
     }
-    let labels = cfg.labels.clone().unwrap_or_else(|| root.join("train_labeled.csv"));
+    let labels = cfg
+        .labels
+        .clone()
+        .unwrap_or_else(|| root.join("train_labeled.csv"));
     if !labels.is_file() {
         return Err(TrainError::Dataset(format!(
             "label CSV {} not found: pass the CXR-LT 2024 train_labeled.csv with --labels",
@@ -173,10 +203,16 @@ pub fn prepare(cfg: &TrainConfig) -> Result<Prepared> {
     let mut table = cxr_data::read_cxr_lt(&labels_csv)?;
     if cfg.data.views == "frontal" {
         let removed = table.filter_views(&ViewFilter::frontal());
-        tracing::info!("kept {} frontal images, dropped {removed} other views", table.records.len());
+        tracing::info!(
+            "kept {} frontal images, dropped {removed} other views",
+            table.records.len()
+        );
     }
     if table.records.is_empty() {
-        return Err(TrainError::Dataset(format!("{} has no usable rows", labels_csv.display())));
+        return Err(TrainError::Dataset(format!(
+            "{} has no usable rows",
+            labels_csv.display()
+        )));
     }
     let labels = table.multi_hot(UncertainPolicy::default());
     let mode = match cfg.data.preprocess.as_str() {
@@ -184,18 +220,49 @@ pub fn prepare(cfg: &TrainConfig) -> Result<Prepared> {
         _ => PreprocessMode::CheXzero,
     };
     let image_size = model_image_size(cfg);
-    let preprocess = Preprocess { mode, size: image_size as u32 };
-    let cache_dir = cfg.data.cache_dir.clone().unwrap_or_else(|| default_cache_dir(&root, &labels_csv, &cfg.data, image_size));
-    let cache = ImageCache::build(&root, &table.records, &preprocess, &cache_dir, cfg.train_loop.progress)?;
-    let usable: Vec<usize> = (0..table.records.len()).filter(|&i| cache.pixels(i).is_some()).collect();
+    let preprocess = Preprocess {
+        mode,
+        size: image_size as u32,
+    };
+    let cache_dir = cfg
+        .data
+        .cache_dir
+        .clone()
+        .unwrap_or_else(|| default_cache_dir(&root, &labels_csv, &cfg.data, image_size));
+    let cache = ImageCache::build(
+        &root,
+        &table.records,
+        &preprocess,
+        &cache_dir,
+        cfg.train_loop.progress,
+    )?;
+    let usable: Vec<usize> = (0..table.records.len())
+        .filter(|&i| cache.pixels(i).is_some())
+        .collect();
     let skipped = table.records.len() - usable.len();
     if skipped > 0 {
-        tracing::warn!("{skipped} images could not be read and are skipped (listed in the cache folder {})", cache_dir.display());
+        tracing::warn!(
+            "{skipped} images could not be read and are skipped (listed in the cache folder {})",
+            cache_dir.display()
+        );
     }
     if usable.len() < 4 {
-        return Err(TrainError::Dataset(format!("only {} readable images under {}", usable.len(), root.display())));
+        return Err(TrainError::Dataset(format!(
+            "only {} readable images under {}",
+            usable.len(),
+            root.display()
+        )));
     }
-    Ok(Prepared { root, reports_root, table, labels, cache, usable, image_size, mode })
+    Ok(Prepared {
+        root,
+        reports_root,
+        table,
+        labels,
+        cache,
+        usable,
+        image_size,
+        mode,
+    })
 }
 
 /// The input side the model expects.
@@ -209,7 +276,18 @@ pub fn model_image_size(cfg: &TrainConfig) -> usize {
 
 fn default_cache_dir(root: &Path, labels: &Path, data: &DataConfig, size: usize) -> PathBuf {
     // Key the cache by what determines its contents, so different datasets never share one.
-    let key = format!("{}|{}|{}|{}|{}", root.display(), labels.display(), data.views, data.preprocess, size);
-    let hash = key.bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3));
-    PathBuf::from(".cache").join("images").join(format!("{}-{size}-{hash:016x}", data.preprocess))
+    let key = format!(
+        "{}|{}|{}|{}|{}",
+        root.display(),
+        labels.display(),
+        data.views,
+        data.preprocess,
+        size
+    );
+    let hash = key.bytes().fold(0xcbf29ce484222325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100000001b3)
+    });
+    PathBuf::from(".cache")
+        .join("images")
+        .join(format!("{}-{size}-{hash:016x}", data.preprocess))
 }

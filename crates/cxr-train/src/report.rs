@@ -5,10 +5,11 @@ use std::path::{Path, PathBuf};
 use cxr_eval::EvalResults;
 use serde::{Deserialize, Serialize};
 
+use crate::checkpoint;
 use crate::config::{Method, TrainConfig};
 use crate::error::IoContext;
 use crate::prepare::{prepare, Prepared, Split};
-use crate::trainer::{train_one, TrainOutcome};
+use crate::trainer::{train_resumable, TrainOutcome};
 use crate::Result;
 
 /// One method's outcome, as stored in `results.json`.
@@ -46,7 +47,22 @@ pub fn default_split(cfg: &TrainConfig, data: &Prepared) -> Split {
 
 /// Train and evaluate each method on the same data and split; write one run folder per
 /// method under `out_dir` plus the comparison (`results.json`, `report.md`).
-pub fn run_methods(cfg: &TrainConfig, methods: &[Method], out_dir: &Path) -> Result<Vec<MethodResult>> {
+pub fn run_methods(
+    cfg: &TrainConfig,
+    methods: &[Method],
+    out_dir: &Path,
+) -> Result<Vec<MethodResult>> {
+    run_methods_resumable(cfg, methods, out_dir, false)
+}
+
+/// As [`run_methods`]; with `resume`, methods that finished are read back from their
+/// `results.json` and interrupted ones continue from their newest checkpoint.
+pub fn run_methods_resumable(
+    cfg: &TrainConfig,
+    methods: &[Method],
+    out_dir: &Path,
+    resume: bool,
+) -> Result<Vec<MethodResult>> {
     let data = prepare(cfg)?;
     let split = default_split(cfg, &data);
     tracing::info!(
@@ -56,18 +72,41 @@ pub fn run_methods(cfg: &TrainConfig, methods: &[Method], out_dir: &Path) -> Res
         split.val.len(),
         split.test.len()
     );
-    run_methods_on(cfg, methods, &data, &split, out_dir)
+    run_methods_on(cfg, methods, &data, &split, out_dir, resume)
 }
 
 /// As [`run_methods`] with the data and split given (cross-validation folds).
-pub fn run_methods_on(cfg: &TrainConfig, methods: &[Method], data: &Prepared, split: &Split, out_dir: &Path) -> Result<Vec<MethodResult>> {
+pub fn run_methods_on(
+    cfg: &TrainConfig,
+    methods: &[Method],
+    data: &Prepared,
+    split: &Split,
+    out_dir: &Path,
+    resume: bool,
+) -> Result<Vec<MethodResult>> {
     std::fs::create_dir_all(out_dir).at(out_dir)?;
     let mut results = Vec::new();
     for &method in methods {
         let mut mcfg = cfg.clone();
         mcfg.method = method;
         let run_dir = out_dir.join(mcfg.run_name());
-        let outcome = train_one(&mcfg, data, split, &run_dir)?;
+        if resume {
+            if let Some(done) = read_results(&run_dir)? {
+                tracing::info!(
+                    "{} already finished in {}",
+                    method.as_str(),
+                    run_dir.display()
+                );
+                results.extend(done);
+                continue;
+            }
+        }
+        let from = if resume {
+            checkpoint::latest(&run_dir)?
+        } else {
+            None
+        };
+        let outcome = train_resumable(&mcfg, data, split, &run_dir, from.as_deref())?;
         let result = MethodResult::new(&mcfg, &outcome);
         write_results(&run_dir, std::slice::from_ref(&result))?;
         results.push(result);
@@ -76,10 +115,28 @@ pub fn run_methods_on(cfg: &TrainConfig, methods: &[Method], data: &Prepared, sp
     Ok(results)
 }
 
+/// The results a finished run folder holds, if any.
+pub fn read_results(dir: &Path) -> Result<Option<Vec<MethodResult>>> {
+    let path = dir.join("results.json");
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let bytes = std::fs::read(&path).at(&path)?;
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|e| crate::TrainError::File {
+            path,
+            message: format!("not a results file: {e}"),
+        })
+}
+
 /// `results.json` and `report.md` for a set of method results.
 pub fn write_results(dir: &Path, results: &[MethodResult]) -> Result<()> {
     let json = dir.join("results.json");
-    write_atomic(&json, &serde_json::to_vec_pretty(results).expect("results serialise"))?;
+    write_atomic(
+        &json,
+        &serde_json::to_vec_pretty(results).expect("results serialise"),
+    )?;
     let md = dir.join("report.md");
     write_atomic(&md, render_report(results).as_bytes())
 }
@@ -88,13 +145,18 @@ pub fn write_results(dir: &Path, results: &[MethodResult]) -> Result<()> {
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, bytes).at(&tmp)?;
-    std::fs::File::open(&tmp).and_then(|f| f.sync_all()).at(&tmp)?;
+    std::fs::File::open(&tmp)
+        .and_then(|f| f.sync_all())
+        .at(&tmp)?;
     std::fs::rename(&tmp, path).at(path)
 }
 
 /// The macro-AUC table (Total / Base / Rare) as Markdown.
 pub fn auc_table(results: &[MethodResult]) -> String {
-    let rows: Vec<(&str, &EvalResults)> = results.iter().map(|r| (r.method.display_name(), &r.test)).collect();
+    let rows: Vec<(&str, &EvalResults)> = results
+        .iter()
+        .map(|r| (r.method.display_name(), &r.test))
+        .collect();
     cxr_eval::render_markdown_table(&rows)
 }
 

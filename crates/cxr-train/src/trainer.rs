@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor, Var};
-use candle_nn::{VarBuilder, VarMap};
+use candle_nn::VarMap;
 use cxr_clip::{ClipConfig, ClipModel};
 use cxr_eval::EvalResults;
 use cxr_losses::{Mining, TripletConfig};
@@ -50,7 +50,11 @@ pub fn clip_config(cfg: &TrainConfig) -> Result<ClipConfig> {
         "vit-b-32" => ClipConfig::vit_b_32(),
         "vit-b-16" => ClipConfig::vit_b_16(),
         "vit-l-14" => ClipConfig::vit_l_14(),
-        other => return Err(TrainError::Config(format!("unknown model.preset `{other}`"))),
+        other => {
+            return Err(TrainError::Config(format!(
+                "unknown model.preset `{other}`"
+            )))
+        }
     })
 }
 
@@ -64,7 +68,7 @@ pub fn build_model(cfg: &TrainConfig, device: &Device) -> Result<(VarMap, ClipMo
         return Ok((varmap, model));
     }
     let varmap = VarMap::new();
-    let vb = VarBuilder::from_varmap(&varmap, DType::F32, device);
+    let vb = crate::init::SeededVarMap::builder(&varmap, cfg.seed, DType::F32, device);
     let model = ClipModel::new(vb, &clip_config(cfg)?)?;
     Ok((varmap, model))
 }
@@ -79,7 +83,10 @@ pub fn named_vars(varmap: &VarMap) -> Vec<(String, Var)> {
 
 /// Where each record's training text comes from.
 pub enum TextSource {
-    MetaLabels { writer: MetaLabelText, shuffle: bool },
+    MetaLabels {
+        writer: MetaLabelText,
+        shuffle: bool,
+    },
     /// Report impressions, one per record (empty when the report is missing).
     Reports(Vec<String>),
 }
@@ -93,7 +100,11 @@ impl TextSource {
                 .records
                 .iter()
                 .map(|r| {
-                    let text = cxr_data::read_report_impression(&data.reports_root, r.subject_id, r.study_id)?;
+                    let text = cxr_data::read_report_impression(
+                        &data.reports_root,
+                        r.subject_id,
+                        r.study_id,
+                    )?;
                     Ok(text.unwrap_or_else(|| {
                         missing += 1;
                         String::new()
@@ -115,7 +126,10 @@ impl TextSource {
             "released-code" => MetaLabelText::released_code(),
             _ => MetaLabelText::paper(),
         };
-        Ok(TextSource::MetaLabels { writer, shuffle: cfg.text.shuffle_order })
+        Ok(TextSource::MetaLabels {
+            writer,
+            shuffle: cfg.text.shuffle_order,
+        })
     }
 
     pub fn text(&self, data: &Prepared, record: usize, rng: &mut ChaCha8Rng) -> String {
@@ -164,21 +178,31 @@ pub(crate) fn triplet_config(cfg: &TrainConfig) -> TripletConfig {
         "semi-hard" => Mining::SemiHard,
         _ => Mining::BatchAll,
     };
-    TripletConfig { margin: cfg.loss.margin as f32, mining, normalise: true }
+    TripletConfig {
+        margin: cfg.loss.margin as f32,
+        mining,
+        normalise: true,
+    }
 }
 
 fn pseudo_labeler(cfg: &TrainConfig) -> Result<PseudoLabeler> {
-    use cxr_mixture::{CovarianceType, MixtureKind, NuPolicy, PseudoLabelConfig, PseudoLabelSource};
+    use cxr_mixture::{
+        CovarianceType, MixtureKind, NuPolicy, PseudoLabelConfig, PseudoLabelSource,
+    };
     let m = &cfg.mixture;
     let source = match m.source.as_str() {
         "per-batch" => PseudoLabelSource::PerBatch,
         "epoch" => PseudoLabelSource::Epoch,
-        _ => PseudoLabelSource::MemoryBank { capacity: m.bank_capacity },
+        _ => PseudoLabelSource::MemoryBank {
+            capacity: m.bank_capacity,
+        },
     };
     let kind = if m.kind == "gaussian" {
         MixtureKind::Gaussian
     } else {
-        MixtureKind::StudentT { nu: NuPolicy::Fixed(m.nu) }
+        MixtureKind::StudentT {
+            nu: NuPolicy::Fixed(m.nu),
+        }
     };
     let covariance = match m.covariance.as_str() {
         "full" => CovarianceType::Full,
@@ -208,11 +232,30 @@ impl Optimizer {
     pub fn new(cfg: &TrainConfig, varmap: &VarMap) -> Result<Self> {
         let o = &cfg.optim;
         Ok(if o.kind == "sgd" {
-            let scfg = SgdConfig { lr: o.lr, momentum: o.momentum, weight_decay: o.weight_decay, ..SgdConfig::default() };
-            Optimizer::Sgd(Sgd::new(named_vars(varmap), scfg, cxr_optim::default_decay_filter)?)
+            let scfg = SgdConfig {
+                lr: o.lr,
+                momentum: o.momentum,
+                weight_decay: o.weight_decay,
+                ..SgdConfig::default()
+            };
+            Optimizer::Sgd(Sgd::new(
+                named_vars(varmap),
+                scfg,
+                cxr_optim::default_decay_filter,
+            )?)
         } else {
-            let acfg = AdamWConfig { lr: o.lr, beta1: o.beta1, beta2: o.beta2, eps: o.eps, weight_decay: o.weight_decay };
-            Optimizer::AdamW(AdamW::new(named_vars(varmap), acfg, cxr_optim::default_decay_filter)?)
+            let acfg = AdamWConfig {
+                lr: o.lr,
+                beta1: o.beta1,
+                beta2: o.beta2,
+                eps: o.eps,
+                weight_decay: o.weight_decay,
+            };
+            Optimizer::AdamW(AdamW::new(
+                named_vars(varmap),
+                acfg,
+                cxr_optim::default_decay_filter,
+            )?)
         })
     }
 
@@ -246,7 +289,10 @@ impl Optimizer {
         })
     }
 
-    pub fn load_state_tensors(&mut self, state: &std::collections::HashMap<String, Tensor>) -> Result<()> {
+    pub fn load_state_tensors(
+        &mut self,
+        state: &std::collections::HashMap<String, Tensor>,
+    ) -> Result<()> {
         match self {
             Optimizer::AdamW(o) => o.load_state_tensors(state)?,
             Optimizer::Sgd(o) => o.load_state_tensors(state)?,
@@ -258,19 +304,59 @@ impl Optimizer {
 /// The batch order of one epoch, derived from `(seed, epoch)` alone.
 pub(crate) fn epoch_order(train: &[usize], seed: u64, epoch: usize) -> Vec<usize> {
     let mut order = train.to_vec();
-    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ (0x9e37_79b9_7f4a_7c15u64.wrapping_mul(epoch as u64 + 1)));
+    let mut rng =
+        ChaCha8Rng::seed_from_u64(seed ^ (0x9e37_79b9_7f4a_7c15u64.wrapping_mul(epoch as u64 + 1)));
     order.shuffle(&mut rng);
     order
 }
 
 /// Train one method on `split` and evaluate it on `split.test`, writing everything to `run_dir`.
-pub fn train_one(cfg: &TrainConfig, data: &Prepared, split: &Split, run_dir: &Path) -> Result<TrainOutcome> {
+/// A fresh run refuses a folder that already holds a run (nothing written is overwritten).
+pub fn train_one(
+    cfg: &TrainConfig,
+    data: &Prepared,
+    split: &Split,
+    run_dir: &Path,
+) -> Result<TrainOutcome> {
+    train_resumable(cfg, data, split, run_dir, None)
+}
+
+/// As [`train_one`], continuing from the checkpoint folder `resume` when given: weights,
+/// optimiser moments, scheduler and progress are restored, metrics written after that
+/// checkpoint are moved to `metrics.discarded.jsonl`, and training goes on with the next epoch.
+pub fn train_resumable(
+    cfg: &TrainConfig,
+    data: &Prepared,
+    split: &Split,
+    run_dir: &Path,
+    resume: Option<&Path>,
+) -> Result<TrainOutcome> {
     cfg.validate()?;
     let device = Device::Cpu;
     std::fs::create_dir_all(run_dir).at(run_dir)?;
-    // The resolved config goes into the run directory before step 0.
     let config_path = run_dir.join("config.toml");
-    std::fs::write(&config_path, cfg.to_toml()).at(&config_path)?;
+    match resume {
+        None => {
+            if config_path.exists() || checkpoint::latest(run_dir)?.is_some() {
+                return Err(TrainError::Config(format!(
+                    "{} already holds a run: resume it (--resume latest) or choose another output folder",
+                    run_dir.display()
+                )));
+            }
+            // The resolved config goes into the run directory before step 0.
+            std::fs::write(&config_path, cfg.to_toml()).at(&config_path)?;
+        }
+        Some(_) => {
+            let saved = std::fs::read_to_string(&config_path).at(&config_path)?;
+            let saved = TrainConfig::from_toml_over(cfg, &saved)?;
+            if !same_run(&saved, cfg) {
+                return Err(TrainError::Config(format!(
+                    "the config differs from the one in {}: a resumed run must use the same settings",
+                    config_path.display()
+                )));
+            }
+        }
+    }
 
     let tokenizer = ClipTokenizer::bundled()?;
     let texts = TextSource::new(cfg, data)?;
@@ -282,26 +368,63 @@ pub fn train_one(cfg: &TrainConfig, data: &Prepared, split: &Split, run_dir: &Pa
         min_lr: cfg.schedule.min_lr,
         ..PlateauConfig::default()
     })?;
-    let mut labeler = if cfg.method == Method::CxrCml { Some(pseudo_labeler(cfg)?) } else { None };
+    let mut labeler = if cfg.method == Method::CxrCml {
+        Some(pseudo_labeler(cfg)?)
+    } else {
+        None
+    };
     let triplet_cfg = triplet_config(cfg);
     let groups = data.class_groups(&cfg.data, &split.train);
     let train_counts = data.positive_counts(&split.train);
     let zero_shot = ZeroShot::new(cfg, data)?;
-    let mut metrics = MetricsWriter::create(run_dir)?;
 
     let batch = cfg.train_loop.batch_size;
     let steps_per_epoch = split.train.len().div_ceil(batch);
-    let total_steps = cfg.train_loop.max_steps.unwrap_or(usize::MAX).min(steps_per_epoch * cfg.train_loop.epochs);
-    let progress = crate::metrics::progress_bar(cfg.train_loop.progress, total_steps as u64, cfg.method.as_str());
+    let total_steps = cfg
+        .train_loop
+        .max_steps
+        .unwrap_or(usize::MAX)
+        .min(steps_per_epoch * cfg.train_loop.epochs);
+    let progress = crate::metrics::progress_bar(
+        cfg.train_loop.progress,
+        total_steps as u64,
+        cfg.method.as_str(),
+    );
 
     let mut step = 0usize;
     let mut epochs = Vec::new();
     let mut best: Option<(f64, usize)> = None;
     let (mut first_loss, mut last_loss) = (f32::NAN, f32::NAN);
     let mut epochs_without_improvement = 0usize;
+    let mut start_epoch = 0usize;
     let base_lr = cfg.optim.lr;
 
-    'epochs: for epoch in 0..cfg.train_loop.epochs {
+    if let Some(dir) = resume {
+        let state = checkpoint::read_state(dir)?;
+        checkpoint::load_weights(dir, &varmap)?;
+        opt.load_state_tensors(&checkpoint::load_optimizer(dir)?)?;
+        opt.set_learning_rate(state.lr);
+        plateau = state.plateau.clone();
+        step = state.step;
+        start_epoch = state.epoch + 1;
+        best = state.best_score.zip(state.best_epoch);
+        epochs_without_improvement = state.epochs_without_improvement;
+        first_loss = state.first_loss;
+        if let Some(labeler) = labeler.as_mut() {
+            checkpoint::load_labeler(dir, labeler)?;
+        }
+        epochs = crate::metrics::truncate_after(run_dir, state.epoch, state.step)?;
+        progress.set_position(step as u64);
+        tracing::info!(
+            "resumed {} from {} (epoch {}, step {step})",
+            cfg.method.as_str(),
+            dir.display(),
+            state.epoch
+        );
+    }
+    let mut metrics = MetricsWriter::create(run_dir)?;
+
+    'epochs: for epoch in start_epoch..cfg.train_loop.epochs {
         let order = epoch_order(&split.train, cfg.seed, epoch);
         let (mut loss_sum, mut n_batches) = (0f64, 0usize);
         for chunk in order.chunks(batch) {
@@ -316,17 +439,28 @@ pub fn train_one(cfg: &TrainConfig, data: &Prepared, split: &Split, run_dir: &Pa
             }
             let t0 = Instant::now();
             let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_add(step as u64));
-            let (pixels, ids) = batch_tensors(data, &texts, &tokenizer, chunk, cfg.model.context_length, &mut rng, &device)?;
+            let (pixels, ids) = batch_tensors(
+                data,
+                &texts,
+                &tokenizer,
+                chunk,
+                cfg.model.context_length,
+                &mut rng,
+                &device,
+            )?;
             let img = model.encode_image(&pixels)?;
             let txt = model.encode_text(&ids)?;
             let clip = cxr_losses::clip_loss(&img, &txt, model.logit_scale())?;
             let mut loss = clip.clone();
             let mut triplet_value = None;
             if let Some(labeler) = labeler.as_mut() {
-                let emb = l2_normalise(&img.detach())?.to_dtype(DType::F32)?.to_vec2::<f32>()?;
+                let emb = l2_normalise(&img.detach())?
+                    .to_dtype(DType::F32)?
+                    .to_vec2::<f32>()?;
                 let flat: Vec<f32> = emb.concat();
-                let view = ndarray::ArrayView2::from_shape((chunk.len(), flat.len() / chunk.len()), &flat)
-                    .expect("embedding shape");
+                let view =
+                    ndarray::ArrayView2::from_shape((chunk.len(), flat.len() / chunk.len()), &flat)
+                        .expect("embedding shape");
                 let pseudo = labeler.assign(view)?;
                 let triplet = cxr_losses::triplet_loss(&img, &pseudo, &triplet_cfg)?;
                 triplet_value = Some(triplet.to_scalar::<f32>()?);
@@ -334,12 +468,23 @@ pub fn train_one(cfg: &TrainConfig, data: &Prepared, split: &Split, run_dir: &Pa
             }
             let loss_value = loss.to_scalar::<f32>()?;
             if !loss_value.is_finite() {
-                let last = checkpoint::latest(run_dir)?.map(|p| p.display().to_string()).unwrap_or_else(|| "none (no epoch completed)".into());
-                return Err(TrainError::NonFiniteLoss { value: loss_value, epoch, step, checkpoint: last });
+                let last = checkpoint::latest(run_dir)?
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_else(|| "none (no epoch completed)".into());
+                return Err(TrainError::NonFiniteLoss {
+                    value: loss_value,
+                    epoch,
+                    step,
+                    checkpoint: last,
+                });
             }
             let mut grads = loss.backward()?;
             let grad_norm = match cfg.optim.grad_clip {
-                Some(max) => Some(cxr_optim::clip_grad_norm(&vars_only(&varmap), &mut grads, max)?),
+                Some(max) => Some(cxr_optim::clip_grad_norm(
+                    &vars_only(&varmap),
+                    &mut grads,
+                    max,
+                )?),
                 None => None,
             };
             opt.step(&grads)?;
@@ -360,7 +505,10 @@ pub fn train_one(cfg: &TrainConfig, data: &Prepared, split: &Split, run_dir: &Pa
                 grad_norm,
                 images_per_sec: chunk.len() as f64 / secs.max(1e-9),
             })?;
-            progress.set_message(format!("epoch {epoch} loss {loss_value:.4} lr {:.2e}", opt.learning_rate()));
+            progress.set_message(format!(
+                "epoch {epoch} loss {loss_value:.4} lr {:.2e}",
+                opt.learning_rate()
+            ));
             progress.inc(1);
             step += 1;
         }
@@ -376,8 +524,18 @@ pub fn train_one(cfg: &TrainConfig, data: &Prepared, split: &Split, run_dir: &Pa
         let (val_loss, val_auc) = if split.val.is_empty() {
             (loss_sum / n_batches as f64, None)
         } else {
-            let vl = evaluate::validation_loss(cfg, data, &texts, &tokenizer, &model, &split.val, &device)?;
-            let res = zero_shot.evaluate(&model, data, &split.val, &groups, &train_counts, 0, cfg.seed)?;
+            let vl = evaluate::validation_loss(
+                cfg, data, &texts, &tokenizer, &model, &split.val, &device,
+            )?;
+            let res = zero_shot.evaluate(
+                &model,
+                data,
+                &split.val,
+                &groups,
+                &train_counts,
+                0,
+                cfg.seed,
+            )?;
             (vl, res.macro_all)
         };
         if cfg.schedule.kind == "plateau" {
@@ -404,8 +562,25 @@ pub fn train_one(cfg: &TrainConfig, data: &Prepared, split: &Split, run_dir: &Pa
         } else {
             epochs_without_improvement += 1;
         }
-        let state = CheckpointState { epoch, step, lr: opt.learning_rate(), best_score: best.map(|b| b.0), best_epoch: best.map(|b| b.1) };
-        checkpoint::save(run_dir, &varmap, &opt, &state, improved, cfg.train_loop.keep_last)?;
+        let state = CheckpointState {
+            epoch,
+            step,
+            lr: opt.learning_rate(),
+            best_score: best.map(|b| b.0),
+            best_epoch: best.map(|b| b.1),
+            epochs_without_improvement,
+            first_loss,
+            plateau: plateau.clone(),
+        };
+        checkpoint::save(
+            run_dir,
+            &varmap,
+            &opt,
+            labeler.as_ref(),
+            &state,
+            improved,
+            cfg.train_loop.keep_last,
+        )?;
         if let Some(patience) = cfg.train_loop.early_stop_patience {
             if epochs_without_improvement >= patience {
                 tracing::info!("early stop after epoch {epoch}: no validation improvement for {patience} epochs");
@@ -424,8 +599,31 @@ pub fn train_one(cfg: &TrainConfig, data: &Prepared, split: &Split, run_dir: &Pa
     // Test with the best weights.
     let best_epoch = best.map(|b| b.1).unwrap_or(epochs.len() - 1);
     checkpoint::load_weights(&checkpoint::best_dir(run_dir), &varmap)?;
-    let test = zero_shot.evaluate(&model, data, &split.test, &groups, &train_counts, cfg.eval.bootstrap, cfg.seed)?;
-    Ok(TrainOutcome { run_dir: run_dir.to_path_buf(), epochs, test, best_epoch, first_loss, last_loss, steps: step })
+    let test = zero_shot.evaluate(
+        &model,
+        data,
+        &split.test,
+        &groups,
+        &train_counts,
+        cfg.eval.bootstrap,
+        cfg.seed,
+    )?;
+    Ok(TrainOutcome {
+        run_dir: run_dir.to_path_buf(),
+        epochs,
+        test,
+        best_epoch,
+        first_loss,
+        last_loss,
+        steps: step,
+    })
+}
+
+/// Whether two configs describe the same run (display-only settings may differ).
+fn same_run(a: &TrainConfig, b: &TrainConfig) -> bool {
+    let mut a = a.clone();
+    a.train_loop.progress = b.train_loop.progress;
+    a == *b
 }
 
 fn vars_only(varmap: &VarMap) -> Vec<Var> {
@@ -435,7 +633,12 @@ fn vars_only(varmap: &VarMap) -> Vec<Var> {
 fn scheduled_lr(cfg: &TrainConfig, base: f64, step: usize, total: usize) -> f64 {
     let s = &cfg.schedule;
     match s.kind.as_str() {
-        "cosine" => cxr_optim::LrSchedule::CosineWithWarmup { warmup_steps: s.warmup_steps, total_steps: total, min_lr: s.min_lr }.lr_at(base, step),
+        "cosine" => cxr_optim::LrSchedule::CosineWithWarmup {
+            warmup_steps: s.warmup_steps,
+            total_steps: total,
+            min_lr: s.min_lr,
+        }
+        .lr_at(base, step),
         _ => base,
     }
 }
