@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use cxr_eval::{
-    evaluate, parse_matrix_csv, render_class_table, select_columns, BootstrapConfig, ClassGroup, EvalOptions,
+    evaluate, parse_matrix_csv_columns, render_class_table, select_columns, BootstrapConfig,
+    ClassGroup, EvalOptions,
 };
 
 #[derive(clap::Args, Debug)]
@@ -30,21 +31,41 @@ pub struct Args {
     /// Comma-separated classes counted as rare (the rest are base) for the macro averages.
     #[arg(long, value_delimiter = ',')]
     rare: Vec<String>,
+    /// Comma-separated non-class columns of the scores file (ids, paths) to ignore. Columns
+    /// of the labels file that are not classes are ignored anyway.
+    #[arg(long, value_delimiter = ',')]
+    exclude: Vec<String>,
     /// Print JSON (per class auc, ci_low, ci_high, n_pos, n_neg; macro_all/base/rare and
     /// `macro`) instead of a markdown table.
     #[arg(long)]
     json: bool,
 }
 
-fn read(path: &Path) -> anyhow::Result<(Vec<String>, ndarray::Array2<f32>)> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    parse_matrix_csv(&text).with_context(|| format!("parsing {}", path.display()))
+fn read(path: &Path) -> anyhow::Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let (names, scores) = read(&args.scores)?;
-    let (label_names, labels) = read(&args.labels)?;
-    let labels = select_columns(&label_names, &labels, &names).context("matching label columns to score columns")?;
+    let scores_text = read(&args.scores)?;
+    let header: Vec<String> = scores_text
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split(',')
+        .map(|f| f.trim().trim_matches('"').trim().to_string())
+        .filter(|n| !args.exclude.contains(n))
+        .collect();
+    let (names, scores) =
+        parse_matrix_csv_columns(&scores_text, Some(&header)).with_context(|| {
+            format!(
+                "parsing {} (use --exclude for id columns)",
+                args.scores.display()
+            )
+        })?;
+    let (label_names, labels) = parse_matrix_csv_columns(&read(&args.labels)?, Some(&names))
+        .with_context(|| format!("parsing {}", args.labels.display()))?;
+    let labels = select_columns(&label_names, &labels, &names)
+        .context("matching label columns to score columns")?;
     if labels.nrows() != scores.nrows() {
         bail!(
             "{} has {} rows but {} has {}: both files need one row per image in the same order",
@@ -55,11 +76,20 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         );
     }
     if let Some(unknown) = args.rare.iter().find(|r| !names.contains(r)) {
-        bail!("--rare names {unknown:?}, which is not a column of {}", args.scores.display());
+        bail!(
+            "--rare names {unknown:?}, which is not a column of {}",
+            args.scores.display()
+        );
     }
     let groups: Vec<ClassGroup> = names
         .iter()
-        .map(|n| if args.rare.contains(n) { ClassGroup::Rare } else { ClassGroup::Base })
+        .map(|n| {
+            if args.rare.contains(n) {
+                ClassGroup::Rare
+            } else {
+                ClassGroup::Base
+            }
+        })
         .collect();
     let opts = EvalOptions {
         bootstrap: (args.bootstrap > 0).then_some(BootstrapConfig {

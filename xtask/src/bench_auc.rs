@@ -49,7 +49,11 @@ fn synth(n: usize, c: usize, seed: u64) -> (Array2<f32>, Array2<f32>) {
     let mut scores = Array2::<f32>::zeros((n, c));
     let mut labels = Array2::<f32>::zeros((n, c));
     for j in 0..c {
-        let t = if c > 1 { j as f64 / (c - 1) as f64 } else { 0.0 };
+        let t = if c > 1 {
+            j as f64 / (c - 1) as f64
+        } else {
+            0.0
+        };
         let prevalence = 0.3 * (0.002f64 / 0.3).powf(t);
         let shift = 0.3 + 0.5 * rng.gen::<f64>();
         for i in 0..n {
@@ -104,9 +108,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let names: Vec<String> = (0..args.classes).map(|j| format!("class{j}")).collect();
     let groups = vec![ClassGroup::Base; args.classes];
     let opts = EvalOptions {
-        bootstrap: Some(BootstrapConfig { resamples: args.resamples, seed: args.seed, level: 0.95 }),
+        bootstrap: Some(BootstrapConfig {
+            resamples: args.resamples,
+            seed: args.seed,
+            level: 0.95,
+        }),
     };
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(args.threads).build()?;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(args.threads)
+        .build()?;
     let mut times = Vec::new();
     let mut results = None;
     for _ in 0..args.repeats {
@@ -131,24 +141,51 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let (sp, lp) = (dir.join("scores.csv"), dir.join("labels.csv"));
     write_csv(&sp, &scores)?;
     write_csv(&lp, &labels)?;
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/goldens/cxr-eval/bench_auc_sklearn.py");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../scripts/goldens/cxr-eval/bench_auc_sklearn.py"
+    );
     let py = python(&args);
     let out = Command::new(&py)
         .arg(script)
-        .args(["--scores", sp.to_str().unwrap_or_default(), "--labels", lp.to_str().unwrap_or_default()])
-        .args(["--resamples", &args.sklearn_resamples.to_string(), "--seed", &args.seed.to_string()])
+        .args([
+            "--scores",
+            sp.to_str().unwrap_or_default(),
+            "--labels",
+            lp.to_str().unwrap_or_default(),
+        ])
+        .args([
+            "--resamples",
+            &args.sklearn_resamples.to_string(),
+            "--seed",
+            &args.seed.to_string(),
+        ])
         .env("OMP_NUM_THREADS", args.threads.to_string())
         .output()
-        .with_context(|| format!("running {} (set --python or CXR_PYTHON to a Python with scikit-learn)", py.display()))?;
+        .with_context(|| {
+            format!(
+                "running {} (set --python or CXR_PYTHON to a Python with scikit-learn)",
+                py.display()
+            )
+        })?;
     let _ = std::fs::remove_dir_all(&dir);
     if !out.status.success() {
-        bail!("sklearn benchmark failed: {}", String::from_utf8_lossy(&out.stderr));
+        bail!(
+            "sklearn benchmark failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).context("parsing the sklearn script's JSON")?;
+    let v: serde_json::Value =
+        serde_json::from_slice(&out.stdout).context("parsing the sklearn script's JSON")?;
     let point_s = v["point_s"].as_f64().context("point_s")?;
     let per = v["per_resample_s"].as_f64().context("per_resample_s")?;
     let sk_s = point_s + per * args.resamples as f64;
-    let sk_aucs: Vec<f64> = v["aucs"].as_array().context("aucs")?.iter().filter_map(|x| x.as_f64()).collect();
+    let sk_aucs: Vec<f64> = v["aucs"]
+        .as_array()
+        .context("aucs")?
+        .iter()
+        .filter_map(|x| x.as_f64())
+        .collect();
     let max_diff = results
         .classes
         .iter()

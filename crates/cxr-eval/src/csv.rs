@@ -17,6 +17,15 @@ fn split_line(line: &str) -> Vec<String> {
 /// `nan` / `NaN` / `NA` read as NaN (an unknown label). Returns the column names and an
 /// N x C matrix.
 pub fn parse_matrix_csv(text: &str) -> Result<(Vec<String>, Array2<f32>)> {
+    parse_matrix_csv_columns(text, None)
+}
+
+/// As [`parse_matrix_csv`], keeping only the columns named in `keep` (in the file's order);
+/// the other columns (ids, paths) may hold anything. `None` keeps every column.
+pub fn parse_matrix_csv_columns(
+    text: &str,
+    keep: Option<&[String]>,
+) -> Result<(Vec<String>, Array2<f32>)> {
     let mut lines = text
         .lines()
         .enumerate()
@@ -24,32 +33,36 @@ pub fn parse_matrix_csv(text: &str) -> Result<(Vec<String>, Array2<f32>)> {
     let (_, header) = lines
         .next()
         .ok_or(EvalError::Empty("CSV (no header line)"))?;
-    let names = split_line(header.trim_start_matches('\u{feff}'));
-    if let Some(pos) = names.iter().position(|n| n.is_empty()) {
+    let all_names = split_line(header.trim_start_matches('\u{feff}'));
+    if let Some(pos) = all_names.iter().position(|n| n.is_empty()) {
         return Err(EvalError::InvalidParam {
             name: "CSV header",
             value: format!("empty name in column {}", pos + 1),
-            hint: "every column needs a class name",
+            hint: "every column needs a name",
         });
     }
+    let cols: Vec<usize> = (0..all_names.len())
+        .filter(|&i| keep.is_none_or(|k| k.contains(&all_names[i])))
+        .collect();
+    let names: Vec<String> = cols.iter().map(|&i| all_names[i].clone()).collect();
     let mut data = Vec::new();
     let mut rows = 0;
     for (lineno, line) in lines {
         let cells = split_line(line);
-        if cells.len() != names.len() {
+        if cells.len() != all_names.len() {
             return Err(shape_err(
                 "CSV cells per line (the header's column count)",
-                names.len(),
+                all_names.len(),
                 format!("{} on line {}", cells.len(), lineno + 1),
             ));
         }
-        for (col, cell) in cells.iter().enumerate() {
-            let v = match cell.as_str() {
+        for &col in &cols {
+            let v = match cells[col].as_str() {
                 "" | "nan" | "NaN" | "NA" => f32::NAN,
                 s => s.parse::<f32>().map_err(|_| EvalError::InvalidParam {
                     name: "CSV cell",
-                    value: format!("{s:?} (line {}, column {:?})", lineno + 1, names[col]),
-                    hint: "cells must be numbers, or empty / nan for unknown",
+                    value: format!("{s:?} (line {}, column {:?})", lineno + 1, all_names[col]),
+                    hint: "cells must be numbers, or empty / nan for unknown (exclude id columns)",
                 })?,
             };
             data.push(v);
@@ -94,6 +107,9 @@ mod tests {
         let sel = select_columns(&names, &m, &["Hernia".to_string()]).unwrap();
         assert_eq!(sel.column(0).to_vec()[2], 1.0);
         assert!(select_columns(&names, &m, &["Mass".to_string()]).is_err());
+        let keep = ["b".to_string()];
+        let (names, m) = parse_matrix_csv_columns("id,b\nx1,1\nx2,0\n", Some(&keep)).unwrap();
+        assert_eq!((names.len(), m.dim()), (1, (2, 1)));
     }
 
     #[test]
