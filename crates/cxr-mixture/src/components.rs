@@ -7,6 +7,7 @@ use faer::{Accum, Par};
 use ndarray::{s, Array1, Array2, Array3, ArrayView1, ArrayView2, Axis};
 use rayon::prelude::*;
 
+use crate::device::Device;
 use crate::error::{MixtureError, Result};
 use crate::linalg::{
     as_mat, chunk_range, gemm, n_chunks, precision_cholesky, slice_mat, slice_mat_mut, CHUNK,
@@ -319,16 +320,16 @@ impl Components {
     }
 
     /// Gaussian log densities `N x K` (without the mixture weights).
-    pub fn log_gaussian(&self, x: ArrayView2<'_, f64>) -> Array2<f64> {
+    pub fn log_gaussian(&self, x: ArrayView2<'_, f64>, device: Device) -> Result<Array2<f64>> {
         let d = self.n_features() as f64;
         let c = d * (2.0 * std::f64::consts::PI).ln();
-        let mut m = self.sq_mahalanobis(x);
+        let mut m = self.sq_mahalanobis_on(x, device)?;
         for mut row in m.rows_mut() {
             for (k, v) in row.iter_mut().enumerate() {
                 *v = -0.5 * (c + *v) + self.log_det[k];
             }
         }
-        m
+        Ok(m)
     }
 }
 

@@ -14,19 +14,25 @@
 //! the models whose embeddings it clusters.
 
 mod components;
+#[cfg(feature = "cuda")]
+mod cuda;
 mod data;
+mod device;
 mod error;
 mod gaussian;
 mod init;
 mod linalg;
 mod pseudo;
+#[cfg(test)]
+mod reference;
 mod student;
 
 pub use components::{CovarianceType, Covariances};
+pub use device::Device;
 pub use error::{MixtureError, Result};
 pub use gaussian::{GaussianMixture, GmmParams, InitMethod};
 pub use pseudo::{
-    FittedMixture, MixtureKind, PseudoLabelConfig, PseudoLabelSource, PseudoLabeler,
-    EPOCH_BOOTSTRAP_CAPACITY,
+    FittedMixture, LabelerState, MixtureKind, MixtureState, PseudoLabelConfig, PseudoLabelSource,
+    PseudoLabeler, EPOCH_BOOTSTRAP_CAPACITY,
 };
 pub use student::{NuPolicy, ScaleUpdate, StudentMixture, StudentParams};

@@ -7,10 +7,14 @@
 
 use std::collections::VecDeque;
 
+mod state;
+pub use state::{LabelerState, MixtureState};
+
 use ndarray::{Array1, Array2, ArrayView2};
 
 use crate::components::CovarianceType;
 use crate::data::check_data;
+use crate::device::Device;
 use crate::error::{invalid, MixtureError, Result};
 use crate::gaussian::{GaussianMixture, GmmParams, InitMethod};
 use crate::student::{NuPolicy, StudentMixture, StudentParams};
@@ -83,6 +87,8 @@ pub struct PseudoLabelConfig {
     pub n_init: usize,
     /// Base seed; cold fit number `i` uses `seed + i` (default 42).
     pub seed: u64,
+    /// Where the E-step runs (default CPU).
+    pub device: Device,
 }
 
 impl Default for PseudoLabelConfig {
@@ -97,6 +103,7 @@ impl Default for PseudoLabelConfig {
             tol: 1e-3,
             n_init: 1,
             seed: 42,
+            device: Device::Cpu,
         }
     }
 }
@@ -125,6 +132,7 @@ impl PseudoLabelConfig {
             .tol(self.tol)
             .n_init(self.n_init)
             .seed(self.seed.wrapping_add(fit_index))
+            .device(self.device)
     }
 
     fn student_params(&self, k: usize, fit_index: u64) -> Option<StudentParams> {

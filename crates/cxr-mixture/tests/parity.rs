@@ -5,10 +5,27 @@
 //! `scripts/goldens/cxr-mixture/make_goldens.py` (see its header for how each run is set up).
 
 use cxr_mixture::{
-    CovarianceType, Covariances, GaussianMixture, InitMethod, NuPolicy, ScaleUpdate, StudentMixture,
+    CovarianceType, Covariances, Device, GaussianMixture, InitMethod, NuPolicy, Result,
+    ScaleUpdate, StudentMixture,
 };
 use ndarray::{Array1, Array2, Array3, ArrayD, IxDyn};
 use serde_json::Value;
+
+/// Expand `fn case(dev: Device) -> Result<()>` into a CPU test and, with the `cuda` feature, a
+/// CUDA test (candle's `test_device!`).
+macro_rules! test_device {
+    ($case:ident, $cpu:ident, $cuda:ident) => {
+        #[test]
+        fn $cpu() -> Result<()> {
+            $case(Device::Cpu)
+        }
+        #[cfg(feature = "cuda")]
+        #[test]
+        fn $cuda() -> Result<()> {
+            $case(Device::Cuda(0))
+        }
+    };
+}
 
 fn load(name: &str) -> Value {
     let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
@@ -78,7 +95,7 @@ fn covs_dyn(c: &Covariances) -> ArrayD<f64> {
     }
 }
 
-fn sklearn_case(t: CovarianceType, name: &str) {
+fn sklearn_case(dev: Device, t: CovarianceType, name: &str) -> Result<()> {
     let g = load("sklearn_gmm.json");
     let x = a2(&g["x"]);
     let f = g["fits"]
@@ -99,8 +116,8 @@ fn sklearn_case(t: CovarianceType, name: &str) {
         .tol(0.0)
         .max_iter(f["max_iter"].as_u64().unwrap() as usize)
         .init_method(init)
-        .fit(x.view())
-        .unwrap();
+        .device(dev)
+        .fit(x.view())?;
     let rel = 1e-6;
     assert_eq!(gmm.n_iter() as u64, f["n_iter"].as_u64().unwrap());
     let hist = Array1::from(gmm.lower_bound_history().to_vec()).into_dyn();
@@ -143,24 +160,29 @@ fn sklearn_case(t: CovarianceType, name: &str) {
         (bic - want_bic).abs() <= rel * want_bic.abs(),
         "bic {bic} vs {want_bic}"
     );
+    Ok(())
 }
 
-#[test]
-fn sklearn_full() {
-    sklearn_case(CovarianceType::Full, "full");
+fn sklearn_full(dev: Device) -> Result<()> {
+    sklearn_case(dev, CovarianceType::Full, "full")
 }
+test_device!(sklearn_full, sklearn_full_cpu, sklearn_full_cuda);
 
-#[test]
-fn sklearn_diag() {
-    sklearn_case(CovarianceType::Diag, "diag");
+fn sklearn_diag(dev: Device) -> Result<()> {
+    sklearn_case(dev, CovarianceType::Diag, "diag")
 }
+test_device!(sklearn_diag, sklearn_diag_cpu, sklearn_diag_cuda);
 
-#[test]
-fn sklearn_spherical() {
-    sklearn_case(CovarianceType::Spherical, "spherical");
+fn sklearn_spherical(dev: Device) -> Result<()> {
+    sklearn_case(dev, CovarianceType::Spherical, "spherical")
 }
+test_device!(
+    sklearn_spherical,
+    sklearn_spherical_cpu,
+    sklearn_spherical_cuda
+);
 
-fn student_case(run: &str, update: ScaleUpdate, rel: f64) {
+fn student_case(dev: Device, run: &str, update: ScaleUpdate, rel: f64) -> Result<()> {
     let g = load("studenttmixture.json");
     let x = a2(&g["x"]);
     let k = g["k"].as_u64().unwrap() as usize;
@@ -188,8 +210,9 @@ fn student_case(run: &str, update: ScaleUpdate, rel: f64) {
         } else {
             1e-14
         })
-        .max_iter(if exact_steps { steps } else { 20_000 });
-    let t = p.fit_from(&gmm, x.view()).unwrap();
+        .max_iter(if exact_steps { steps } else { 20_000 })
+        .device(dev);
+    let t = p.fit_from(&gmm, x.view())?;
     if exact_steps {
         let hist = Array1::from(t.lower_bound_history().to_vec()).into_dyn();
         assert_close(
@@ -215,24 +238,51 @@ fn student_case(run: &str, update: ScaleUpdate, rel: f64) {
     );
     assert_close(&covs_dyn(t.scales()), &arr(&r["scales"]), rel, "scales");
     assert_close(&t.nu().clone().into_dyn(), &arr(&r["df"]), rel, "nu");
+    Ok(())
 }
 
-#[test]
-fn studenttmixture_fixed_nu_step_by_step() {
-    student_case("fixed_steps", ScaleUpdate::StudentTMixturePackage, 1e-5);
+fn studenttmixture_fixed_nu_step_by_step(dev: Device) -> Result<()> {
+    student_case(
+        dev,
+        "fixed_steps",
+        ScaleUpdate::StudentTMixturePackage,
+        1e-5,
+    )
 }
+test_device!(
+    studenttmixture_fixed_nu_step_by_step,
+    student_fixed_steps_cpu,
+    student_fixed_steps_cuda
+);
 
-#[test]
-fn studenttmixture_learned_nu_step_by_step() {
-    student_case("learned_steps", ScaleUpdate::StudentTMixturePackage, 1e-5);
+fn studenttmixture_learned_nu_step_by_step(dev: Device) -> Result<()> {
+    student_case(
+        dev,
+        "learned_steps",
+        ScaleUpdate::StudentTMixturePackage,
+        1e-5,
+    )
 }
+test_device!(
+    studenttmixture_learned_nu_step_by_step,
+    student_learned_steps_cpu,
+    student_learned_steps_cuda
+);
 
-#[test]
-fn mclachlan_peel_reaches_the_package_optimum_fixed_nu() {
-    student_case("fixed_optimum", ScaleUpdate::McLachlanPeel, 1e-5);
+fn mclachlan_peel_reaches_the_package_optimum_fixed_nu(dev: Device) -> Result<()> {
+    student_case(dev, "fixed_optimum", ScaleUpdate::McLachlanPeel, 1e-5)
 }
+test_device!(
+    mclachlan_peel_reaches_the_package_optimum_fixed_nu,
+    mclachlan_peel_fixed_cpu,
+    mclachlan_peel_fixed_cuda
+);
 
-#[test]
-fn mclachlan_peel_reaches_the_package_optimum_learned_nu() {
-    student_case("learned_optimum", ScaleUpdate::McLachlanPeel, 1e-5);
+fn mclachlan_peel_reaches_the_package_optimum_learned_nu(dev: Device) -> Result<()> {
+    student_case(dev, "learned_optimum", ScaleUpdate::McLachlanPeel, 1e-5)
 }
+test_device!(
+    mclachlan_peel_reaches_the_package_optimum_learned_nu,
+    mclachlan_peel_learned_cpu,
+    mclachlan_peel_learned_cuda
+);

@@ -9,6 +9,7 @@ use crate::components::{
     argmax_rows, m_step, normalize_log_resp, Components, CovarianceType, Divisor,
 };
 use crate::data::{check_data, check_data_dim};
+use crate::device::Device;
 use crate::error::{MixtureError, Result};
 use crate::init;
 
@@ -66,6 +67,7 @@ impl GmmParams {
             );
         }
         Ok(GaussianMixture {
+            device: self.device,
             comps: best.comps,
             converged: best.converged,
             n_iter: best.n_iter,
@@ -121,7 +123,7 @@ impl GmmParams {
         let mut n_iter = 0;
         for iter in 1..=self.max_iter {
             let prev = lower_bound;
-            let (log_resp, per_sample) = e_step(&comps, x);
+            let (log_resp, per_sample) = e_step(&comps, x, self.device)?;
             lower_bound = per_sample.mean().expect("n >= 1");
             if !lower_bound.is_finite() {
                 return Err(MixtureError::Diverged { iteration: iter });
@@ -172,36 +174,48 @@ pub(crate) fn components_from_resp(
 }
 
 /// E-step: log responsibilities and per-sample log-likelihoods.
-pub(crate) fn e_step(comps: &Components, x: ArrayView2<'_, f64>) -> (Array2<f64>, Array1<f64>) {
-    let mut w = weighted_log_prob(comps, x);
+pub(crate) fn e_step(
+    comps: &Components,
+    x: ArrayView2<'_, f64>,
+    device: Device,
+) -> Result<(Array2<f64>, Array1<f64>)> {
+    let mut w = weighted_log_prob(comps, x, device)?;
     let lpn = normalize_log_resp(&mut w);
-    (w, lpn)
+    Ok((w, lpn))
 }
 
-fn weighted_log_prob(comps: &Components, x: ArrayView2<'_, f64>) -> Array2<f64> {
-    let mut lp = comps.log_gaussian(x);
+fn weighted_log_prob(
+    comps: &Components,
+    x: ArrayView2<'_, f64>,
+    device: Device,
+) -> Result<Array2<f64>> {
+    let mut lp = comps.log_gaussian(x, device)?;
     let lw = comps.weights.mapv(f64::ln);
     lp += &lw;
-    lp
+    Ok(lp)
 }
 
 impl GaussianMixture {
     /// Hard labels: the component with the highest posterior.
     pub fn predict(&self, x: ArrayView2<'_, f64>) -> Result<Array1<usize>> {
         let x = check_data_dim(x, self.n_features())?;
-        Ok(argmax_rows(&weighted_log_prob(&self.comps, x.view())))
+        Ok(argmax_rows(&weighted_log_prob(
+            &self.comps,
+            x.view(),
+            self.device,
+        )?))
     }
 
     /// Posterior probabilities `N x K` (rows sum to one).
     pub fn predict_proba(&self, x: ArrayView2<'_, f64>) -> Result<Array2<f64>> {
         let x = check_data_dim(x, self.n_features())?;
-        Ok(e_step(&self.comps, x.view()).0.mapv(f64::exp))
+        Ok(e_step(&self.comps, x.view(), self.device)?.0.mapv(f64::exp))
     }
 
     /// Log-likelihood of each sample under the mixture.
     pub fn score_samples(&self, x: ArrayView2<'_, f64>) -> Result<Array1<f64>> {
         let x = check_data_dim(x, self.n_features())?;
-        Ok(e_step(&self.comps, x.view()).1)
+        Ok(e_step(&self.comps, x.view(), self.device)?.1)
     }
 
     /// Mean log-likelihood per sample (scikit-learn's `score`).

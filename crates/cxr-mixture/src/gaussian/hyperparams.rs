@@ -3,6 +3,7 @@
 use ndarray::{Array1, Array2};
 
 use crate::components::{CovarianceType, Covariances};
+use crate::device::Device;
 use crate::error::{invalid, Result};
 
 /// How EM's starting point is chosen (scikit-learn's `init_params`, plus given parameters).
@@ -41,6 +42,7 @@ pub struct GmmParams {
     pub(crate) n_init: usize,
     pub(crate) init_method: InitMethod,
     pub(crate) seed: u64,
+    pub(crate) device: Device,
 }
 
 impl GmmParams {
@@ -55,6 +57,7 @@ impl GmmParams {
             n_init: 1,
             init_method: InitMethod::KMeans,
             seed: 42,
+            device: Device::Cpu,
         }
     }
 
@@ -97,6 +100,12 @@ impl GmmParams {
     /// Seed of the initialisation RNG (default 42); initialisation `i` uses `seed + i`.
     pub fn seed(mut self, s: u64) -> Self {
         self.seed = s;
+        self
+    }
+
+    /// Where the E-step's distances are computed (default [`Device::Cpu`]).
+    pub fn device(mut self, d: Device) -> Self {
+        self.device = d;
         self
     }
 

@@ -10,11 +10,13 @@ pub use hyperparams::{GmmParams, InitMethod};
 use ndarray::{Array1, Array2};
 
 use crate::components::{Components, CovarianceType, Covariances};
+use crate::device::Device;
 
 /// A fitted Gaussian mixture. Build with [`GaussianMixture::params`] then
 /// [`GmmParams::fit`], or from known parameters with [`GaussianMixture::from_parts`].
 #[derive(Clone, Debug)]
 pub struct GaussianMixture {
+    pub(crate) device: Device,
     pub(crate) comps: Components,
     pub(crate) converged: bool,
     pub(crate) n_iter: usize,
@@ -38,6 +40,7 @@ impl GaussianMixture {
         let t = covariances.covariance_type();
         let comps = Components::from_init(&weights, &means, &covariances, k, d, t)?;
         Ok(Self {
+            device: Device::Cpu,
             comps,
             converged: false,
             n_iter: 0,
@@ -88,6 +91,12 @@ impl GaussianMixture {
             .last()
             .copied()
             .unwrap_or(f64::NEG_INFINITY)
+    }
+
+    /// Run predictions on `device` (a fit keeps the device it was fitted on).
+    pub fn with_device(mut self, device: Device) -> Self {
+        self.device = device;
+        self
     }
 
     /// Number of components.

@@ -6,6 +6,7 @@ use super::special::{digamma, ln_gamma, tetragamma, trigamma};
 use super::{NuPolicy, ScaleUpdate, StudentMixture, StudentParams};
 use crate::components::{argmax_rows, m_step, normalize_log_resp, Components, Divisor};
 use crate::data::check_data_dim;
+use crate::device::Device;
 use crate::error::{invalid, MixtureError, Result};
 use crate::gaussian::GaussianMixture;
 
@@ -97,7 +98,7 @@ impl StudentParams {
         let mut converged = false;
         let mut n_iter = 0;
         for iter in 1..=self.max_iter {
-            let (log_resp, per_sample, u) = e_step(&comps, &nu, x);
+            let (log_resp, per_sample, u) = e_step(&comps, &nu, x, self.gmm.device)?;
             let current = per_sample.mean().expect("n >= 1");
             if !current.is_finite() {
                 return Err(MixtureError::Diverged { iteration: iter });
@@ -132,6 +133,7 @@ impl StudentParams {
             );
         }
         Ok(StudentMixture {
+            device: self.gmm.device,
             comps,
             nu,
             nu_policy: self.nu,
@@ -220,9 +222,10 @@ fn log_student(
     comps: &Components,
     nu: &Array1<f64>,
     x: ArrayView2<'_, f64>,
-) -> (Array2<f64>, Array2<f64>) {
+    device: Device,
+) -> Result<(Array2<f64>, Array2<f64>)> {
     let d = comps.n_features() as f64;
-    let mut maha = comps.sq_mahalanobis(x);
+    let mut maha = comps.sq_mahalanobis_on(x, device)?;
     let mut u = Array2::<f64>::zeros(maha.raw_dim());
     let consts: Vec<f64> = nu
         .iter()
@@ -243,7 +246,7 @@ fn log_student(
                 m[k] = consts[k] - 0.5 * (nu[k] + d) * (delta / nu[k]).ln_1p();
             }
         });
-    (maha, u)
+    Ok((maha, u))
 }
 
 /// E-step: log responsibilities, per-sample log-likelihoods and `E[u]`.
@@ -251,31 +254,36 @@ fn e_step(
     comps: &Components,
     nu: &Array1<f64>,
     x: ArrayView2<'_, f64>,
-) -> (Array2<f64>, Array1<f64>, Array2<f64>) {
-    let (mut lp, u) = log_student(comps, nu, x);
+    device: Device,
+) -> Result<(Array2<f64>, Array1<f64>, Array2<f64>)> {
+    let (mut lp, u) = log_student(comps, nu, x, device)?;
     let lw = comps.weights.mapv(|w| w.max(MIN_LOG_WEIGHT).ln());
     lp += &lw;
     let lpn = normalize_log_resp(&mut lp);
-    (lp, lpn, u)
+    Ok((lp, lpn, u))
 }
 
 impl StudentMixture {
     /// Hard labels: the component with the highest posterior.
     pub fn predict(&self, x: ArrayView2<'_, f64>) -> Result<Array1<usize>> {
         let x = check_data_dim(x, self.n_features())?;
-        Ok(argmax_rows(&e_step(&self.comps, &self.nu, x.view()).0))
+        Ok(argmax_rows(
+            &e_step(&self.comps, &self.nu, x.view(), self.device)?.0,
+        ))
     }
 
     /// Posterior probabilities `N x K`.
     pub fn predict_proba(&self, x: ArrayView2<'_, f64>) -> Result<Array2<f64>> {
         let x = check_data_dim(x, self.n_features())?;
-        Ok(e_step(&self.comps, &self.nu, x.view()).0.mapv(f64::exp))
+        Ok(e_step(&self.comps, &self.nu, x.view(), self.device)?
+            .0
+            .mapv(f64::exp))
     }
 
     /// Log-likelihood of each sample.
     pub fn score_samples(&self, x: ArrayView2<'_, f64>) -> Result<Array1<f64>> {
         let x = check_data_dim(x, self.n_features())?;
-        Ok(e_step(&self.comps, &self.nu, x.view()).1)
+        Ok(e_step(&self.comps, &self.nu, x.view(), self.device)?.1)
     }
 
     /// Mean log-likelihood per sample.
@@ -287,7 +295,7 @@ impl StudentMixture {
     /// for samples far out in a component's tail.
     pub fn latent_weights(&self, x: ArrayView2<'_, f64>) -> Result<Array2<f64>> {
         let x = check_data_dim(x, self.n_features())?;
-        Ok(log_student(&self.comps, &self.nu, x.view()).1)
+        Ok(log_student(&self.comps, &self.nu, x.view(), self.device)?.1)
     }
 
     /// Bayesian information criterion (lower is better).

@@ -122,6 +122,13 @@ impl StudentParams {
         self
     }
 
+    /// Where the E-step's distances are computed, for the Gaussian initialisation too
+    /// (default [`Device::Cpu`](crate::Device::Cpu)).
+    pub fn device(mut self, d: crate::Device) -> Self {
+        self.gmm = self.gmm.device(d);
+        self
+    }
+
     /// Replace the Gaussian initialisation's parameters wholesale (its `k`, covariance type
     /// and `reg_covar` must agree with this builder's; checked at fit).
     pub fn gmm_params(mut self, p: GmmParams) -> Self {

@@ -16,10 +16,12 @@ pub use hyperparams::{NuPolicy, ScaleUpdate, StudentParams};
 use ndarray::{Array1, Array2};
 
 use crate::components::{Components, CovarianceType, Covariances};
+use crate::device::Device;
 
 /// A fitted Student-t mixture.
 #[derive(Clone, Debug)]
 pub struct StudentMixture {
+    pub(crate) device: Device,
     pub(crate) comps: Components,
     pub(crate) nu: Array1<f64>,
     pub(crate) nu_policy: NuPolicy,
