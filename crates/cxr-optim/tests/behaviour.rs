@@ -345,3 +345,31 @@ fn clip_grad_norm_rejects_bad_max_norm_and_reports_nonfinite_norm() {
     let n = cxr_optim::clip_grad_norm(std::slice::from_ref(&v), &mut g, 1.0).unwrap();
     assert!(n.is_nan());
 }
+
+#[test]
+fn state_survives_a_safetensors_round_trip() {
+    let vars = named(6.0);
+    let mut opt = AdamW::new(vars.clone(), AdamWConfig::default(), default_decay_filter).unwrap();
+    opt.step(&grads_for(&vars, 0)).unwrap();
+    opt.set_learning_rate(2.5e-4);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("optim.safetensors");
+    candle_core::safetensors::save(&opt.state_tensors().unwrap(), &path).unwrap();
+    let loaded = candle_core::safetensors::load(&path, &Device::Cpu).unwrap();
+    let mut fresh = AdamW::new(vars.clone(), AdamWConfig::default(), default_decay_filter).unwrap();
+    fresh.load_state_tensors(&loaded).unwrap();
+    assert_eq!(fresh.step_count(), 1);
+    assert_eq!(fresh.learning_rate(), 2.5e-4);
+    let (a, b) = (opt.state_tensors().unwrap(), fresh.state_tensors().unwrap());
+    for (k, t) in &a {
+        let d = (t.to_dtype(DType::F64).unwrap() - b[k].to_dtype(DType::F64).unwrap())
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap();
+        assert_eq!(d, 0.0, "{k}");
+    }
+}
