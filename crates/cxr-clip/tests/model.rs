@@ -120,3 +120,30 @@ fn invalid_config_is_rejected_at_build() {
     let err = ClipModel::new(vb, &ClipConfig::tiny(36)).unwrap_err();
     assert!(matches!(err, Error::InvalidConfig(_)), "{err}");
 }
+
+#[test]
+fn legacy_eos_id_pools_at_the_largest_id() -> anyhow::Result<()> {
+    // Old hub configs say eos_token_id = 2; transformers then pools at argmax(input_ids), which
+    // with CLIP's BPE is the first end-of-text token.
+    let (model, varmap) = tiny()?;
+    let mut cfg = model.config().clone();
+    cfg.text_config.eos_token_id = 2;
+    let legacy = ClipModel::new(
+        VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
+        &cfg,
+    )?;
+    // HF-style padding with the end token: the first one must be used.
+    let t = ids(
+        &[
+            &[49406, 320, CLIP_EOT_ID, CLIP_EOT_ID, CLIP_EOT_ID],
+            &[49406, 2, 9, CLIP_EOT_ID],
+        ],
+        6,
+    )?;
+    let d = (model.encode_text(&t)? - legacy.encode_text(&t)?)?
+        .abs()?
+        .max_all()?
+        .to_scalar::<f32>()?;
+    assert!(d < 1e-6, "{d}");
+    Ok(())
+}
