@@ -111,18 +111,13 @@ pub fn canonical_name(name: &str) -> &str {
 }
 
 /// How to decide which classes are "rare" when reporting base / rare macro AUC.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum RareRule {
     /// Fewer than `threshold` positives in the given training counts.
     CountBelow(u32),
     /// The paper's fixed list [`PAPER_RARE_CLASSES`].
+    #[default]
     PaperList,
-}
-
-impl Default for RareRule {
-    fn default() -> Self {
-        Self::PaperList
-    }
 }
 
 /// Split class indices into (base, rare). `counts[i]` is class `i`'s number of training

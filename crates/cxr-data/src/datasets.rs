@@ -343,6 +343,50 @@ impl Summary {
     }
 }
 
+/// The label file a dataset uses when none is given: CXR-LT `train_labeled.csv`; CheXpert
+/// `CheXpert-v1.0-small/train.csv` or `CheXpert-v1.0/train.csv` (paths inside are relative to
+/// `root`) or `train.csv`; NIH `Data_Entry_2017_v2020.csv` or `Data_Entry_2017.csv`; MIMIC
+/// `mimic-cxr-2.0.0-chexpert.csv` (each also as `.gz`).
+pub fn default_labels(dataset: Dataset, root: &Path) -> Result<PathBuf> {
+    let candidates: &[&str] = match dataset {
+        Dataset::CxrLt => &["train_labeled.csv"],
+        Dataset::CheXpert => &[
+            "CheXpert-v1.0-small/train.csv",
+            "CheXpert-v1.0/train.csv",
+            "train.csv",
+        ],
+        Dataset::Nih => &["Data_Entry_2017_v2020.csv", "Data_Entry_2017.csv"],
+        Dataset::Mimic => &["mimic-cxr-2.0.0-chexpert.csv"],
+    };
+    candidates
+        .iter()
+        .find_map(|c| find_csv(root, c).ok())
+        .ok_or_else(|| DataError::Format {
+            path: root.to_path_buf(),
+            message: format!("no label file for {dataset:?} here (looked for {candidates:?}); pass one explicitly"),
+        })
+}
+
+/// Read any supported dataset rooted at `root` (image paths are relative to it); `labels`
+/// overrides [`default_labels`]. For MIMIC, `labels` is the chexpert / negbio file and the
+/// metadata and split files are taken from `root`.
+pub fn load_table(dataset: Dataset, root: &Path, labels: Option<&Path>) -> Result<LabelTable> {
+    let labels = match labels {
+        Some(p) => p.to_path_buf(),
+        None => default_labels(dataset, root)?,
+    };
+    match dataset {
+        Dataset::CxrLt => crate::read_cxr_lt(&labels),
+        Dataset::CheXpert => read_chexpert(&labels),
+        Dataset::Nih => read_nih(&labels),
+        Dataset::Mimic => {
+            let meta = find_csv(root, "mimic-cxr-2.0.0-metadata.csv")?;
+            let split = find_csv(root, "mimic-cxr-2.0.0-split.csv").ok();
+            Ok(read_mimic(&meta, split.as_deref(), &labels)?.table)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -429,49 +473,5 @@ mod tests {
             .to_string();
         assert!(e.contains("negbio"), "{e}");
         assert!("nope".parse::<Dataset>().is_err());
-    }
-}
-
-/// The label file a dataset uses when none is given: CXR-LT `train_labeled.csv`; CheXpert
-/// `CheXpert-v1.0-small/train.csv` or `CheXpert-v1.0/train.csv` (paths inside are relative to
-/// `root`) or `train.csv`; NIH `Data_Entry_2017_v2020.csv` or `Data_Entry_2017.csv`; MIMIC
-/// `mimic-cxr-2.0.0-chexpert.csv` (each also as `.gz`).
-pub fn default_labels(dataset: Dataset, root: &Path) -> Result<PathBuf> {
-    let candidates: &[&str] = match dataset {
-        Dataset::CxrLt => &["train_labeled.csv"],
-        Dataset::CheXpert => &[
-            "CheXpert-v1.0-small/train.csv",
-            "CheXpert-v1.0/train.csv",
-            "train.csv",
-        ],
-        Dataset::Nih => &["Data_Entry_2017_v2020.csv", "Data_Entry_2017.csv"],
-        Dataset::Mimic => &["mimic-cxr-2.0.0-chexpert.csv"],
-    };
-    candidates
-        .iter()
-        .find_map(|c| find_csv(root, c).ok())
-        .ok_or_else(|| DataError::Format {
-            path: root.to_path_buf(),
-            message: format!("no label file for {dataset:?} here (looked for {candidates:?}); pass one explicitly"),
-        })
-}
-
-/// Read any supported dataset rooted at `root` (image paths are relative to it); `labels`
-/// overrides [`default_labels`]. For MIMIC, `labels` is the chexpert / negbio file and the
-/// metadata and split files are taken from `root`.
-pub fn load_table(dataset: Dataset, root: &Path, labels: Option<&Path>) -> Result<LabelTable> {
-    let labels = match labels {
-        Some(p) => p.to_path_buf(),
-        None => default_labels(dataset, root)?,
-    };
-    match dataset {
-        Dataset::CxrLt => crate::read_cxr_lt(&labels),
-        Dataset::CheXpert => read_chexpert(&labels),
-        Dataset::Nih => read_nih(&labels),
-        Dataset::Mimic => {
-            let meta = find_csv(root, "mimic-cxr-2.0.0-metadata.csv")?;
-            let split = find_csv(root, "mimic-cxr-2.0.0-split.csv").ok();
-            Ok(read_mimic(&meta, split.as_deref(), &labels)?.table)
-        }
     }
 }

@@ -22,7 +22,7 @@ pub const CHEXZERO_MEAN: f32 = 101.487_61;
 pub const CHEXZERO_STD: f32 = 83.439_44;
 /// OpenAI CLIP's per-channel normalisation on the 0-1 scale.
 pub const CLIP_MEAN: [f32; 3] = [0.481_454_66, 0.457_827_5, 0.408_210_73];
-pub const CLIP_STD: [f32; 3] = [0.268_629_54, 0.261_302_58, 0.275_777_11];
+pub const CLIP_STD: [f32; 3] = [0.268_629_54, 0.261_302_6, 0.275_777_1];
 /// CheXzero pads every image to this square before the model resize.
 pub const CHEXZERO_PAD: u32 = 320;
 

@@ -202,7 +202,7 @@ pub fn label_string_kfold(
     let mut folds = vec![Vec::new(); k];
     for cls in 0..n_classes {
         let mut fold_ids: Vec<usize> = (0..k)
-            .flat_map(|f| std::iter::repeat(f).take(allocation[f][cls]))
+            .flat_map(|f| std::iter::repeat_n(f, allocation[f][cls]))
             .collect();
         fold_ids.shuffle(&mut rng);
         let members = y

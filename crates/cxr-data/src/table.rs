@@ -23,9 +23,9 @@ impl LabelState {
         match v {
             None => Some(Self::Missing),
             Some(x) if x.is_nan() => Some(Self::Missing),
-            Some(x) if x == 1.0 => Some(Self::Positive),
-            Some(x) if x == 0.0 => Some(Self::Negative),
-            Some(x) if x == -1.0 => Some(Self::Uncertain),
+            Some(1.0) => Some(Self::Positive),
+            Some(0.0) => Some(Self::Negative),
+            Some(-1.0) => Some(Self::Uncertain),
             Some(_) => None,
         }
     }

@@ -234,10 +234,12 @@ pub fn generate(out: &Path, cfg: &SynthConfig) -> Result<SynthSummary> {
             + (0..cfg.max_studies_per_patient - 1)
                 .take_while(|_| rng.gen_bool(0.55))
                 .count();
-        let mut date = 2_110_0101
-            + rng.gen_range(0..80) * 10_000
-            + rng.gen_range(1..=12) * 100
-            + rng.gen_range(1..=28);
+        // MIMIC shifts dates into 2100-2200; dates are YYYYMMDD with days 1-28.
+        let (mut year, mut month, day) = (
+            2110 + rng.gen_range(0..80u32),
+            rng.gen_range(1..=12u32),
+            rng.gen_range(1..=28u32),
+        );
         for _ in 0..n_studies {
             let study_id = 50_000_000 + (study_counter * 7_919_993) % 10_000_000;
             study_counter += 1;
@@ -282,11 +284,13 @@ pub fn generate(out: &Path, cfg: &SynthConfig) -> Result<SynthSummary> {
                 study_id,
                 labels,
                 severity,
-                date,
+                date: year * 10_000 + month * 100 + day,
                 time: rng.gen_range(0.0..235959.0f64),
                 portable,
             });
-            date += rng.gen_range(1..=9) * 100 % 1200 + rng.gen_range(0..3) * 10_000;
+            month += rng.gen_range(1..=9);
+            year += (month - 1) / 12;
+            month = (month - 1) % 12 + 1;
             // views: one frontal first; PA/LAT pairs for ambulatory studies; extras sometimes
             let mut views: Vec<Option<&'static str>> = Vec::new();
             let frontal = if portable { "AP" } else { "PA" };
