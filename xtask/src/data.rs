@@ -197,6 +197,7 @@ fn cache(a: CacheArgs) -> anyhow::Result<()> {
         CacheOptions {
             progress: true,
             strict: a.strict,
+            shard_size: 0,
         },
     )?;
     let list = a

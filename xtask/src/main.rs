@@ -3,6 +3,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod ablation;
 mod auc;
 mod bench_auc;
 mod bench_clip;
@@ -11,6 +12,7 @@ mod cluster;
 mod cv;
 mod data;
 mod embed;
+mod eval;
 mod synth;
 mod tokenize;
 mod train;
@@ -32,6 +34,10 @@ enum Command {
     Train(train::Args),
     /// K-fold cross-validation (patient-grouped), one fold or all, and its aggregation.
     Cv(cv::Args),
+    /// Evaluate a finished run from a checkpoint (results, CSVs, embeddings, figures).
+    Eval(eval::Args),
+    /// The paper's ablation grid (nu, Gaussian, batch size) and its table.
+    Ablation(ablation::Args),
     /// Write a synthetic dataset in the MIMIC-CXR-JPG / CXR-LT on-disk format.
     Synth(synth::Args),
     /// Dataset tools: summary, image cache, preprocessing, ingest benchmarks.
@@ -70,6 +76,8 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Train(args) => train::run(args),
         Command::Cv(args) => cv::run(args),
+        Command::Eval(args) => eval::run(args),
+        Command::Ablation(args) => ablation::run(args),
         Command::Synth(args) => synth::run(args),
         Command::Data(args) => data::run(args),
         Command::Tokenize(args) => tokenize::run(args),

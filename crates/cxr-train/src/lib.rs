@@ -9,6 +9,7 @@
 //! A run directory holds `config.toml` (written before step 0), `metrics.jsonl` and
 //! `metrics.csv`, `checkpoints/`, `results.json` and `report.md`.
 
+pub mod ablation;
 pub mod checkpoint;
 pub mod config;
 pub mod cv;
@@ -18,6 +19,7 @@ pub mod init;
 pub mod metrics;
 pub mod prepare;
 pub mod report;
+pub mod run_eval;
 pub mod trainer;
 
 pub use config::{Method, TrainConfig};

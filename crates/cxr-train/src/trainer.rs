@@ -343,8 +343,12 @@ pub fn train_resumable(
                     run_dir.display()
                 )));
             }
-            // The resolved config goes into the run directory before step 0.
+            // The resolved config and the split go into the run directory before step 0.
             std::fs::write(&config_path, cfg.to_toml()).at(&config_path)?;
+            let split_path = run_dir.join(crate::run_eval::SPLIT_FILE);
+            let ids = crate::run_eval::SplitIds::of(data, split);
+            std::fs::write(&split_path, serde_json::to_vec(&ids).expect("serialises"))
+                .at(&split_path)?;
         }
         Some(_) => {
             let saved = std::fs::read_to_string(&config_path).at(&config_path)?;

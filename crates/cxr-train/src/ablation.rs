@@ -1,0 +1,125 @@
+//! The paper's ablation grid: the baseline, + meta labels, and CXR-CML with the Student-t
+//! degrees of freedom nu in {1, 6} or a Gaussian mixture, at batch 32; and CXR-CML (nu = 6)
+//! at batch sizes 8, 16 and 64. All variants share one dataset and one patient split.
+
+use std::path::Path;
+
+use cxr_eval::EvalResults;
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Method, TrainConfig};
+use crate::prepare::prepare;
+use crate::report::{default_split, run_methods_on, write_atomic};
+use crate::Result;
+
+/// One row of the ablation table.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AblationRow {
+    pub label: String,
+    pub method: Method,
+    pub batch_size: usize,
+    pub mixture: Option<String>,
+    pub test: EvalResults,
+}
+
+/// The variants of the grid, as (label, config).
+pub fn grid(base: &TrainConfig) -> Vec<(String, TrainConfig)> {
+    let with = |method: Method, batch: usize, mixture: Option<(&str, f64)>| {
+        let mut c = base.clone();
+        c.method = method;
+        c.train_loop.batch_size = batch;
+        if let Some((kind, nu)) = mixture {
+            c.mixture.kind = kind.to_string();
+            c.mixture.nu = nu;
+        }
+        c
+    };
+    let mut rows = vec![
+        (
+            "CheXzero (baseline)".to_string(),
+            with(Method::Baseline, 32, None),
+        ),
+        (
+            "CheXzero + meta labels".to_string(),
+            with(Method::MetaLabels, 32, None),
+        ),
+    ];
+    for (label, kind, nu) in [
+        ("nu = 1", "student-t", 1.0),
+        ("nu = 6", "student-t", 6.0),
+        ("Gaussian", "gaussian", 6.0),
+    ] {
+        rows.push((
+            format!("CXR-CML ({label}, batch 32)"),
+            with(Method::CxrCml, 32, Some((kind, nu))),
+        ));
+    }
+    for batch in [8, 16, 64] {
+        rows.push((
+            format!("CXR-CML (nu = 6, batch {batch})"),
+            with(Method::CxrCml, batch, Some(("student-t", 6.0))),
+        ));
+    }
+    rows
+}
+
+/// Run the grid (finished variants are reused) and write `ablation.json` / `ablation.md`.
+pub fn run_ablation(base: &TrainConfig, out: &Path) -> Result<Vec<AblationRow>> {
+    let data = prepare(base)?;
+    let split = default_split(base, &data);
+    let mut rows = Vec::new();
+    for (label, cfg) in grid(base) {
+        let results = run_methods_on(&cfg, &[cfg.method], &data, &split, &out.join("runs"), true)?;
+        let r = results.into_iter().next().expect("one method");
+        rows.push(AblationRow {
+            label,
+            method: cfg.method,
+            batch_size: cfg.train_loop.batch_size,
+            mixture: (cfg.method == Method::CxrCml).then(|| cfg.mixture.kind.clone()),
+            test: r.test,
+        });
+    }
+    write_atomic(
+        &out.join("ablation.json"),
+        &serde_json::to_vec_pretty(&rows).expect("serialises"),
+    )?;
+    write_atomic(&out.join("ablation.md"), render(&rows).as_bytes())?;
+    Ok(rows)
+}
+
+pub fn render(rows: &[AblationRow]) -> String {
+    let table: Vec<(&str, &EvalResults)> =
+        rows.iter().map(|r| (r.label.as_str(), &r.test)).collect();
+    format!(
+        "# Ablation (zero-shot macro AUC, test split)\n\n{}",
+        cxr_eval::render_markdown_table(&table)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_grid_is_the_papers() {
+        let g = grid(&TrainConfig::demo());
+        assert_eq!(g.len(), 8);
+        let names: std::collections::HashSet<String> =
+            g.iter().map(|(_, c)| c.run_name()).collect();
+        assert_eq!(names.len(), 8, "every variant gets its own run folder");
+        let cml: Vec<&TrainConfig> = g
+            .iter()
+            .map(|(_, c)| c)
+            .filter(|c| c.method == Method::CxrCml)
+            .collect();
+        assert_eq!(cml.len(), 6);
+        assert!(cml.iter().any(|c| c.mixture.kind == "gaussian"));
+        assert!(cml
+            .iter()
+            .any(|c| c.mixture.nu == 1.0 && c.mixture.kind == "student-t"));
+        let batches: Vec<usize> = cml.iter().map(|c| c.train_loop.batch_size).collect();
+        for b in [8, 16, 32, 64] {
+            assert!(batches.contains(&b), "batch {b}");
+        }
+    }
+}

@@ -1,0 +1,271 @@
+//! Evaluating a finished run from one of its checkpoints: results with bootstrap CIs, the
+//! scores and labels as CSV (for `cargo xtask auc` or any other tool), the test embeddings as
+//! `.npy`, and the figures (ROC curves per class group, per-class AUC along the long tail,
+//! t-SNE of the embeddings coloured by rarest finding and by mixture cluster).
+//!
+//! Everything goes to `<run>/eval/<checkpoint>-<split>/`; the run's own files are not touched.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use candle_core::{Device, Tensor};
+use cxr_eval::{EvalResults, TsneConfig};
+use ndarray::{Array2, Axis};
+use serde::{Deserialize, Serialize};
+
+use crate::checkpoint;
+use crate::config::TrainConfig;
+use crate::error::IoContext;
+use crate::evaluate::{embed_images, ZeroShot};
+use crate::prepare::{prepare, Prepared, Split};
+use crate::report::write_atomic;
+use crate::trainer::build_model;
+use crate::{Result, TrainError};
+
+/// The split of a run, by image id, as written into the run folder before step 0.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SplitIds {
+    pub train: Vec<String>,
+    pub val: Vec<String>,
+    pub test: Vec<String>,
+}
+
+pub const SPLIT_FILE: &str = "split.json";
+
+impl SplitIds {
+    pub fn of(data: &Prepared, split: &Split) -> Self {
+        let ids = |idx: &[usize]| {
+            idx.iter()
+                .map(|&i| data.table.records[i].dicom_id.clone())
+                .collect()
+        };
+        Self {
+            train: ids(&split.train),
+            val: ids(&split.val),
+            test: ids(&split.test),
+        }
+    }
+
+    /// Back to record indices; every id must be in `data`.
+    pub fn resolve(&self, data: &Prepared) -> Result<Split> {
+        let index: std::collections::HashMap<&str, usize> = data
+            .table
+            .records
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.dicom_id.as_str(), i))
+            .collect();
+        let map = |ids: &[String]| -> Result<Vec<usize>> {
+            ids.iter()
+                .map(|id| {
+                    index.get(id.as_str()).copied().ok_or_else(|| {
+                        TrainError::Dataset(format!("image {id} of the run's split is not in the dataset: is this the same label CSV?"))
+                    })
+                })
+                .collect()
+        };
+        Ok(Split {
+            train: map(&self.train)?,
+            val: map(&self.val)?,
+            test: map(&self.test)?,
+        })
+    }
+}
+
+/// Which records of a split.
+fn part<'a>(split: &'a Split, name: &str) -> Result<&'a [usize]> {
+    match name {
+        "test" => Ok(&split.test),
+        "val" => Ok(&split.val),
+        "train" => Ok(&split.train),
+        other => Err(TrainError::Config(format!(
+            "unknown split `{other}`: test, val or train"
+        ))),
+    }
+}
+
+/// What [`evaluate_run`] wrote.
+pub struct RunEvaluation {
+    pub dir: PathBuf,
+    pub results: EvalResults,
+}
+
+/// Evaluate `run_dir` from its `best` or `last` checkpoint on one part of its split.
+pub fn evaluate_run(
+    run_dir: &Path,
+    which: &str,
+    split_name: &str,
+    figures: bool,
+) -> Result<RunEvaluation> {
+    let config_path = run_dir.join("config.toml");
+    let text = std::fs::read_to_string(&config_path).at(&config_path)?;
+    let mut cfg = TrainConfig::from_toml_over(&TrainConfig::demo(), &text)?;
+    cfg.train_loop.progress = false;
+    let ckpt = match which {
+        "best" => checkpoint::best_dir(run_dir),
+        "last" => checkpoint::latest(run_dir)?.ok_or_else(|| TrainError::File {
+            path: run_dir.to_path_buf(),
+            message: "no complete checkpoint".into(),
+        })?,
+        other => PathBuf::from(other),
+    };
+    let data = prepare(&cfg)?;
+    let split_path = run_dir.join(SPLIT_FILE);
+    let ids: SplitIds = serde_json::from_slice(&std::fs::read(&split_path).at(&split_path)?)
+        .map_err(|e| TrainError::File {
+            path: split_path.clone(),
+            message: format!("invalid split file: {e}"),
+        })?;
+    let split = ids.resolve(&data)?;
+    let idx = part(&split, split_name)?;
+    if idx.is_empty() {
+        return Err(TrainError::Dataset(format!(
+            "the {split_name} split of {} is empty",
+            run_dir.display()
+        )));
+    }
+
+    let device = Device::Cpu;
+    let (varmap, model) = build_model(&cfg, &device)?;
+    checkpoint::load_weights(&ckpt, &varmap)?;
+    let groups = data.class_groups(&cfg.data, &split.train);
+    let train_counts = data.positive_counts(&split.train);
+    let zero_shot = ZeroShot::new(&cfg, &data)?;
+    let scores = zero_shot.scores(&model, &data, idx)?;
+    let labels = data.labels.select(Axis(0), idx);
+    let opts = cxr_eval::EvalOptions {
+        bootstrap: (cfg.eval.bootstrap > 0).then(|| cxr_eval::BootstrapConfig {
+            resamples: cfg.eval.bootstrap,
+            seed: cfg.seed,
+            level: 0.95,
+        }),
+    };
+    let mut results =
+        cxr_eval::evaluate(scores.view(), labels.view(), data.classes(), &groups, &opts)?;
+    results.set_train_counts(&train_counts)?;
+
+    let label = which.rsplit('/').next().unwrap_or(which);
+    let out = run_dir.join("eval").join(format!("{label}-{split_name}"));
+    std::fs::create_dir_all(&out).at(&out)?;
+    write_atomic(
+        &out.join("results.json"),
+        &serde_json::to_vec_pretty(&results).expect("serialises"),
+    )?;
+    let md = format!(
+        "# Zero-shot evaluation of `{}` ({which} checkpoint, {split_name} split, {} images)\n\n{}\n{}",
+        run_dir.display(),
+        idx.len(),
+        cxr_eval::render_markdown_table(&[(cfg.method.display_name(), &results)]),
+        cxr_eval::render_class_table(&results)
+    );
+    write_atomic(&out.join("report.md"), md.as_bytes())?;
+    write_matrix_csv(&out.join("scores.csv"), data.classes(), &scores)?;
+    write_matrix_csv(&out.join("labels.csv"), data.classes(), &labels)?;
+    let emb = embed_images(
+        &model,
+        &data,
+        idx,
+        cfg.train_loop.batch_size.max(32),
+        &device,
+    )?;
+    let npy = out.join("image_embeddings.npy");
+    Tensor::from_slice(emb.as_slice().expect("contiguous"), emb.dim(), &device)?.write_npy(&npy)?;
+    if figures {
+        write_figures(&out, &cfg, &scores, &labels, &results, &emb, &train_counts)?;
+    }
+    Ok(RunEvaluation { dir: out, results })
+}
+
+fn write_matrix_csv(path: &Path, header: &[String], m: &Array2<f32>) -> Result<()> {
+    let mut s = header
+        .iter()
+        .map(|h| {
+            if h.contains(',') {
+                format!("\"{h}\"")
+            } else {
+                h.clone()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",");
+    s.push('\n');
+    for row in m.rows() {
+        let cells: Vec<String> = row
+            .iter()
+            .map(|v| {
+                if v.is_nan() {
+                    String::new()
+                } else {
+                    format!("{v}")
+                }
+            })
+            .collect();
+        let _ = writeln!(s, "{}", cells.join(","));
+    }
+    write_atomic(path, s.as_bytes())
+}
+
+/// ROC curves, the long-tail AUC chart and two t-SNE pictures (rarest finding, cluster).
+fn write_figures(
+    out: &Path,
+    cfg: &TrainConfig,
+    scores: &Array2<f32>,
+    labels: &Array2<f32>,
+    results: &EvalResults,
+    emb: &Array2<f32>,
+    train_counts: &[usize],
+) -> Result<()> {
+    let title = cfg.method.display_name();
+    cxr_eval::plot_roc(
+        &out.join("roc.png"),
+        scores.view(),
+        labels.view(),
+        results,
+        title,
+    )?;
+    cxr_eval::plot_auc_by_frequency(&out.join("auc_by_frequency.png"), results, title)?;
+    let n = emb.nrows();
+    if n < 8 {
+        tracing::warn!("t-SNE skipped: only {n} images");
+        return Ok(());
+    }
+    let tsne_cfg = TsneConfig {
+        perplexity: (n as f64 / 4.0).min(30.0),
+        seed: cfg.seed,
+        ..TsneConfig::default()
+    };
+    let points = cxr_eval::tsne(emb.view(), &tsne_cfg)?;
+    let rarest = cxr_eval::rarest_positive_class(labels.view(), train_counts)?;
+    cxr_eval::plot_scatter(
+        &out.join("tsne_by_class.png"),
+        points.view(),
+        &rarest,
+        results_names(results).as_slice(),
+        &format!("{title}: t-SNE, rarest finding"),
+    )?;
+    // Clusters as the training objective sees them: a Gaussian mixture on the embeddings.
+    let k = cfg.mixture.k.min(n / 2).max(2);
+    let gmm = cxr_mixture::GaussianMixture::params(k)
+        .covariance_type(cxr_mixture::CovarianceType::Diag)
+        .reg_covar(1e-4)
+        .seed(cfg.seed)
+        .fit(emb.mapv(f64::from).view())?;
+    let clusters: Vec<Option<usize>> = gmm
+        .predict(emb.mapv(f64::from).view())?
+        .iter()
+        .map(|&c| Some(c))
+        .collect();
+    let names: Vec<String> = (0..k).map(|c| format!("cluster {c}")).collect();
+    cxr_eval::plot_scatter(
+        &out.join("tsne_by_cluster.png"),
+        points.view(),
+        &clusters,
+        &names,
+        &format!("{title}: t-SNE, {k} mixture clusters"),
+    )?;
+    Ok(())
+}
+
+fn results_names(r: &EvalResults) -> Vec<String> {
+    r.classes.iter().map(|c| c.name.clone()).collect()
+}

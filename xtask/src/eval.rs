@@ -1,0 +1,40 @@
+//! `cargo xtask eval`: zero-shot evaluation of a finished run from a checkpoint, with bootstrap
+//! CIs, scores/labels CSVs, embeddings (.npy) and figures, into `<run>/eval/<ckpt>-<split>/`.
+
+use std::path::PathBuf;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// A method's run folder (holding config.toml, split.json and checkpoints/).
+    #[arg(long)]
+    run: PathBuf,
+    /// `best` (by validation mean AUC), `last`, or a checkpoint folder.
+    #[arg(long, default_value = "best")]
+    checkpoint: String,
+    /// Which part of the run's split: test, val or train.
+    #[arg(long, default_value = "test")]
+    split: String,
+    /// Skip the figures (ROC, long-tail AUC, t-SNE).
+    #[arg(long)]
+    no_figures: bool,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let ev = cxr_train::run_eval::evaluate_run(
+        &args.run,
+        &args.checkpoint,
+        &args.split,
+        !args.no_figures,
+    )?;
+    let name = args
+        .run
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    println!(
+        "{}",
+        cxr_eval::render_markdown_table(&[(name.as_str(), &ev.results)])
+    );
+    println!("Written to {} (results.json, report.md, scores.csv, labels.csv, image_embeddings.npy, figures)", ev.dir.display());
+    Ok(())
+}
