@@ -201,3 +201,58 @@ mod tests {
         assert!(delong(&[f64::NAN, 0.2], &[true, false]).is_err());
     }
 }
+
+/// DeLong AUC and variance of every column of N x C `scores` against `labels` (1 / 0 / NaN
+/// unknown, excluded for that class), as [`crate::evaluate`] takes them. `None` for a class
+/// with fewer than two positives or two negatives.
+pub fn delong_per_class(
+    scores: ndarray::ArrayView2<'_, f32>,
+    labels: ndarray::ArrayView2<'_, f32>,
+    class_names: &[String],
+) -> Result<Vec<Option<DeLong>>> {
+    // Same validation as evaluate(): shapes, finite scores, labels in {0, 1, NaN}.
+    crate::evaluate::rank_classes(scores, labels, class_names)?;
+    (0..scores.ncols())
+        .map(|c| {
+            let (s, l): (Vec<f64>, Vec<bool>) = scores
+                .column(c)
+                .iter()
+                .zip(labels.column(c))
+                .filter(|(_, l)| !l.is_nan())
+                .map(|(&s, &l)| (f64::from(s), l == 1.0))
+                .unzip();
+            delong(&s, &l)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod matrix_tests {
+    use super::*;
+    use ndarray::array;
+
+    #[test]
+    fn per_class_skips_unknown_labels() {
+        let scores = array![
+            [0.1f32, 0.3],
+            [0.4, 0.2],
+            [0.35, 0.9],
+            [0.8, 0.1],
+            [0.5, 0.5]
+        ];
+        let labels = array![
+            [0.0f32, 1.0],
+            [0.0, f32::NAN],
+            [1.0, 1.0],
+            [1.0, 0.0],
+            [f32::NAN, 0.0]
+        ];
+        let names = vec!["a".to_string(), "b".to_string()];
+        let out = delong_per_class(scores.view(), labels.view(), &names).unwrap();
+        let want = delong(&[0.1, 0.4, 0.35, 0.8], &[false, false, true, true]).unwrap();
+        assert_eq!(out[0], want);
+        let want_b = delong(&[0.3, 0.9, 0.1, 0.5], &[true, true, false, false]).unwrap();
+        assert_eq!(out[1], want_b);
+        assert!(delong_per_class(scores.view(), labels.view(), &names[..1]).is_err());
+    }
+}
