@@ -112,3 +112,71 @@ fn same_seed_same_bytes_and_readable_by_the_pipeline() {
         .unwrap();
     assert!(!imp.is_empty());
 }
+
+#[test]
+fn default_size_set_keeps_rare_classes_rarest_and_folds_cover_them() {
+    use cxr_data::classes::{cxr_lt_index, PAPER_RARE_CLASSES};
+    use std::collections::HashSet;
+    let dir = tempfile::tempdir().unwrap();
+    // Labels do not depend on the image size, so tiny images keep this fast.
+    let cfg = SynthConfig {
+        patients: 400,
+        seed: 0,
+        image_size: 32,
+        ..Default::default()
+    };
+    let s = generate(dir.path(), &cfg).unwrap();
+    let rare: Vec<usize> = PAPER_RARE_CLASSES
+        .iter()
+        .map(|n| cxr_lt_index(n).unwrap())
+        .collect();
+    let normal = cxr_lt_index("Normal").unwrap();
+    let counts = &s.frontal_class_counts;
+    for &k in &rare {
+        assert!(
+            counts[k] >= 4,
+            "rare class {k} has only {} frontal positives",
+            counts[k]
+        );
+    }
+    let rare_mean = rare.iter().map(|&k| counts[k]).sum::<usize>() as f64 / rare.len() as f64;
+    let base: Vec<usize> = (0..40)
+        .filter(|k| !rare.contains(k) && *k != normal)
+        .collect();
+    let base_min = base.iter().map(|&k| counts[k]).min().unwrap();
+    assert!(
+        rare_mean < base_min as f64,
+        "rare mean {rare_mean} vs smallest base {base_min}"
+    );
+
+    // Patient-grouped stratified 5-fold: disjoint patients, every class with >= 5 positive
+    // patients present in every fold.
+    let mut t = read_cxr_lt(&s.labels_csv).unwrap();
+    t.filter_views(&ViewFilter::frontal());
+    let y = t.multi_hot(UncertainPolicy::default());
+    let subjects = t.subjects();
+    let folds = cxr_data::split::patient_kfold(&subjects, y.view(), 5, 0).unwrap();
+    let sets: Vec<HashSet<u64>> = folds
+        .iter()
+        .map(|f| f.iter().map(|&i| subjects[i]).collect())
+        .collect();
+    for a in 0..5 {
+        for b in a + 1..5 {
+            assert!(sets[a].is_disjoint(&sets[b]));
+        }
+    }
+    for k in 0..40 {
+        let pos_patients: HashSet<u64> = (0..t.len())
+            .filter(|&i| y[[i, k]] == 1.0)
+            .map(|i| subjects[i])
+            .collect();
+        if pos_patients.len() >= 5 {
+            for (f, idx) in folds.iter().enumerate() {
+                assert!(
+                    idx.iter().any(|&i| y[[i, k]] == 1.0),
+                    "class {k} missing from fold {f}"
+                );
+            }
+        }
+    }
+}

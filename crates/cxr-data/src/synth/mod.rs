@@ -13,7 +13,8 @@
 //!
 //! Prevalence is the real CXR-LT training count compressed by a power law with a floor
 //! (`p = 0.25 sqrt(count / max)`, at least 1%), so the paper's 12 rare classes stay the rarest
-//! yet have positives in a 400-patient set. Labels are per study (all images of a study share
+//! yet have positives in a 400-patient set (every class is topped up to at least 0.6% of
+//! studies). Labels are per study (all images of a study share
 //! them) and co-occur: specific findings imply their parents (rib fracture -> fracture,
 //! hydropneumothorax -> pneumothorax + effusion, ...), common pairs are correlated (effusion
 //! with atelectasis, edema with cardiomegaly), chronic findings persist across a patient's
@@ -317,6 +318,8 @@ pub fn generate(out: &Path, cfg: &SynthConfig) -> Result<SynthSummary> {
         }
     }
 
+    top_up_rare(&mut studies, &mut rng);
+
     std::fs::create_dir_all(out).map_err(|e| DataError::io(out, e))?;
     // Images, in parallel; each from its own RNG stream.
     let size = cfg.image_size;
@@ -460,6 +463,23 @@ pub fn generate(out: &Path, cfg: &SynthConfig) -> Result<SynthSummary> {
         class_counts,
         frontal_class_counts,
     })
+}
+
+/// Guarantee every class a handful of positive studies (0.6% of studies, at least 1) by adding
+/// it to randomly chosen abnormal studies: small sets would otherwise often miss a rare class.
+fn top_up_rare(studies: &mut [Study], rng: &mut ChaCha8Rng) {
+    let min = ((studies.len() as f64 * 0.006).ceil() as usize).max(1);
+    for k in (0..40).filter(|&k| k != NORMAL) {
+        let have = studies.iter().filter(|s| s.labels[k]).count();
+        let mut candidates: Vec<usize> = (0..studies.len())
+            .filter(|&i| !studies[i].labels[NORMAL] && !studies[i].labels[k])
+            .collect();
+        candidates.shuffle(rng);
+        for &i in candidates.iter().take(min.saturating_sub(have)) {
+            studies[i].labels[k] = true;
+            co_occur(&mut studies[i].labels, rng);
+        }
+    }
 }
 
 /// Draw one image of a study.
