@@ -1,4 +1,4 @@
-//! `cargo xtask bench-auc`: AUC + 1,000-resample bootstrap for 40 classes x 50,000 rows with
+//! `cargo xtask bench auc`: AUC + 1,000-resample bootstrap for 40 classes x 50,000 rows with
 //! cxr-eval against a scikit-learn loop (`scripts/goldens/cxr-eval/bench_auc_sklearn.py`) on
 //! the same machine in the same run. The sklearn loop runs `--sklearn-resamples` resamples and
 //! is extrapolated linearly to `--resamples`. Never part of the test suite.
