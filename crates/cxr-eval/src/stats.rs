@@ -86,8 +86,12 @@ pub fn normal_quantile(p: f64) -> f64 {
 /// Percentile of `sorted` (ascending, non-empty) at fraction `q` in [0, 1] with linear
 /// interpolation between order statistics: numpy's default `percentile` / pandas' `quantile`,
 /// which CheXzero's bootstrap CI uses.
+/// NaN for an empty slice.
 pub fn percentile_sorted(sorted: &[f64], q: f64) -> f64 {
-    debug_assert!(!sorted.is_empty());
+    if sorted.is_empty() || q.is_nan() {
+        return f64::NAN;
+    }
+    let q = q.clamp(0.0, 1.0);
     let h = (sorted.len() - 1) as f64 * q;
     let lo = h.floor() as usize;
     let hi = (lo + 1).min(sorted.len() - 1);
@@ -139,6 +143,7 @@ mod tests {
         // np.percentile([1,2,3,4], 25) = 1.75
         assert_eq!(percentile_sorted(&[1.0, 2.0, 3.0, 4.0], 0.25), 1.75);
         assert_eq!(percentile_sorted(&[7.0], 0.975), 7.0);
+        assert!(percentile_sorted(&[], 0.5).is_nan());
     }
 
     #[test]
