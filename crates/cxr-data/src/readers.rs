@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use polars::prelude::*;
+use rayon::prelude::*;
 
 use crate::table::{checked_relative_path, mimic_image_path, LabelState, LabelTable, Record};
 use crate::{DataError, Result};
@@ -82,6 +83,13 @@ impl Csv {
             path: self.path.clone(),
             column: name.to_string(),
         })
+    }
+
+    /// A column cast to strings, to borrow `&str`s from without copying them.
+    pub fn str_column(&self, name: &str) -> Result<Column> {
+        self.column(name)?
+            .cast(&DataType::String)
+            .map_err(|e| DataError::csv(&self.path, e))
     }
 
     /// A column as optional strings (numbers are formatted; blanks are `None`).
@@ -237,19 +245,22 @@ fn parse_id(s: &str) -> Option<u64> {
 /// vocabulary are kept and logged.
 pub fn read_cxr_lt(labels_csv: &Path) -> Result<LabelTable> {
     let csv = Csv::read(labels_csv)?;
-    let dicom = csv.strings("dicom_id")?;
+    let dicom_col = csv.str_column("dicom_id")?;
+    let dicom = borrowed(&dicom_col, &csv)?;
     let subjects = csv.ids("subject_id")?;
     let studies = csv.ids("study_id")?;
-    let views = if csv.has("ViewPosition") {
-        csv.strings("ViewPosition")?
-    } else {
-        vec![None; csv.height()]
-    };
-    let fpaths = if csv.has("fpath") {
-        Some(csv.strings("fpath")?)
+    let view_col = if csv.has("ViewPosition") {
+        Some(csv.str_column("ViewPosition")?)
     } else {
         None
     };
+    let views = view_col.as_ref().map(|c| borrowed(c, &csv)).transpose()?;
+    let fpath_col = if csv.has("fpath") {
+        Some(csv.str_column("fpath")?)
+    } else {
+        None
+    };
+    let fpaths = fpath_col.as_ref().map(|c| borrowed(c, &csv)).transpose()?;
     let classes: Vec<String> = csv
         .names()
         .into_iter()
@@ -273,25 +284,44 @@ pub fn read_cxr_lt(labels_csv: &Path) -> Result<LabelTable> {
         .map(|c| csv.labels(c))
         .collect::<Result<_>>()?;
 
-    let mut records = Vec::with_capacity(csv.height());
-    for row in 0..csv.height() {
-        let dicom_id = dicom[row]
-            .clone()
-            .ok_or_else(|| csv.bad(row, "dicom_id", String::new(), "a non-empty id"))?;
-        let path = match fpaths.as_ref().and_then(|f| f[row].as_deref()) {
-            Some(p) => checked_relative_path(p, labels_csv, row + 2)?,
-            None => mimic_image_path(subjects[row], studies[row], &dicom_id),
-        };
-        records.push(Record {
-            dicom_id,
-            subject_id: subjects[row],
-            study_id: studies[row],
-            view_position: views[row].clone(),
-            path,
-            labels: label_cols.iter().map(|c| c[row]).collect(),
-        });
-    }
+    // Rows are independent: build the records in parallel.
+    let records = (0..csv.height())
+        .into_par_iter()
+        .map(|row| {
+            let dicom_id = dicom[row]
+                .filter(|s| !s.is_empty())
+                .ok_or_else(|| csv.bad(row, "dicom_id", String::new(), "a non-empty id"))?
+                .to_string();
+            let path = match fpaths
+                .as_ref()
+                .and_then(|f| f[row])
+                .filter(|s| !s.is_empty())
+            {
+                Some(p) => checked_relative_path(p, labels_csv, row + 2)?,
+                None => mimic_image_path(subjects[row], studies[row], &dicom_id),
+            };
+            Ok(Record {
+                dicom_id,
+                subject_id: subjects[row],
+                study_id: studies[row],
+                view_position: views
+                    .as_ref()
+                    .and_then(|v| v[row])
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string),
+                path,
+                labels: label_cols.iter().map(|c| c[row]).collect(),
+            })
+        })
+        .collect::<Result<Vec<Record>>>()?;
     Ok(LabelTable { classes, records })
+}
+
+/// Borrow a string column's cells (trimmed) without copying them.
+fn borrowed<'a>(col: &'a Column, csv: &Csv) -> Result<Vec<Option<&'a str>>> {
+    let ca = col.str().map_err(|e| DataError::csv(&csv.path, e))?;
+    Ok(ca.iter().map(|o| o.map(str::trim)).collect())
 }
 
 #[cfg(test)]

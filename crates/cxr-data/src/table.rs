@@ -263,24 +263,32 @@ pub fn checked_relative_path(raw: &str, csv: &Path, row: usize) -> Result<PathBu
         row,
         path: raw.to_string(),
     };
-    let p = Path::new(raw.trim());
-    if raw.trim().is_empty() {
+    let trimmed = raw.trim();
+    if trimmed.is_empty() {
         return Err(escape());
     }
-    let mut out = PathBuf::new();
-    for comp in p.components() {
+    let mut clean = true;
+    let mut any = false;
+    for comp in Path::new(trimmed).components() {
         match comp {
-            Component::Normal(c) => out.push(c),
-            Component::CurDir => {}
+            Component::Normal(_) => any = true,
+            Component::CurDir => clean = false,
             Component::ParentDir | Component::RootDir | Component::Prefix(_) => {
                 return Err(escape())
             }
         }
     }
-    if out.as_os_str().is_empty() {
+    if !any {
         return Err(escape());
     }
-    Ok(out)
+    if clean {
+        // The common case: no `.` to drop, so keep the string as it is (one allocation).
+        return Ok(PathBuf::from(trimmed));
+    }
+    Ok(Path::new(trimmed)
+        .components()
+        .filter(|c| matches!(c, Component::Normal(_)))
+        .collect())
 }
 
 /// The MIMIC-CXR-JPG image path `files/p10/p10000032/s50414267/<dicom_id>.jpg`.
