@@ -86,3 +86,40 @@ fn an_existing_synthetic_dataset_is_reused_byte_for_byte() -> anyhow::Result<()>
     assert_eq!(labels, std::fs::read(again.join("train_labeled.csv"))?);
     Ok(())
 }
+
+#[test]
+fn cross_validation_runs_folds_and_aggregates_them() -> anyhow::Result<()> {
+    use cxr_cml::train::cv::{aggregate, run_cv, FoldScheme};
+    let tmp = tempfile::tempdir()?;
+    let mut cfg = tiny_config(tmp.path());
+    cfg.train_loop.epochs = 1;
+    cfg.eval.bootstrap = 0;
+    let out = tmp.path().join("cv");
+    // One fold alone (as an array job would), then the rest; the first is not redone.
+    let one = run_cv(&cfg, &[Method::MetaLabels], 3, FoldScheme::Patient, Some(1), &out)?;
+    assert_eq!(one.folds_found, vec![1]);
+    let stamp = std::fs::metadata(out.join("fold-1/results.json"))?.modified()?;
+    let all = run_cv(&cfg, &[Method::MetaLabels], 3, FoldScheme::Patient, None, &out)?;
+    assert_eq!(all.folds_found, vec![0, 1, 2]);
+    assert_eq!(stamp, std::fs::metadata(out.join("fold-1/results.json"))?.modified()?);
+    let (method, summary) = &all.methods[0];
+    assert_eq!(*method, Method::MetaLabels);
+    assert_eq!(summary.n_folds, 3);
+    assert!(summary.macro_all.is_some());
+    let table = all.table();
+    assert!(table.contains("CheXzero + meta labels") && table.contains('±'), "{table}");
+    assert!(out.join("cv-report.md").is_file() && out.join("cv-summary.json").is_file());
+    // Aggregating again from disk gives the same summary.
+    let again = aggregate(&out)?;
+    assert_eq!(again.table(), table);
+    // Each fold's run has its evaluation figures.
+    let run = std::fs::read_dir(out.join("fold-0"))?
+        .filter_map(|e| e.ok())
+        .find(|e| e.path().is_dir())
+        .expect("a run folder")
+        .path();
+    for fig in ["roc.png", "auc_by_frequency.png", "tsne_by_class.png", "tsne_by_cluster.png", "scores.csv", "labels.csv"] {
+        assert!(run.join("eval/best-test").join(fig).is_file(), "{fig} in {}", run.display());
+    }
+    Ok(())
+}

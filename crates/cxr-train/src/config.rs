@@ -309,11 +309,19 @@ impl Default for LoopConfig {
 pub struct EvalConfig {
     /// Bootstrap resamples for the 95% CIs (0: none).
     pub bootstrap: usize,
+    /// Write the figures (ROC, long-tail AUC, t-SNE) with the test evaluation.
+    pub figures: bool,
+    /// t-SNE is exact (quadratic): at most this many test images, a seeded sample.
+    pub tsne_max_points: usize,
 }
 
 impl Default for EvalConfig {
     fn default() -> Self {
-        Self { bootstrap: 1000 }
+        Self {
+            bootstrap: 1000,
+            figures: true,
+            tsne_max_points: 2000,
+        }
     }
 }
 

@@ -128,10 +128,36 @@ pub fn evaluate_run(
     let device = Device::Cpu;
     let (varmap, model) = build_model(&cfg, &device)?;
     checkpoint::load_weights(&ckpt, &varmap)?;
+    let label = which.rsplit('/').next().unwrap_or(which).to_string();
+    evaluate_loaded(
+        run_dir, &cfg, &data, &split, &model, &label, split_name, figures,
+    )
+}
+
+/// Evaluate an already loaded model on one part of `split`; writes
+/// `<run_dir>/eval/<label>-<split_name>/`.
+pub fn evaluate_loaded(
+    run_dir: &Path,
+    cfg: &TrainConfig,
+    data: &Prepared,
+    split: &Split,
+    model: &cxr_clip::ClipModel,
+    label: &str,
+    split_name: &str,
+    figures: bool,
+) -> Result<RunEvaluation> {
+    let device = Device::Cpu;
+    let idx = part(split, split_name)?;
+    if idx.is_empty() {
+        return Err(TrainError::Dataset(format!(
+            "the {split_name} split of {} is empty",
+            run_dir.display()
+        )));
+    }
     let groups = data.class_groups(&cfg.data, &split.train);
     let train_counts = data.positive_counts(&split.train);
     let zero_shot = ZeroShot::new(&cfg, &data)?;
-    let scores = zero_shot.scores(&model, &data, idx)?;
+    let scores = zero_shot.scores(model, data, idx)?;
     let labels = data.labels.select(Axis(0), idx);
     let opts = cxr_eval::EvalOptions {
         bootstrap: (cfg.eval.bootstrap > 0).then(|| cxr_eval::BootstrapConfig {
@@ -144,7 +170,6 @@ pub fn evaluate_run(
         cxr_eval::evaluate(scores.view(), labels.view(), data.classes(), &groups, &opts)?;
     results.set_train_counts(&train_counts)?;
 
-    let label = which.rsplit('/').next().unwrap_or(which);
     let out = run_dir.join("eval").join(format!("{label}-{split_name}"));
     std::fs::create_dir_all(&out).at(&out)?;
     write_atomic(
@@ -152,7 +177,7 @@ pub fn evaluate_run(
         &serde_json::to_vec_pretty(&results).expect("serialises"),
     )?;
     let md = format!(
-        "# Zero-shot evaluation of `{}` ({which} checkpoint, {split_name} split, {} images)\n\n{}\n{}",
+        "# Zero-shot evaluation of `{}` ({label} checkpoint, {split_name} split, {} images)\n\n{}\n{}",
         run_dir.display(),
         idx.len(),
         cxr_eval::render_markdown_table(&[(cfg.method.display_name(), &results)]),

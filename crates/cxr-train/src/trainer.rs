@@ -603,15 +603,18 @@ pub fn train_resumable(
     // Test with the best weights.
     let best_epoch = best.map(|b| b.1).unwrap_or(epochs.len() - 1);
     checkpoint::load_weights(&checkpoint::best_dir(run_dir), &varmap)?;
-    let test = zero_shot.evaluate(
-        &model,
+    // The same path as `cargo xtask eval`: results, CSVs, embeddings and figures.
+    let test = crate::run_eval::evaluate_loaded(
+        run_dir,
+        cfg,
         data,
-        &split.test,
-        &groups,
-        &train_counts,
-        cfg.eval.bootstrap,
-        cfg.seed,
-    )?;
+        split,
+        &model,
+        "best",
+        "test",
+        cfg.eval.figures,
+    )?
+    .results;
     Ok(TrainOutcome {
         run_dir: run_dir.to_path_buf(),
         epochs,
