@@ -68,7 +68,12 @@ enum Bench {
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+            // The pseudo-labeler refits a mixture every step on a small iteration budget, so its
+            // "did not converge" / "re-seeded" notes are expected there and would flood the
+            // log; `RUST_LOG=info` shows them.
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                "info,cxr_mixture::gaussian=error,cxr_mixture::student=error,cxr_mixture::components=error".into()
+            }),
         )
         .with_target(false)
         .with_writer(std::io::stderr)

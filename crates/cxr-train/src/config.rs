@@ -517,6 +517,8 @@ impl TrainConfig {
     }
 
     /// Checks that cannot be expressed in the types; run before any work.
+    // `!(x > 0.0)` on purpose: it also rejects NaN.
+    #[allow(clippy::neg_cmp_op_on_partial_ord)]
     pub fn validate(&self) -> Result<()> {
         let err = |m: String| Err(TrainError::Config(m));
         let one_of = |field: &str, v: &str, allowed: &[&str]| -> Result<()> {

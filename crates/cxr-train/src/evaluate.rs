@@ -121,12 +121,11 @@ impl ZeroShot {
         let scores = self.scores(model, data, idx)?;
         let labels = data.labels.select(Axis(0), idx);
         let opts = EvalOptions {
-            bootstrap: (bootstrap > 0).then(|| BootstrapConfig {
+            bootstrap: (bootstrap > 0).then_some(BootstrapConfig {
                 resamples: bootstrap,
                 seed,
                 level: 0.95,
             }),
-            ..EvalOptions::default()
         };
         let mut res =
             cxr_eval::evaluate(scores.view(), labels.view(), &self.classes, groups, &opts)?;

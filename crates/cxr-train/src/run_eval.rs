@@ -156,11 +156,11 @@ pub fn evaluate_loaded(
     }
     let groups = data.class_groups(&cfg.data, &split.train);
     let train_counts = data.positive_counts(&split.train);
-    let zero_shot = ZeroShot::new(&cfg, &data)?;
+    let zero_shot = ZeroShot::new(cfg, data)?;
     let scores = zero_shot.scores(model, data, idx)?;
     let labels = data.labels.select(Axis(0), idx);
     let opts = cxr_eval::EvalOptions {
-        bootstrap: (cfg.eval.bootstrap > 0).then(|| cxr_eval::BootstrapConfig {
+        bootstrap: (cfg.eval.bootstrap > 0).then_some(cxr_eval::BootstrapConfig {
             resamples: cfg.eval.bootstrap,
             seed: cfg.seed,
             level: 0.95,
@@ -186,17 +186,11 @@ pub fn evaluate_loaded(
     write_atomic(&out.join("report.md"), md.as_bytes())?;
     write_matrix_csv(&out.join("scores.csv"), data.classes(), &scores)?;
     write_matrix_csv(&out.join("labels.csv"), data.classes(), &labels)?;
-    let emb = embed_images(
-        &model,
-        &data,
-        idx,
-        cfg.train_loop.batch_size.max(32),
-        &device,
-    )?;
+    let emb = embed_images(model, data, idx, cfg.train_loop.batch_size.max(32), &device)?;
     let npy = out.join("image_embeddings.npy");
     Tensor::from_slice(emb.as_slice().expect("contiguous"), emb.dim(), &device)?.write_npy(&npy)?;
     if figures {
-        write_figures(&out, &cfg, &scores, &labels, &results, &emb, &train_counts)?;
+        write_figures(&out, cfg, &scores, &labels, &results, &emb, &train_counts)?;
     }
     Ok(RunEvaluation { dir: out, results })
 }
