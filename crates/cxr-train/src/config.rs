@@ -288,6 +288,8 @@ pub struct LoopConfig {
     pub early_stop_patience: Option<usize>,
     /// Show progress bars.
     pub progress: bool,
+    /// Towers kept frozen (not updated): any of `vision`, `text`.
+    pub freeze: Vec<String>,
 }
 
 impl Default for LoopConfig {
@@ -299,6 +301,7 @@ impl Default for LoopConfig {
             keep_last: 2,
             early_stop_patience: None,
             progress: true,
+            freeze: Vec::new(),
         }
     }
 }
@@ -600,6 +603,12 @@ impl TrainConfig {
                 "loop.batch_size must be at least 2 (the contrastive loss needs negatives)".into(),
             );
         }
+        for tower in &self.train_loop.freeze {
+            one_of("loop.freeze", tower, &["vision", "text"])?;
+        }
+        if self.train_loop.freeze.len() >= 2 {
+            return err("loop.freeze cannot freeze both towers: nothing would train".into());
+        }
         if self.train_loop.epochs == 0 {
             return err("loop.epochs must be at least 1".into());
         }
@@ -705,6 +714,25 @@ mod tests {
             TrainConfig::demo(),
             "a failed override leaves the config unchanged"
         );
+    }
+
+    #[test]
+    fn freezing_names_towers_and_never_both() {
+        let mut c = TrainConfig::demo();
+        c.set("loop.freeze=[\"text\"]").unwrap();
+        assert_eq!(c.train_loop.freeze, vec!["text".to_string()]);
+        assert!(crate::trainer::is_frozen(
+            &c,
+            "text_model.embeddings.token_embedding.weight"
+        ));
+        assert!(crate::trainer::is_frozen(&c, "text_projection.weight"));
+        assert!(!crate::trainer::is_frozen(
+            &c,
+            "vision_model.post_layernorm.weight"
+        ));
+        assert!(!crate::trainer::is_frozen(&c, "logit_scale"));
+        assert!(c.set("loop.freeze=[\"text\", \"vision\"]").is_err());
+        assert!(c.set("loop.freeze=[\"audio\"]").is_err());
     }
 
     #[test]

@@ -73,6 +73,26 @@ pub fn build_model(cfg: &TrainConfig, device: &Device) -> Result<(VarMap, ClipMo
     Ok((varmap, model))
 }
 
+/// Whether a parameter belongs to a frozen tower.
+pub fn is_frozen(cfg: &TrainConfig, name: &str) -> bool {
+    cfg.train_loop
+        .freeze
+        .iter()
+        .any(|tower| match tower.as_str() {
+            "vision" => name.starts_with("vision_model.") || name.starts_with("visual_projection"),
+            "text" => name.starts_with("text_model.") || name.starts_with("text_projection"),
+            _ => false,
+        })
+}
+
+/// The parameters the optimiser updates: all but the frozen towers', sorted by name.
+fn trainable_vars(cfg: &TrainConfig, varmap: &VarMap) -> Vec<(String, Var)> {
+    named_vars(varmap)
+        .into_iter()
+        .filter(|(n, _)| !is_frozen(cfg, n))
+        .collect()
+}
+
 /// The parameters of `varmap` sorted by name (a stable order for the optimiser and checkpoints).
 pub fn named_vars(varmap: &VarMap) -> Vec<(String, Var)> {
     let data = varmap.data().lock().expect("varmap lock");
@@ -485,7 +505,7 @@ pub fn train_resumable(
             let mut grads = loss.backward()?;
             let grad_norm = match cfg.optim.grad_clip {
                 Some(max) => Some(cxr_optim::clip_grad_norm(
-                    &vars_only(&varmap),
+                    &vars_only(cfg, &varmap),
                     &mut grads,
                     max,
                 )?),
@@ -633,8 +653,11 @@ fn same_run(a: &TrainConfig, b: &TrainConfig) -> bool {
     a == *b
 }
 
-fn vars_only(varmap: &VarMap) -> Vec<Var> {
-    named_vars(varmap).into_iter().map(|(_, v)| v).collect()
+fn vars_only(cfg: &TrainConfig, varmap: &VarMap) -> Vec<Var> {
+    trainable_vars(cfg, varmap)
+        .into_iter()
+        .map(|(_, v)| v)
+        .collect()
 }
 
 fn scheduled_lr(cfg: &TrainConfig, base: f64, step: usize, total: usize) -> f64 {
