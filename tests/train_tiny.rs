@@ -123,3 +123,42 @@ fn cross_validation_runs_folds_and_aggregates_them() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[test]
+fn gradient_accumulation_reproduces_the_full_batch_steps() -> anyhow::Result<()> {
+    use cxr_cml::train::{prepare, train_one};
+    let tmp = tempfile::tempdir()?;
+    let mut cfg = tiny_config(tmp.path());
+    cfg.method = Method::MetaLabels;
+    cfg.train_loop.epochs = 1;
+    cfg.train_loop.max_steps = Some(3);
+    cfg.eval.figures = false;
+    let data = prepare::prepare(&cfg)?;
+    let split = data.patient_split(&cfg.data, cfg.seed);
+    let losses = |cfg: &TrainConfig, name: &str| -> anyhow::Result<Vec<f64>> {
+        let run = tmp.path().join(name);
+        train_one(cfg, &data, &split, &run)?;
+        let text = std::fs::read_to_string(run.join("metrics.jsonl"))?;
+        Ok(text
+            .lines()
+            .map(serde_json::from_str::<serde_json::Value>)
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .filter(|v| v["kind"] == "step")
+            .map(|v| v["loss"].as_f64().unwrap())
+            .collect())
+    };
+    let full = losses(&cfg, "full")?;
+    cfg.train_loop.accumulate = 4;
+    let micro = losses(&cfg, "micro")?;
+    assert_eq!(full.len(), 3);
+    for (a, b) in full.iter().zip(&micro) {
+        // Same data, same weights after each step: equal up to float summation order.
+        assert!((a - b).abs() < 1e-4 * a.abs().max(1.0), "full batch {a} vs 4 micro-batches {b}");
+    }
+    // CXR-CML (triplet loss on pseudo-labels) runs with accumulation too.
+    cfg.method = Method::CxrCml;
+    let cml = losses(&cfg, "cml-micro")?;
+    assert!(cml.iter().all(|l| l.is_finite()));
+    Ok(())
+}

@@ -290,6 +290,9 @@ pub struct LoopConfig {
     pub progress: bool,
     /// Towers kept frozen (not updated): any of `vision`, `text`.
     pub freeze: Vec<String>,
+    /// Split each batch into this many micro-batches with the exact full-batch gradient
+    /// (GradCache: the contrastive and triplet losses still see the whole batch); saves memory.
+    pub accumulate: usize,
 }
 
 impl Default for LoopConfig {
@@ -302,6 +305,7 @@ impl Default for LoopConfig {
             early_stop_patience: None,
             progress: true,
             freeze: Vec::new(),
+            accumulate: 1,
         }
     }
 }
@@ -608,6 +612,14 @@ impl TrainConfig {
         }
         if self.train_loop.freeze.len() >= 2 {
             return err("loop.freeze cannot freeze both towers: nothing would train".into());
+        }
+        if self.train_loop.accumulate == 0
+            || self.train_loop.accumulate > self.train_loop.batch_size
+        {
+            return err(format!(
+                "loop.accumulate = {} must be between 1 and loop.batch_size",
+                self.train_loop.accumulate
+            ));
         }
         if self.train_loop.epochs == 0 {
             return err("loop.epochs must be at least 1".into());

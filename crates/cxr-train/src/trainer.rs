@@ -448,7 +448,8 @@ pub fn train_resumable(
     }
     let mut metrics = MetricsWriter::create(run_dir)?;
 
-    'epochs: for epoch in start_epoch..cfg.train_loop.epochs {
+    let mut reached_max_steps = false;
+    for epoch in start_epoch..cfg.train_loop.epochs {
         let order = epoch_order(&split.train, cfg.seed, epoch);
         let (mut loss_sum, mut n_batches) = (0f64, 0usize);
         for chunk in order.chunks(batch) {
@@ -456,7 +457,9 @@ pub fn train_resumable(
                 continue; // a contrastive batch needs at least one negative
             }
             if step >= total_steps {
-                break 'epochs;
+                // Finish this epoch's bookkeeping (validation, checkpoint), then stop.
+                reached_max_steps = true;
+                break;
             }
             if cfg.schedule.kind != "plateau" {
                 opt.set_learning_rate(scheduled_lr(cfg, base_lr, step, total_steps));
@@ -472,24 +475,40 @@ pub fn train_resumable(
                 &mut rng,
                 &device,
             )?;
-            let img = model.encode_image(&pixels)?;
-            let txt = model.encode_text(&ids)?;
-            let clip = cxr_losses::clip_loss(&img, &txt, model.logit_scale())?;
-            let mut loss = clip.clone();
-            let mut triplet_value = None;
-            if let Some(labeler) = labeler.as_mut() {
-                let emb = l2_normalise(&img.detach())?
-                    .to_dtype(DType::F32)?
-                    .to_vec2::<f32>()?;
-                let flat: Vec<f32> = emb.concat();
-                let view =
-                    ndarray::ArrayView2::from_shape((chunk.len(), flat.len() / chunk.len()), &flat)
-                        .expect("embedding shape");
-                let pseudo = labeler.assign(view)?;
-                let triplet = cxr_losses::triplet_loss(&img, &pseudo, &triplet_cfg)?;
-                triplet_value = Some(triplet.to_scalar::<f32>()?);
-                loss = (loss + (triplet * cfg.loss.triplet_weight)?)?;
-            }
+            let accumulate = cfg.train_loop.accumulate.max(1);
+            let (loss, clip, triplet_value, mut grads) = if accumulate == 1 {
+                let img = model.encode_image(&pixels)?;
+                let txt = model.encode_text(&ids)?;
+                let pseudo = match labeler.as_mut() {
+                    Some(l) => Some(pseudo_labels(l, &img)?),
+                    None => None,
+                };
+                let (loss, clip, triplet) = objective(
+                    &img,
+                    &txt,
+                    model.logit_scale(),
+                    pseudo.as_deref(),
+                    cfg,
+                    &triplet_cfg,
+                )?;
+                let grads = loss.backward()?;
+                (loss, clip, triplet, grads)
+            } else {
+                accumulated_step(
+                    &model,
+                    &pixels,
+                    &ids,
+                    accumulate,
+                    labeler.as_mut(),
+                    cfg,
+                    &triplet_cfg,
+                    &vars_only(cfg, &varmap),
+                )?
+            };
+            let triplet_value = match triplet_value {
+                Some(t) => Some(t.to_scalar::<f32>()?),
+                None => None,
+            };
             let loss_value = loss.to_scalar::<f32>()?;
             if !loss_value.is_finite() {
                 let last = checkpoint::latest(run_dir)?
@@ -502,7 +521,6 @@ pub fn train_resumable(
                     checkpoint: last,
                 });
             }
-            let mut grads = loss.backward()?;
             let grad_norm = match cfg.optim.grad_clip {
                 Some(max) => Some(cxr_optim::clip_grad_norm(
                     &vars_only(cfg, &varmap),
@@ -605,6 +623,9 @@ pub fn train_resumable(
             improved,
             cfg.train_loop.keep_last,
         )?;
+        if reached_max_steps || step >= total_steps {
+            break;
+        }
         if let Some(patience) = cfg.train_loop.early_stop_patience {
             if epochs_without_improvement >= patience {
                 tracing::info!("early stop after epoch {epoch}: no validation improvement for {patience} epochs");
@@ -651,6 +672,112 @@ fn same_run(a: &TrainConfig, b: &TrainConfig) -> bool {
     let mut a = a.clone();
     a.train_loop.progress = b.train_loop.progress;
     a == *b
+}
+
+/// Hard pseudo-labels of a batch from its detached, L2-normalised image embeddings.
+fn pseudo_labels(labeler: &mut PseudoLabeler, img: &Tensor) -> Result<Vec<usize>> {
+    let n = img.dim(0)?;
+    let flat: Vec<f32> = l2_normalise(&img.detach())?
+        .to_dtype(DType::F32)?
+        .flatten_all()?
+        .to_vec1()?;
+    let view =
+        ndarray::ArrayView2::from_shape((n, flat.len() / n), &flat).expect("embedding shape");
+    Ok(labeler.assign(view)?)
+}
+
+/// The step objective from embeddings: CLIP InfoNCE plus, with pseudo-labels, the weighted
+/// triplet loss. Returns (total, clip, triplet).
+fn objective(
+    img: &Tensor,
+    txt: &Tensor,
+    logit_scale: &Tensor,
+    pseudo: Option<&[usize]>,
+    cfg: &TrainConfig,
+    triplet_cfg: &TripletConfig,
+) -> cxr_losses::Result<(Tensor, Tensor, Option<Tensor>)> {
+    let clip = cxr_losses::clip_loss(img, txt, logit_scale)?;
+    match pseudo {
+        None => Ok((clip.clone(), clip, None)),
+        Some(labels) => {
+            let triplet = cxr_losses::triplet_loss(img, labels, triplet_cfg)?;
+            let total = (&clip + (&triplet * cfg.loss.triplet_weight)?)?;
+            Ok((total, clip, Some(triplet)))
+        }
+    }
+}
+
+/// One step in `micro` micro-batches whose parameter gradient equals the full batch's exactly
+/// (GradCache): embed every micro-batch without a graph, take the batch loss and its gradient
+/// with respect to the embeddings, then re-run each micro-batch with a graph and backpropagate
+/// its slice of that gradient. Peak activation memory is one micro-batch's.
+fn accumulated_step(
+    model: &ClipModel,
+    pixels: &Tensor,
+    ids: &Tensor,
+    micro: usize,
+    labeler: Option<&mut PseudoLabeler>,
+    cfg: &TrainConfig,
+    triplet_cfg: &TripletConfig,
+    params: &[Var],
+) -> Result<(
+    Tensor,
+    Tensor,
+    Option<Tensor>,
+    candle_core::backprop::GradStore,
+)> {
+    let n = pixels.dim(0)?;
+    let size = n.div_ceil(micro);
+    let parts: Vec<(usize, usize)> = (0..n).step_by(size).map(|s| (s, size.min(n - s))).collect();
+    let mut imgs = Vec::new();
+    let mut txts = Vec::new();
+    for &(s, len) in &parts {
+        imgs.push(model.encode_image(&pixels.narrow(0, s, len)?)?.detach());
+        txts.push(model.encode_text(&ids.narrow(0, s, len)?)?.detach());
+    }
+    let img = Tensor::cat(&imgs, 0)?;
+    let txt = Tensor::cat(&txts, 0)?;
+    let pseudo = match labeler {
+        Some(l) => Some(pseudo_labels(l, &img)?),
+        None => None,
+    };
+    let scale = model.logit_scale();
+    let (_, input_grads) = cxr_losses::input_gradients(&[&img, &txt, scale], |x| {
+        objective(&x[0], &x[1], &x[2], pseudo.as_deref(), cfg, triplet_cfg).map(|o| o.0)
+    })?;
+    let (loss, clip, triplet) = objective(
+        &img,
+        &txt,
+        &scale.detach(),
+        pseudo.as_deref(),
+        cfg,
+        triplet_cfg,
+    )?;
+    let mut total = candle_core::backprop::GradStore::default();
+    for (k, &(s, len)) in parts.iter().enumerate() {
+        let img_k = model.encode_image(&pixels.narrow(0, s, len)?)?;
+        let txt_k = model.encode_text(&ids.narrow(0, s, len)?)?;
+        let g_img = input_grads[0].narrow(0, s, len)?;
+        let g_txt = input_grads[1].narrow(0, s, len)?;
+        let mut outs = vec![&img_k, &txt_k];
+        let mut gs = vec![&g_img, &g_txt];
+        if k == 0 {
+            // The logit scale is used once per batch, not per micro-batch.
+            outs.push(scale);
+            gs.push(&input_grads[2]);
+        }
+        let grads = cxr_losses::surrogate(&outs, &gs)?.backward()?;
+        for p in params {
+            if let Some(g) = grads.get(p.as_tensor()) {
+                let sum = match total.get(p.as_tensor()) {
+                    Some(t) => (t + g)?,
+                    None => g.clone(),
+                };
+                total.insert(p.as_tensor(), sum);
+            }
+        }
+    }
+    Ok((loss, clip, triplet, total))
 }
 
 fn vars_only(cfg: &TrainConfig, varmap: &VarMap) -> Vec<Var> {
