@@ -25,7 +25,8 @@ fn tiny_config(dir: &std::path::Path) -> TrainConfig {
 #[test]
 fn tiny_train_and_eval_writes_results_and_the_loss_decreases() -> anyhow::Result<()> {
     let tmp = tempfile::tempdir()?;
-    let cfg = tiny_config(tmp.path());
+    let mut cfg = tiny_config(tmp.path());
+    cfg.train_loop.validate_every = Some(3);
     let out = tmp.path().join("run");
     let results = run_methods(&cfg, &[Method::Baseline, Method::CxrCml], &out)?;
     assert_eq!(results.len(), 2);
@@ -63,6 +64,7 @@ fn tiny_train_and_eval_writes_results_and_the_loss_decreases() -> anyhow::Result
             .filter(|v| v["kind"] == "epoch")
             .collect();
         assert_eq!(epochs.len(), 4);
+        assert!(metrics.lines().any(|l| l.contains("\"validation\"")), "mid-epoch validation records");
         let first = epochs[0]["train_loss"].as_f64().unwrap();
         let last = epochs[3]["train_loss"].as_f64().unwrap();
         assert!(last < first, "{:?}: train loss {first} -> {last}", r.method);

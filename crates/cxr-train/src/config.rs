@@ -293,6 +293,9 @@ pub struct LoopConfig {
     /// Split each batch into this many micro-batches with the exact full-batch gradient
     /// (GradCache: the contrastive and triplet losses still see the whole batch); saves memory.
     pub accumulate: usize,
+    /// Also score validation zero-shot AUC every this many steps (logged as `validation`
+    /// records in `metrics.jsonl`); the per-epoch validation still selects `best/`.
+    pub validate_every: Option<usize>,
 }
 
 impl Default for LoopConfig {
@@ -306,6 +309,7 @@ impl Default for LoopConfig {
             progress: true,
             freeze: Vec::new(),
             accumulate: 1,
+            validate_every: None,
         }
     }
 }

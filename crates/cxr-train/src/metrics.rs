@@ -67,6 +67,17 @@ impl MetricsWriter {
         writeln!(self.jsonl, "{v}").at(&self.jsonl_path)
     }
 
+    /// A mid-epoch validation (every `loop.validate_every` steps).
+    pub fn validation(
+        &mut self,
+        epoch: usize,
+        step: usize,
+        val_macro_auc: Option<f64>,
+    ) -> Result<()> {
+        let v = serde_json::json!({"kind": "validation", "epoch": epoch, "step": step, "val_macro_auc": val_macro_auc});
+        writeln!(self.jsonl, "{v}").at(&self.jsonl_path)
+    }
+
     pub fn epoch(&mut self, r: &EpochRecord) -> Result<()> {
         let mut v = serde_json::to_value(r).expect("serialises");
         v["kind"] = "epoch".into();
@@ -122,6 +133,7 @@ pub fn truncate_after(run_dir: &Path, epoch: usize, step: usize) -> Result<Vec<E
         };
         let keep = match v["kind"].as_str() {
             Some("step") => v["step"].as_u64().is_some_and(|s| (s as usize) < step),
+            Some("validation") => v["step"].as_u64().is_some_and(|s| (s as usize) <= step),
             Some("epoch") => v["epoch"].as_u64().is_some_and(|e| (e as usize) <= epoch),
             _ => false,
         };

@@ -553,6 +553,20 @@ pub fn train_resumable(
             ));
             progress.inc(1);
             step += 1;
+            if let Some(every) = cfg.train_loop.validate_every.filter(|&e| e > 0) {
+                if step % every == 0 && !split.val.is_empty() {
+                    let res = zero_shot.evaluate(
+                        &model,
+                        data,
+                        &split.val,
+                        &groups,
+                        &train_counts,
+                        0,
+                        cfg.seed,
+                    )?;
+                    metrics.validation(epoch, step, res.macro_all)?;
+                }
+            }
         }
         if n_batches == 0 {
             break;
