@@ -33,9 +33,17 @@ fn a_corrupt_jpeg_is_skipped_and_the_run_goes_on() {
     std::fs::write(root.join(&frontal.path), b"\xff\xd8 not really a jpeg").unwrap();
 
     let data = prepare::prepare(&cfg).unwrap();
-    assert_eq!(data.usable.len() + 1, data.table.records.len(), "exactly the corrupt image is dropped");
+    assert_eq!(
+        data.usable.len() + 1,
+        data.table.records.len(),
+        "exactly the corrupt image is dropped"
+    );
     assert_eq!(data.cache.skipped().len(), 1);
-    assert!(data.cache.skipped()[0].0.ends_with(&frontal.path), "{:?}", data.cache.skipped());
+    assert!(
+        data.cache.skipped()[0].0.ends_with(&frontal.path),
+        "{:?}",
+        data.cache.skipped()
+    );
     let split = data.patient_split(&cfg.data, cfg.seed);
     let out = train_one(&cfg, &data, &split, &tmp.path().join("run")).unwrap();
     assert!(out.steps > 0);
@@ -50,13 +58,21 @@ fn a_diverging_loss_stops_with_a_clear_error_and_keeps_the_checkpoints() {
     let data = prepare::prepare(&cfg).unwrap();
     let split = data.patient_split(&cfg.data, cfg.seed);
     let run = tmp.path().join("run");
-    let err = train_one(&cfg, &data, &split, &run).err().expect("the run must stop");
+    let err = train_one(&cfg, &data, &split, &run)
+        .err()
+        .expect("the run must stop");
     assert!(matches!(err, TrainError::NonFiniteLoss { .. }), "{err}");
     let msg = err.to_string();
-    assert!(msg.contains("optim.lr"), "the message says what to do: {msg}");
+    assert!(
+        msg.contains("optim.lr"),
+        "the message says what to do: {msg}"
+    );
     // Nothing half-written: every checkpoint folder present is complete.
     for dir in checkpoint::list(&run).unwrap() {
         assert!(dir.join("model.safetensors").is_file() && dir.join("state.json").is_file());
     }
-    assert!(!run.join("results.json").exists(), "no results for a failed run");
+    assert!(
+        !run.join("results.json").exists(),
+        "no results for a failed run"
+    );
 }

@@ -79,13 +79,18 @@ fn killed_run_resumes_and_reproduces_the_losses() {
         if let Some(status) = child.try_wait().unwrap() {
             panic!("the child ended ({status}) before it could be killed");
         }
-        assert!(start.elapsed() < Duration::from_secs(300), "child made no checkpoint");
+        assert!(
+            start.elapsed() < Duration::from_secs(300),
+            "child made no checkpoint"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
     child.kill().unwrap(); // SIGKILL on Unix
     child.wait().unwrap();
 
-    let from = checkpoint::latest(&killed).unwrap().expect("a complete checkpoint");
+    let from = checkpoint::latest(&killed)
+        .unwrap()
+        .expect("a complete checkpoint");
     let state = checkpoint::read_state(&from).unwrap();
     assert!(state.epoch >= 1, "{state:?}");
     let outcome = train_resumable(&cfg, &data, &split, &killed, Some(&from)).unwrap();
@@ -114,7 +119,13 @@ fn a_fresh_run_refuses_a_folder_that_holds_a_run() {
     let run = tmp.path().join("run");
     train_one(&cfg, &data, &split, &run).unwrap();
     let before = std::fs::read(run.join("checkpoints/best/model.safetensors")).unwrap();
-    let err = train_one(&cfg, &data, &split, &run).err().expect("must refuse").to_string();
+    let err = train_one(&cfg, &data, &split, &run)
+        .err()
+        .expect("must refuse")
+        .to_string();
     assert!(err.contains("--resume"), "{err}");
-    assert_eq!(before, std::fs::read(run.join("checkpoints/best/model.safetensors")).unwrap());
+    assert_eq!(
+        before,
+        std::fs::read(run.join("checkpoints/best/model.safetensors")).unwrap()
+    );
 }

@@ -34,23 +34,53 @@ fn tiny_train_and_eval_writes_results_and_the_loss_decreases() -> anyhow::Result
     for r in &results {
         assert_eq!(r.test.classes.len(), 40, "{:?}", r.method);
         // Every macro value that is defined is an AUC.
-        for m in [r.test.macro_all, r.test.macro_base, r.test.macro_rare].into_iter().flatten() {
+        for m in [r.test.macro_all, r.test.macro_base, r.test.macro_rare]
+            .into_iter()
+            .flatten()
+        {
             assert!((0.0..=1.0).contains(&m), "{m}");
         }
-        assert!(r.test.macro_all.is_some(), "some class must have positives and negatives");
+        assert!(
+            r.test.macro_all.is_some(),
+            "some class must have positives and negatives"
+        );
         assert!(r.steps >= 4, "{} steps", r.steps);
-        for file in ["config.toml", "metrics.jsonl", "metrics.csv", "results.json", "report.md"] {
-            assert!(r.run_dir.join(file).is_file(), "{} missing in {}", file, r.run_dir.display());
+        for file in [
+            "config.toml",
+            "metrics.jsonl",
+            "metrics.csv",
+            "results.json",
+            "report.md",
+        ] {
+            assert!(
+                r.run_dir.join(file).is_file(),
+                "{} missing in {}",
+                file,
+                r.run_dir.display()
+            );
         }
-        assert!(r.run_dir.join("checkpoints/best/model.safetensors").is_file());
+        assert!(r
+            .run_dir
+            .join("checkpoints/best/model.safetensors")
+            .is_file());
     }
     for file in ["results.json", "report.md"] {
         assert!(out.join(file).is_file(), "{file}");
     }
-    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("results.json"))?)?;
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("results.json"))?)?;
     let first = &json[0]["test"];
-    for key in ["classes", "macro_all", "macro_base", "macro_rare", "n_samples"] {
-        assert!(first.get(key).is_some(), "results.json lacks {key}: {first}");
+    for key in [
+        "classes",
+        "macro_all",
+        "macro_base",
+        "macro_rare",
+        "n_samples",
+    ] {
+        assert!(
+            first.get(key).is_some(),
+            "results.json lacks {key}: {first}"
+        );
     }
 
     // The training loss goes down: mean of the last epoch below the first epoch's.
@@ -64,7 +94,10 @@ fn tiny_train_and_eval_writes_results_and_the_loss_decreases() -> anyhow::Result
             .filter(|v| v["kind"] == "epoch")
             .collect();
         assert_eq!(epochs.len(), 4);
-        assert!(metrics.lines().any(|l| l.contains("\"validation\"")), "mid-epoch validation records");
+        assert!(
+            metrics.lines().any(|l| l.contains("\"validation\"")),
+            "mid-epoch validation records"
+        );
         let first = epochs[0]["train_loss"].as_f64().unwrap();
         let last = epochs[3]["train_loss"].as_f64().unwrap();
         assert!(last < first, "{:?}: train loss {first} -> {last}", r.method);
@@ -72,7 +105,9 @@ fn tiny_train_and_eval_writes_results_and_the_loss_decreases() -> anyhow::Result
     // The CXR-CML run logged a triplet loss, the baseline did not.
     let cml = results.iter().find(|r| r.method == Method::CxrCml).unwrap();
     let metrics = std::fs::read_to_string(cml.run_dir.join("metrics.jsonl"))?;
-    assert!(metrics.lines().any(|l| l.contains("\"triplet_loss\":") && !l.contains("\"triplet_loss\":null")));
+    assert!(metrics
+        .lines()
+        .any(|l| l.contains("\"triplet_loss\":") && !l.contains("\"triplet_loss\":null")));
     Ok(())
 }
 
@@ -98,18 +133,38 @@ fn cross_validation_runs_folds_and_aggregates_them() -> anyhow::Result<()> {
     cfg.eval.bootstrap = 0;
     let out = tmp.path().join("cv");
     // One fold alone (as an array job would), then the rest; the first is not redone.
-    let one = run_cv(&cfg, &[Method::MetaLabels], 3, FoldScheme::Patient, Some(1), &out)?;
+    let one = run_cv(
+        &cfg,
+        &[Method::MetaLabels],
+        3,
+        FoldScheme::Patient,
+        Some(1),
+        &out,
+    )?;
     assert_eq!(one.folds_found, vec![1]);
     let stamp = std::fs::metadata(out.join("fold-1/results.json"))?.modified()?;
-    let all = run_cv(&cfg, &[Method::MetaLabels], 3, FoldScheme::Patient, None, &out)?;
+    let all = run_cv(
+        &cfg,
+        &[Method::MetaLabels],
+        3,
+        FoldScheme::Patient,
+        None,
+        &out,
+    )?;
     assert_eq!(all.folds_found, vec![0, 1, 2]);
-    assert_eq!(stamp, std::fs::metadata(out.join("fold-1/results.json"))?.modified()?);
+    assert_eq!(
+        stamp,
+        std::fs::metadata(out.join("fold-1/results.json"))?.modified()?
+    );
     let (method, summary) = &all.methods[0];
     assert_eq!(*method, Method::MetaLabels);
     assert_eq!(summary.n_folds, 3);
     assert!(summary.macro_all.is_some());
     let table = all.table();
-    assert!(table.contains("CheXzero + meta labels") && table.contains('±'), "{table}");
+    assert!(
+        table.contains("CheXzero + meta labels") && table.contains('±'),
+        "{table}"
+    );
     assert!(out.join("cv-report.md").is_file() && out.join("cv-summary.json").is_file());
     // Aggregating again from disk gives the same summary.
     let again = aggregate(&out)?;
@@ -120,8 +175,19 @@ fn cross_validation_runs_folds_and_aggregates_them() -> anyhow::Result<()> {
         .find(|e| e.path().is_dir())
         .expect("a run folder")
         .path();
-    for fig in ["roc.png", "auc_by_frequency.png", "tsne_by_class.png", "tsne_by_cluster.png", "scores.csv", "labels.csv"] {
-        assert!(run.join("eval/best-test").join(fig).is_file(), "{fig} in {}", run.display());
+    for fig in [
+        "roc.png",
+        "auc_by_frequency.png",
+        "tsne_by_class.png",
+        "tsne_by_cluster.png",
+        "scores.csv",
+        "labels.csv",
+    ] {
+        assert!(
+            run.join("eval/best-test").join(fig).is_file(),
+            "{fig} in {}",
+            run.display()
+        );
     }
     Ok(())
 }
@@ -156,7 +222,10 @@ fn gradient_accumulation_reproduces_the_full_batch_steps() -> anyhow::Result<()>
     assert_eq!(full.len(), 3);
     for (a, b) in full.iter().zip(&micro) {
         // Same data, same weights after each step: equal up to float summation order.
-        assert!((a - b).abs() < 1e-4 * a.abs().max(1.0), "full batch {a} vs 4 micro-batches {b}");
+        assert!(
+            (a - b).abs() < 1e-4 * a.abs().max(1.0),
+            "full batch {a} vs 4 micro-batches {b}"
+        );
     }
     // CXR-CML (triplet loss on pseudo-labels) runs with accumulation too.
     cfg.method = Method::CxrCml;
