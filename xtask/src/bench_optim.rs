@@ -1,4 +1,4 @@
-//! `cargo xtask bench-optim`: one AdamW step over ViT-B/32's parameter set (151M parameters,
+//! `cargo xtask bench optim`: one AdamW step over ViT-B/32's parameter set (151M parameters,
 //! OpenAI CLIP shapes), fused `cxr_optim::AdamW` against `candle_nn::AdamW`, optionally
 //! against `torch.optim.AdamW` (foreach and fused) run by a given Python in the same session.
 //!
@@ -13,7 +13,7 @@ use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::Optimizer;
 use cxr_optim::{default_decay_filter, AdamW, AdamWConfig};
 
-/// Flags of `cargo xtask bench-optim`.
+/// Flags of `cargo xtask bench optim`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Timed steps of the fused optimiser (after one warm-up step).
