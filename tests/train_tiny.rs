@@ -233,3 +233,51 @@ fn gradient_accumulation_reproduces_the_full_batch_steps() -> anyhow::Result<()>
     assert!(cml.iter().all(|l| l.is_finite()));
     Ok(())
 }
+
+#[test]
+fn a_class_never_seen_in_training_is_scored_from_its_prompts() -> anyhow::Result<()> {
+    use cxr_cml::train::{prepare, run_eval::evaluate_run, train_one};
+    let tmp = tempfile::tempdir()?;
+    let mut cfg = tiny_config(tmp.path());
+    cfg.method = Method::MetaLabels;
+    cfg.train_loop.epochs = 1;
+    cfg.eval.bootstrap = 0;
+    cfg.eval.figures = false;
+    let data = prepare::prepare(&cfg)?;
+    let split = data.patient_split(&cfg.data, cfg.seed);
+    let run = tmp.path().join("run");
+    train_one(&cfg, &data, &split, &run)?;
+
+    // A test label file with one more class, "Bulla" (CXR-LT task 3), absent from training.
+    let root = prepare::synth_dir(&cfg.data);
+    let csv = std::fs::read_to_string(root.join("train_labeled.csv"))?;
+    let mut out = String::new();
+    for (i, line) in csv.lines().enumerate() {
+        let extra = if i == 0 {
+            "Bulla".to_string()
+        } else {
+            (i % 3 == 0).then_some("1").unwrap_or("0").to_string()
+        };
+        out.push_str(&format!("{line},{extra}\n"));
+    }
+    let test_csv = root.join("test_with_bulla.csv");
+    std::fs::write(&test_csv, out)?;
+
+    let ev = evaluate_run(&run, "best", "test", false, Some(&test_csv))?;
+    assert_eq!(ev.results.classes.len(), 41);
+    let bulla = ev
+        .results
+        .class("Bulla")
+        .expect("the unseen class is scored");
+    assert!(
+        bulla.auc.is_some_and(|a| (0.0..=1.0).contains(&a)),
+        "{bulla:?}"
+    );
+    assert!(bulla.n_pos > 0 && bulla.n_neg > 0);
+    assert!(
+        ev.dir.ends_with("eval/best-test_with_bulla-test"),
+        "{}",
+        ev.dir.display()
+    );
+    Ok(())
+}

@@ -14,6 +14,10 @@ pub struct Args {
     /// Which part of the run's split: test, val or train.
     #[arg(long, default_value = "test")]
     split: String,
+    /// Score every image of this label CSV instead (same data root), e.g. a test file with
+    /// classes never seen in training (CXR-LT task 3): each class is scored from its prompts.
+    #[arg(long, value_name = "CSV")]
+    labels: Option<PathBuf>,
     /// Skip the figures (ROC, long-tail AUC, t-SNE).
     #[arg(long)]
     no_figures: bool,
@@ -25,6 +29,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         &args.checkpoint,
         &args.split,
         !args.no_figures,
+        args.labels.as_deref(),
     )?;
     let name = args
         .run

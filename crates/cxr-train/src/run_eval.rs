@@ -91,11 +91,16 @@ pub struct RunEvaluation {
 }
 
 /// Evaluate `run_dir` from its `best` or `last` checkpoint on one part of its split.
+///
+/// With `labels`, the model is instead scored on every image of another label CSV (same data
+/// root), e.g. a held-out test file whose extra class columns were never seen in training:
+/// any class column is scored from its prompts alone.
 pub fn evaluate_run(
     run_dir: &Path,
     which: &str,
     split_name: &str,
     figures: bool,
+    labels: Option<&Path>,
 ) -> Result<RunEvaluation> {
     let config_path = run_dir.join("config.toml");
     let text = std::fs::read_to_string(&config_path).at(&config_path)?;
@@ -109,6 +114,25 @@ pub fn evaluate_run(
         })?,
         other => PathBuf::from(other),
     };
+    if let Some(labels) = labels {
+        cfg.data.labels = Some(labels.to_path_buf());
+        let data = prepare(&cfg)?;
+        let split = Split {
+            train: Vec::new(),
+            val: Vec::new(),
+            test: data.usable.clone(),
+        };
+        let (varmap, model) = build_model(&cfg, &Device::Cpu)?;
+        checkpoint::load_weights(&ckpt, &varmap)?;
+        let stem = labels
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let label = format!("{}-{stem}", which.rsplit('/').next().unwrap_or(which));
+        return evaluate_loaded(
+            run_dir, &cfg, &data, &split, &model, &label, "test", figures,
+        );
+    }
     let data = prepare(&cfg)?;
     let split_path = run_dir.join(SPLIT_FILE);
     let ids: SplitIds = serde_json::from_slice(&std::fs::read(&split_path).at(&split_path)?)
