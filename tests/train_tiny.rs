@@ -254,9 +254,11 @@ fn a_class_never_seen_in_training_is_scored_from_its_prompts() -> anyhow::Result
     let mut out = String::new();
     for (i, line) in csv.lines().enumerate() {
         let extra = if i == 0 {
-            "Bulla".to_string()
+            "Bulla"
+        } else if i % 3 == 0 {
+            "1"
         } else {
-            (i % 3 == 0).then_some("1").unwrap_or("0").to_string()
+            "0"
         };
         out.push_str(&format!("{line},{extra}\n"));
     }
