@@ -548,8 +548,9 @@ pub fn train_resumable(
                 images_per_sec: chunk.len() as f64 / secs.max(1e-9),
             })?;
             progress.set_message(format!(
-                "epoch {epoch} loss {loss_value:.4} lr {:.2e}",
-                opt.learning_rate()
+                "epoch {epoch} loss {loss_value:.4} lr {:.2e} {:.1} img/s",
+                opt.learning_rate(),
+                chunk.len() as f64 / secs.max(1e-9)
             ));
             progress.inc(1);
             step += 1;
