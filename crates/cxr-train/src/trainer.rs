@@ -186,10 +186,9 @@ pub(crate) fn batch_tensors(
     Ok((pixels, ids))
 }
 
-/// L2-normalise rows (differentiable, from primitive ops).
+/// L2-normalise rows (differentiable; the losses' own normalisation).
 pub(crate) fn l2_normalise(x: &Tensor) -> Result<Tensor> {
-    let norm = x.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12, f64::MAX)?;
-    Ok(x.broadcast_div(&norm)?)
+    Ok(cxr_losses::l2_normalise(x)?)
 }
 
 pub(crate) fn triplet_config(cfg: &TrainConfig) -> TripletConfig {
@@ -401,6 +400,12 @@ pub fn train_resumable(
     let groups = data.class_groups(&cfg.data, &split.train);
     let train_counts = data.positive_counts(&split.train);
     let zero_shot = ZeroShot::new(cfg, data)?;
+    // Validation mean zero-shot AUC (no bootstrap): selects `best/` and is logged.
+    let validation_auc = |model: &ClipModel| -> Result<Option<f64>> {
+        let res =
+            zero_shot.evaluate(model, data, &split.val, &groups, &train_counts, 0, cfg.seed)?;
+        Ok(res.macro_all)
+    };
 
     let batch = cfg.train_loop.batch_size;
     let steps_per_epoch = split.train.len().div_ceil(batch);
@@ -556,16 +561,7 @@ pub fn train_resumable(
             step += 1;
             if let Some(every) = cfg.train_loop.validate_every.filter(|&e| e > 0) {
                 if step % every == 0 && !split.val.is_empty() {
-                    let res = zero_shot.evaluate(
-                        &model,
-                        data,
-                        &split.val,
-                        &groups,
-                        &train_counts,
-                        0,
-                        cfg.seed,
-                    )?;
-                    metrics.validation(epoch, step, res.macro_all)?;
+                    metrics.validation(epoch, step, validation_auc(&model)?)?;
                 }
             }
         }
@@ -584,16 +580,7 @@ pub fn train_resumable(
             let vl = evaluate::validation_loss(
                 cfg, data, &texts, &tokenizer, &model, &split.val, &device,
             )?;
-            let res = zero_shot.evaluate(
-                &model,
-                data,
-                &split.val,
-                &groups,
-                &train_counts,
-                0,
-                cfg.seed,
-            )?;
-            (vl, res.macro_all)
+            (vl, validation_auc(&model)?)
         };
         if cfg.schedule.kind == "plateau" {
             let lr = plateau.step(val_loss, opt.learning_rate());
