@@ -289,31 +289,11 @@ impl Components {
                     });
             }
             PrecChol::Spherical(p) => {
+                // Euclidean distances scaled by each component's precision (> 0, so scaling
+                // after the clamp at zero gives the same values).
+                let sq = crate::init::sq_distances(x, &self.means);
                 let prec = p.mapv(|v| v * v);
-                let mu2: Array1<f64> = self.means.map_axis(Axis(1), |r| r.dot(&r));
-                let mt = as_mat(self.means.view()).transpose();
-                out_s
-                    .par_chunks_mut(CHUNK * k_n)
-                    .enumerate()
-                    .for_each(|(c, o)| {
-                        let r = chunk_range(c, n);
-                        let rows = r.len();
-                        let xc = &xs[r.start * d..r.end * d];
-                        gemm(
-                            slice_mat_mut(o, rows, k_n),
-                            slice_mat(xc, rows, d),
-                            mt,
-                            false,
-                        );
-                        for i in 0..rows {
-                            let xi = &xc[i * d..(i + 1) * d];
-                            let x2: f64 = xi.iter().map(|v| v * v).sum();
-                            for k in 0..k_n {
-                                let v = &mut o[i * k_n + k];
-                                *v = ((x2 - 2.0 * *v + mu2[k]) * prec[k]).max(0.0);
-                            }
-                        }
-                    });
+                out.assign(&(sq * &prec));
             }
         }
         out
