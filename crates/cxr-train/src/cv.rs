@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::{Method, TrainConfig};
 use crate::error::IoContext;
 use crate::prepare::{prepare, Prepared, Split};
-use crate::report::{run_methods_on, write_atomic, MethodResult};
+use crate::report::{read_results, run_methods_on, write_atomic};
 use crate::{Result, TrainError};
 
 /// How folds are drawn.
@@ -150,16 +150,9 @@ pub fn aggregate(out: &Path) -> Result<CvSummary> {
         .collect();
     dirs.sort();
     for (i, dir) in dirs {
-        let path = dir.join("results.json");
-        if !path.is_file() {
+        let Some(results) = read_results(&dir)? else {
             continue;
-        }
-        let bytes = std::fs::read(&path).at(&path)?;
-        let results: Vec<MethodResult> =
-            serde_json::from_slice(&bytes).map_err(|e| TrainError::File {
-                path: path.clone(),
-                message: format!("not a results file: {e}"),
-            })?;
+        };
         folds_found.push(i);
         for r in results {
             match per_method.iter_mut().find(|(m, _)| *m == r.method) {

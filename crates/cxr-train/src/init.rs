@@ -39,8 +39,9 @@ impl SeededVarMap {
     }
 }
 
-/// FNV-1a: a stable hash of the variable name (std's hasher is not stable across releases).
-fn name_hash(name: &str) -> u64 {
+/// FNV-1a: a stable string hash for seeds and cache keys (std's hasher is not stable across
+/// releases).
+pub(crate) fn stable_hash(name: &str) -> u64 {
     name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     })
@@ -100,7 +101,7 @@ impl SimpleBackend for SeededVarMap {
             }
             return Ok(t.clone());
         }
-        let mut rng = ChaCha8Rng::seed_from_u64(self.seed ^ name_hash(name));
+        let mut rng = ChaCha8Rng::seed_from_u64(self.seed ^ stable_hash(name));
         let values = sample(&s, h, &mut rng)?;
         let t = Tensor::from_vec(values, s, dev)?.to_dtype(dtype)?;
         let var = Var::from_tensor(&t)?;

@@ -284,9 +284,7 @@ fn default_cache_dir(root: &Path, labels: &Path, data: &DataConfig, size: usize)
         data.preprocess,
         size
     );
-    let hash = key.bytes().fold(0xcbf29ce484222325u64, |h, b| {
-        (h ^ b as u64).wrapping_mul(0x100000001b3)
-    });
+    let hash = crate::init::stable_hash(&key);
     PathBuf::from(".cache")
         .join("images")
         .join(format!("{}-{size}-{hash:016x}", data.preprocess))
