@@ -3,18 +3,13 @@
 
 use cxr_cml::train::{checkpoint, prepare, train_one, Method, TrainConfig, TrainError};
 
+mod common;
+
 fn config(root: &std::path::Path) -> TrainConfig {
-    let mut cfg = TrainConfig::demo();
+    let mut cfg = common::tiny_config(root, 30);
     cfg.method = Method::MetaLabels;
-    cfg.data.synth_patients = 30;
-    cfg.data.synth_image_size = 64;
-    cfg.data.synth_dir = Some(root.join("synth"));
-    cfg.data.cache_dir = Some(root.join("cache"));
-    cfg.model.image_size = 32;
-    cfg.model.context_length = 32;
     cfg.train_loop.epochs = 2;
     cfg.train_loop.batch_size = 8;
-    cfg.train_loop.progress = false;
     cfg.eval.bootstrap = 0;
     cfg
 }

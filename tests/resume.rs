@@ -14,19 +14,14 @@ use cxr_cml::train::{checkpoint, prepare, train_one, train_resumable, Method, Tr
 const CHILD_ENV: &str = "CXR_RESUME_CHILD";
 const TEST_NAME: &str = "killed_run_resumes_and_reproduces_the_losses";
 
+mod common;
+
 fn config(root: &Path) -> TrainConfig {
-    let mut cfg = TrainConfig::demo();
+    let mut cfg = common::tiny_config(root, 40);
     cfg.method = Method::CxrCml;
-    cfg.data.synth_patients = 40;
-    cfg.data.synth_image_size = 64;
-    cfg.data.synth_dir = Some(root.join("synth"));
-    cfg.data.cache_dir = Some(root.join("cache"));
-    cfg.model.image_size = 32;
-    cfg.model.context_length = 32;
     cfg.train_loop.epochs = 4;
     cfg.train_loop.batch_size = 8;
     cfg.train_loop.keep_last = 2;
-    cfg.train_loop.progress = false;
     cfg.mixture.k = 4;
     cfg.mixture.bank_capacity = 32;
     cfg.mixture.max_iter = 5;

@@ -3,17 +3,12 @@
 
 use cxr_cml::train::{run_methods, Method, TrainConfig};
 
+mod common;
+
 fn tiny_config(dir: &std::path::Path) -> TrainConfig {
-    let mut cfg = TrainConfig::demo();
-    cfg.data.synth_patients = 60;
-    cfg.data.synth_image_size = 64;
-    cfg.data.synth_dir = Some(dir.join("synth"));
-    cfg.data.cache_dir = Some(dir.join("cache"));
-    cfg.model.image_size = 32;
-    cfg.model.context_length = 32;
+    let mut cfg = common::tiny_config(dir, 60);
     cfg.train_loop.epochs = 4;
     cfg.train_loop.batch_size = 16;
-    cfg.train_loop.progress = false;
     cfg.mixture.k = 8;
     cfg.mixture.bank_capacity = 64;
     cfg.mixture.max_iter = 5;
