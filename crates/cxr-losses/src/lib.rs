@@ -8,6 +8,8 @@
 //!   `TripletMarginLoss(p = 2)`.
 //! - [`weighted_metric_loss`]: the "weighted metric loss" of the released CXR-CML code, kept as
 //!   a parity option (see its doc for how the reference table was read).
+//! - [`soft_pseudo_labels`]: the released code's sharpened, mass-reweighted soft pseudo-labels
+//!   that [`weighted_metric_loss`] takes.
 //! - [`input_gradients`] and [`surrogate`]: exact gradient accumulation over micro-batches
 //!   for these batch-coupled losses (GradCache).
 //!
@@ -26,4 +28,4 @@ pub use accumulate::{input_gradients, surrogate};
 pub use clip::{clip_logits, clip_loss, l2_normalise, MAX_LOGIT_SCALE};
 pub use error::{LossError, Result};
 pub use triplet::{mine_triplets, pairwise_distances, triplet_loss, Mining, TripletConfig};
-pub use weighted::{weighted_metric_loss, WeightedMetricConfig};
+pub use weighted::{soft_pseudo_labels, weighted_metric_loss, WeightedMetricConfig};

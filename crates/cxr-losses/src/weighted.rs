@@ -89,3 +89,82 @@ pub fn weighted_metric_loss(
     let margin = (mean_pos.neg()?.exp()? + 1.0)?.affine(cfg.base_margin, 0.0)?;
     Ok(((mean_pos - mean_neg)? + margin)?.relu()?)
 }
+
+/// The released code's soft pseudo-labels from mixture posteriors `posteriors` (`n x k`, rows
+/// summing to 1, e.g. `PseudoLabeler::predict_proba`):
+/// `s = softmax(log(posteriors) / sharpen)` (the released code's `softmax(log_probs / 0.05)`;
+/// softmax ignores the per-row constant that separates log-posteriors from log-densities),
+/// each cluster's column divided by `log1p(mass)` with `mass` its column sum over the batch,
+/// so that rare clusters weigh more, and rows L1-normalised.
+///
+/// A documented reconstruction like [`weighted_metric_loss`]. The result carries no graph (the
+/// pseudo-labels are targets). Zero posteriors stay zero; a cluster with no mass gets none.
+pub fn soft_pseudo_labels(posteriors: &Tensor, sharpen: f64) -> Result<Tensor> {
+    if !(sharpen.is_finite() && sharpen > 0.0) {
+        return Err(LossError::Config(format!(
+            "soft pseudo-label sharpening temperature must be finite and > 0, got {sharpen}"
+        )));
+    }
+    let (n, k) = posteriors.dims2().map_err(|_| LossError::Shape {
+        what: "posteriors",
+        expected: "(batch, clusters)".into(),
+        got: posteriors.dims().to_vec(),
+    })?;
+    if n == 0 || k == 0 {
+        return Err(LossError::Shape {
+            what: "posteriors",
+            expected: "a non-empty (batch, clusters) matrix".into(),
+            got: vec![n, k],
+        });
+    }
+    let dtype = posteriors.dtype();
+    // Computed in f64 on the host: a 32 x 40 matrix, and exp(log(p) / 0.05) underflows f32.
+    let p: Vec<Vec<f64>> = posteriors
+        .detach()
+        .to_dtype(candle_core::DType::F64)?
+        .to_vec2()?;
+    if p.iter().flatten().any(|v| !v.is_finite() || *v < 0.0) {
+        return Err(LossError::Config(
+            "posteriors must be finite and non-negative".into(),
+        ));
+    }
+    let sharpened: Vec<Vec<f64>> = p
+        .iter()
+        .map(|row| {
+            let logits: Vec<f64> = row
+                .iter()
+                .map(|&v| {
+                    if v > 0.0 {
+                        v.ln() / sharpen
+                    } else {
+                        f64::NEG_INFINITY
+                    }
+                })
+                .collect();
+            let max = logits.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            if max == f64::NEG_INFINITY {
+                return vec![0.0; k]; // an all-zero row stays zero
+            }
+            let e: Vec<f64> = logits.iter().map(|&l| (l - max).exp()).collect();
+            let sum: f64 = e.iter().sum();
+            e.into_iter().map(|v| v / sum).collect()
+        })
+        .collect();
+    let mut mass = vec![0f64; k];
+    for row in &sharpened {
+        for (m, v) in mass.iter_mut().zip(row) {
+            *m += v;
+        }
+    }
+    let mut out = Vec::with_capacity(n * k);
+    for row in &sharpened {
+        let w: Vec<f64> = row
+            .iter()
+            .zip(&mass)
+            .map(|(&v, &m)| if m > 0.0 { v / m.ln_1p() } else { 0.0 })
+            .collect();
+        let sum: f64 = w.iter().sum();
+        out.extend(w.iter().map(|v| if sum > 0.0 { v / sum } else { 0.0 }));
+    }
+    Ok(Tensor::from_vec(out, (n, k), posteriors.device())?.to_dtype(dtype)?)
+}

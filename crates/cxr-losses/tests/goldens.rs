@@ -4,8 +4,8 @@
 
 use candle_core::{Device, Tensor, Var};
 use cxr_losses::{
-    clip_loss, mine_triplets, pairwise_distances, triplet_loss, weighted_metric_loss, Mining,
-    TripletConfig, WeightedMetricConfig,
+    clip_loss, mine_triplets, pairwise_distances, soft_pseudo_labels, triplet_loss,
+    weighted_metric_loss, Mining, TripletConfig, WeightedMetricConfig,
 };
 use serde_json::Value;
 
@@ -195,5 +195,43 @@ fn weighted_metric_loss_matches_torch_transcription() {
         assert_close_matrix(grads.get(&txt).unwrap(), &c["grad_text"], 1e-4, &what);
         let gt = grads.get(&t).unwrap().to_scalar::<f32>().unwrap();
         assert_close(gt, f(&c["grad_temperature"]), 1e-4, &what);
+    }
+}
+
+#[test]
+fn soft_pseudo_labels_match_torch_transcription() {
+    let g = goldens();
+    let cases = g["soft_pseudo_labels"].as_array().unwrap();
+    assert_eq!(cases.len(), 2);
+    for (k, c) in cases.iter().enumerate() {
+        let m = matrix(&c["posteriors"]);
+        let (r, cols) = (m.len(), m[0].len());
+        // f64 in: the posteriors' tiny entries are what the sharpening amplifies.
+        let flat: Vec<f64> = c["posteriors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|row| row.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()))
+            .collect();
+        let post = Tensor::from_vec(flat, (r, cols), &Device::Cpu).unwrap();
+        let got: Vec<Vec<f64>> = soft_pseudo_labels(&post, c["sharpen"].as_f64().unwrap())
+            .unwrap()
+            .to_vec2()
+            .unwrap();
+        let want = c["soft_labels"].as_array().unwrap();
+        for (i, (gr, wr)) in got.iter().zip(want).enumerate() {
+            let wr = wr.as_array().unwrap();
+            assert!(
+                (gr.iter().sum::<f64>() - 1.0).abs() < 1e-12,
+                "row {i} sums to 1"
+            );
+            for (j, (gv, wv)) in gr.iter().zip(wr).enumerate() {
+                let wv = wv.as_f64().unwrap();
+                assert!(
+                    (gv - wv).abs() <= 1e-12 + 1e-9 * wv.abs(),
+                    "soft[{k}] ({i},{j}): {gv} vs {wv}"
+                );
+            }
+        }
     }
 }

@@ -151,3 +151,34 @@ fn mining_and_config_deserialise_from_kebab_case() {
     assert!(cfg.normalise, "normalise defaults to true");
     assert!(serde_json::from_str::<TripletConfig>(r#"{"margn":0.3}"#).is_err());
 }
+
+#[test]
+fn soft_pseudo_labels_keep_one_hot_rows_and_reject_bad_input() {
+    use cxr_losses::soft_pseudo_labels;
+    let dev = candle_core::Device::Cpu;
+    // One-hot posteriors stay one-hot whatever the cluster masses.
+    let one_hot = Tensor::new(&[[1f32, 0., 0.], [0., 1., 0.], [1., 0., 0.]], &dev).unwrap();
+    let s: Vec<Vec<f32>> = soft_pseudo_labels(&one_hot, 0.05)
+        .unwrap()
+        .to_vec2()
+        .unwrap();
+    assert_eq!(
+        s,
+        vec![vec![1., 0., 0.], vec![0., 1., 0.], vec![1., 0., 0.]]
+    );
+    // Ties stay ties; rarer clusters get more weight after the mass reweighting.
+    let tied = Tensor::new(&[[0.5f64, 0.5], [0.9, 0.1], [0.9, 0.1]], &dev).unwrap();
+    let s: Vec<Vec<f64>> = soft_pseudo_labels(&tied, 1.0).unwrap().to_vec2().unwrap();
+    assert!(
+        s[0][1] > s[0][0],
+        "the rarer cluster 1 gains weight: {:?}",
+        s[0]
+    );
+    assert!(matches!(
+        soft_pseudo_labels(&one_hot, 0.0),
+        Err(cxr_losses::LossError::Config(_))
+    ));
+    let nan = Tensor::new(&[[f32::NAN, 1.0]], &dev).unwrap();
+    assert!(soft_pseudo_labels(&nan, 0.05).is_err());
+    assert!(soft_pseudo_labels(&Tensor::new(&[1f32, 0.], &dev).unwrap(), 0.05).is_err());
+}

@@ -16,6 +16,8 @@ float32 rounding of their own).
   with torch tensor ops; the loss on the mined triplets is torch.nn.TripletMarginLoss(p=2).
 - weighted_metric: a direct torch transcription of the documented reading of the released
   code's weighted metric loss (see cxr_losses::weighted_metric_loss).
+- soft_pseudo_labels: the same transcription of the released code's soft pseudo-labels
+  (see cxr_losses::soft_pseudo_labels).
 """
 import json
 import math
@@ -122,6 +124,20 @@ def weighted_case(n, d, k, base_margin, temperature):
     }
 
 
+def soft_labels_case(n, k, sharpen, zero_column):
+    # Posteriors as a mixture's predict_proba gives them; optionally one empty cluster.
+    logits = torch.randn(n, k, dtype=DT) * 3.0
+    if zero_column:
+        logits[:, -1] = -float("inf")
+    post = torch.softmax(logits, dim=1)
+    # Released code: softmax(log_probs / 0.05), / log1p(cluster mass), L1-normalised.
+    resp = torch.softmax(torch.log(post) / sharpen, dim=1)
+    mass = resp.sum(0)
+    w = torch.where(mass > 0, resp / torch.log1p(mass), torch.zeros_like(resp))
+    plab = w / w.sum(1, keepdim=True)
+    return {"posteriors": tolist(post), "sharpen": sharpen, "soft_labels": tolist(plab)}
+
+
 def main():
     clip = [clip_case(6, 8, math.log(1 / 0.07)), clip_case(5, 4, 3.0), clip_case(4, 6, 5.0)]
     emb = torch.randn(10, 6, dtype=DT)
@@ -139,10 +155,13 @@ def main():
     for mining in ["batch-all", "batch-hard", "semi-hard"]:
         trip.append(triplet_case(emb2, labels2, 0.3, mining, True))
     weighted = [weighted_case(8, 6, 3, 0.3, 0.5), weighted_case(12, 5, 4, 0.3, 1.0)]
+    # Drawn last so that the cases above keep their values.
+    soft = [soft_labels_case(8, 4, 0.05, False), soft_labels_case(10, 5, 0.5, True)]
     out = {
         "generator": "scripts/goldens/cxr-losses/make_loss_goldens.py",
         "torch": torch.__version__, "open_clip": open_clip.__version__,
         "clip": clip, "triplet": trip, "weighted_metric": weighted,
+        "soft_pseudo_labels": soft,
     }
     with open(OUT, "w") as f:
         json.dump(out, f, separators=(",", ":"))
