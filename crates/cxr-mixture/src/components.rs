@@ -247,7 +247,18 @@ impl Components {
                         let mut y = vec![0.0; rows * d];
                         for k in 0..k_n {
                             let pk = p.index_axis(Axis(0), k);
-                            gemm(slice_mat_mut(&mut y, rows, d), xc, as_mat(pk), false);
+                            // P_k is upper triangular: half the flops of a full GEMM.
+                            tri_matmul(
+                                slice_mat_mut(&mut y, rows, d),
+                                BlockStructure::Rectangular,
+                                Accum::Replace,
+                                xc,
+                                BlockStructure::Rectangular,
+                                as_mat(pk),
+                                BlockStructure::TriangularUpper,
+                                1.0,
+                                Par::Seq,
+                            );
                             let m = mp.row(k);
                             let m = m.as_slice().expect("row of standard array");
                             for i in 0..rows {
