@@ -97,12 +97,12 @@ fn tiny_train_and_eval_writes_results_and_the_loss_decreases() -> anyhow::Result
         let last = epochs[3]["train_loss"].as_f64().unwrap();
         assert!(last < first, "{:?}: train loss {first} -> {last}", r.method);
     }
-    // The CXR-CML run logged a triplet loss, the baseline did not.
+    // The CXR-CML run logged a metric loss, the baseline did not.
     let cml = results.iter().find(|r| r.method == Method::CxrCml).unwrap();
     let metrics = std::fs::read_to_string(cml.run_dir.join("metrics.jsonl"))?;
     assert!(metrics
         .lines()
-        .any(|l| l.contains("\"triplet_loss\":") && !l.contains("\"triplet_loss\":null")));
+        .any(|l| l.contains("\"metric_loss\":") && !l.contains("\"metric_loss\":null")));
     Ok(())
 }
 
@@ -226,6 +226,33 @@ fn gradient_accumulation_reproduces_the_full_batch_steps() -> anyhow::Result<()>
     cfg.method = Method::CxrCml;
     let cml = losses(&cfg, "cml-micro")?;
     assert!(cml.iter().all(|l| l.is_finite()));
+
+    // The released code's weighted metric loss (soft pseudo-labels, learnable temperature):
+    // accumulation is exact for it too, temperature gradient included.
+    cfg.loss.metric = "weighted".into();
+    cfg.loss.margin = 0.3;
+    cfg.train_loop.accumulate = 1;
+    let full = losses(&cfg, "weighted-full")?;
+    cfg.train_loop.accumulate = 4;
+    let micro = losses(&cfg, "weighted-micro")?;
+    assert_eq!(full.len(), 3);
+    for (a, b) in full.iter().zip(&micro) {
+        assert!(
+            (a - b).abs() < 1e-4 * a.abs().max(1.0),
+            "weighted: full batch {a} vs 4 micro-batches {b}"
+        );
+    }
+    // The temperature is a trained, checkpointed parameter (initialised at ln 1 = 0).
+    let ckpt = cxr_cml::train::checkpoint::latest(&tmp.path().join("weighted-full"))?
+        .expect("a checkpoint");
+    let tensors =
+        candle_core::safetensors::load(ckpt.join("model.safetensors"), &candle_core::Device::Cpu)?;
+    let log_t = tensors[cxr_cml::train::trainer::METRIC_LOG_TEMPERATURE].to_scalar::<f32>()?;
+    assert!(log_t != 0.0 && log_t.is_finite(), "log temperature {log_t}");
+    let metrics = std::fs::read_to_string(tmp.path().join("weighted-full/metrics.jsonl"))?;
+    assert!(metrics
+        .lines()
+        .any(|l| l.contains("\"metric_loss\":") && !l.contains("\"metric_loss\":null")));
     Ok(())
 }
 

@@ -197,24 +197,38 @@ impl Default for MixtureConfig {
     }
 }
 
-/// Loss weights and the triplet loss.
+/// Loss weights and the metric loss on pseudo-labels (CXR-CML only).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LossConfig {
-    /// Weight of the triplet loss next to the CLIP loss (paper: equal, 1.0).
+    /// `triplet` (the paper: triplet margin loss on hard cluster assignments) or `weighted`
+    /// (the released code: weighted metric loss on image-text distances with soft
+    /// pseudo-labels and a learnable temperature; a documented reconstruction).
+    pub metric: String,
+    /// Weight of the metric loss next to the CLIP loss (paper: equal, 1.0).
     pub triplet_weight: f64,
-    /// Triplet margin alpha (not stated in the paper; 0.2 on unit-norm embeddings).
+    /// Triplet margin alpha (not stated in the paper; 0.2 on unit-norm embeddings); with
+    /// `metric = "weighted"`, the base margin `m` of `m * (1 + exp(-mean_pos))` (released: 0.3).
     pub margin: f64,
-    /// `batch-all`, `batch-hard` or `semi-hard`.
+    /// `batch-all`, `batch-hard` or `semi-hard` (triplet only).
     pub mining: String,
+    /// Sharpening temperature of the soft pseudo-labels, `softmax(log p / sharpen)`
+    /// (weighted only; released code: 0.05).
+    pub sharpen: f64,
+    /// Initial value of the learnable distance temperature (weighted only; stored as the
+    /// parameter `metric_loss.log_temperature` and checkpointed with the model).
+    pub temperature_init: f64,
 }
 
 impl Default for LossConfig {
     fn default() -> Self {
         Self {
+            metric: "triplet".into(),
             triplet_weight: 1.0,
             margin: 0.2,
             mining: "batch-all".into(),
+            sharpen: 0.05,
+            temperature_init: 1.0,
         }
     }
 }
@@ -413,7 +427,8 @@ impl TrainConfig {
     }
 
     /// The released CXR-CML implementation's values (see the reference notes): AdamW lr 1e-6,
-    /// weight decay 1e-4, 10 epochs, plateau patience 3, per-batch mixture with nu = 8,
+    /// weight decay 1e-4, 10 epochs, plateau patience 3, per-batch full-covariance mixture with
+    /// K = 5 and nu = 8, the weighted metric loss on soft pseudo-labels (base margin 0.3),
     /// "Adenopathy is present. ..." text, init from a CheXzero checkpoint (set `model.weights`).
     pub fn released_code() -> Self {
         let mut c = Self::paper();
@@ -430,6 +445,10 @@ impl TrainConfig {
             ..OptimConfig::default()
         };
         c.schedule.patience = 3;
+        // Per batch: min(5, N/3) below 50 points, so 5 clusters at batch 32.
+        c.mixture.k = 5;
+        c.mixture.max_iter = 100;
+        c.loss.metric = "weighted".into();
         c.loss.margin = 0.3;
         c
     }
@@ -583,6 +602,7 @@ impl TrainConfig {
             &self.mixture.covariance,
             &["diag", "full", "spherical"],
         )?;
+        one_of("loss.metric", &self.loss.metric, &["triplet", "weighted"])?;
         one_of(
             "loss.mining",
             &self.loss.mining,
@@ -640,6 +660,18 @@ impl TrainConfig {
         if !(self.loss.margin >= 0.0) || !(self.loss.triplet_weight >= 0.0) {
             return err("loss.margin and loss.triplet_weight must be non-negative".into());
         }
+        if !(self.loss.sharpen > 0.0 && self.loss.sharpen.is_finite()) {
+            return err(format!(
+                "loss.sharpen = {} must be positive",
+                self.loss.sharpen
+            ));
+        }
+        if !(self.loss.temperature_init > 0.0 && self.loss.temperature_init.is_finite()) {
+            return err(format!(
+                "loss.temperature_init = {} must be positive",
+                self.loss.temperature_init
+            ));
+        }
         if self.model.context_length < 2 {
             return err("model.context_length must be at least 2".into());
         }
@@ -693,6 +725,9 @@ mod tests {
             (r.optim.lr, r.schedule.patience, r.mixture.nu),
             (1e-6, 3, 8.0)
         );
+        assert_eq!((r.mixture.k, r.loss.metric.as_str()), (5, "weighted"));
+        assert_eq!((r.loss.margin, r.loss.sharpen), (0.3, 0.05));
+        assert_eq!(c.loss.metric, "triplet");
     }
 
     #[test]

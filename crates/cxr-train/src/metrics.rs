@@ -17,7 +17,8 @@ pub struct StepRecord {
     pub step: usize,
     pub loss: f32,
     pub clip_loss: f32,
-    pub triplet_loss: Option<f32>,
+    /// The metric loss on pseudo-labels (triplet or weighted; CXR-CML only), unweighted.
+    pub metric_loss: Option<f32>,
     pub lr: f64,
     pub grad_norm: Option<f64>,
     pub images_per_sec: f64,

@@ -1,8 +1,9 @@
 //! The training loop for one method.
 //!
 //! Each step: embed a batch of images and their texts, take the CLIP InfoNCE loss, and for
-//! CXR-CML add the triplet loss on pseudo-labels that the mixture model assigns to the
-//! (detached, L2-normalised) image embeddings. After each epoch: validation loss (drives
+//! CXR-CML add the metric loss on pseudo-labels that the mixture model assigns to the
+//! (detached, L2-normalised) image embeddings: the paper's triplet loss on hard assignments,
+//! or the released code's weighted metric loss on soft ones (`loss.metric`). After each epoch: validation loss (drives
 //! ReduceLROnPlateau), validation zero-shot AUC (selects the best checkpoint), a checkpoint.
 //!
 //! Determinism: the epoch's batch order and any text shuffling are derived from
@@ -15,7 +16,7 @@ use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::VarMap;
 use cxr_clip::{ClipConfig, ClipModel};
 use cxr_eval::EvalResults;
-use cxr_losses::{Mining, TripletConfig};
+use cxr_losses::{Mining, TripletConfig, WeightedMetricConfig};
 use cxr_mixture::PseudoLabeler;
 use cxr_optim::{AdamW, AdamWConfig, PlateauConfig, ReduceLrOnPlateau, Sgd, SgdConfig};
 use cxr_text::{ClipTokenizer, MetaLabelText};
@@ -384,6 +385,7 @@ pub fn train_resumable(
     let tokenizer = ClipTokenizer::bundled()?;
     let texts = TextSource::new(cfg, data)?;
     let (varmap, model) = build_model(cfg, &device)?;
+    let log_temperature = metric_log_temperature(cfg, &varmap, &device)?;
     let mut opt = Optimizer::new(cfg, &varmap)?;
     let mut plateau = ReduceLrOnPlateau::new(PlateauConfig {
         factor: cfg.schedule.factor,
@@ -485,14 +487,15 @@ pub fn train_resumable(
                 let img = model.encode_image(&pixels)?;
                 let txt = model.encode_text(&ids)?;
                 let pseudo = match labeler.as_mut() {
-                    Some(l) => Some(pseudo_labels(l, &img)?),
+                    Some(l) => Some(pseudo_labels(l, &img, cfg)?),
                     None => None,
                 };
                 let (loss, clip, triplet) = objective(
                     &img,
                     &txt,
                     model.logit_scale(),
-                    pseudo.as_deref(),
+                    log_temperature.as_ref(),
+                    pseudo.as_ref(),
                     cfg,
                     &triplet_cfg,
                 )?;
@@ -505,6 +508,7 @@ pub fn train_resumable(
                     &ids,
                     accumulate,
                     labeler.as_mut(),
+                    log_temperature.as_ref(),
                     cfg,
                     &triplet_cfg,
                     &vars_only(cfg, &varmap),
@@ -547,7 +551,7 @@ pub fn train_resumable(
                 step,
                 loss: loss_value,
                 clip_loss: clip.to_scalar::<f32>()?,
-                triplet_loss: triplet_value,
+                metric_loss: triplet_value,
                 lr: opt.learning_rate(),
                 grad_norm,
                 images_per_sec: chunk.len() as f64 / secs.max(1e-9),
@@ -676,8 +680,41 @@ fn same_run(a: &TrainConfig, b: &TrainConfig) -> bool {
     a == *b
 }
 
-/// Hard pseudo-labels of a batch from its detached, L2-normalised image embeddings.
-fn pseudo_labels(labeler: &mut PseudoLabeler, img: &Tensor) -> Result<Vec<usize>> {
+/// The name of the weighted metric loss's learnable log temperature in the model's VarMap
+/// (saved and restored with the weights; no weight decay, by `default_decay_filter`).
+pub const METRIC_LOG_TEMPERATURE: &str = "metric_loss.log_temperature";
+
+/// The learnable log temperature of the weighted metric loss, added to `varmap` when the run
+/// uses it (before the optimiser is built, so that it is trained and checkpointed).
+fn metric_log_temperature(
+    cfg: &TrainConfig,
+    varmap: &VarMap,
+    device: &Device,
+) -> Result<Option<Tensor>> {
+    if cfg.method != Method::CxrCml || cfg.loss.metric != "weighted" {
+        return Ok(None);
+    }
+    let init = candle_nn::Init::Const(cfg.loss.temperature_init.ln());
+    Ok(Some(varmap.get(
+        (),
+        METRIC_LOG_TEMPERATURE,
+        init,
+        DType::F32,
+        device,
+    )?))
+}
+
+/// One batch's pseudo-label targets for the metric loss.
+enum Targets {
+    /// Cluster ids, for the triplet loss.
+    Hard(Vec<usize>),
+    /// Sharpened, mass-reweighted posteriors (`batch x clusters`), for the weighted loss.
+    Soft(Tensor),
+}
+
+/// Pseudo-labels of a batch from its detached, L2-normalised image embeddings; the fit is
+/// updated as the source says, then hard (triplet) or soft (weighted) targets are read off it.
+fn pseudo_labels(labeler: &mut PseudoLabeler, img: &Tensor, cfg: &TrainConfig) -> Result<Targets> {
     let n = img.dim(0)?;
     let flat: Vec<f32> = l2_normalise(&img.detach())?
         .to_dtype(DType::F32)?
@@ -685,28 +722,47 @@ fn pseudo_labels(labeler: &mut PseudoLabeler, img: &Tensor) -> Result<Vec<usize>
         .to_vec1()?;
     let view =
         ndarray::ArrayView2::from_shape((n, flat.len() / n), &flat).expect("embedding shape");
-    Ok(labeler.assign(view)?)
+    let hard = labeler.assign(view)?;
+    if cfg.loss.metric != "weighted" {
+        return Ok(Targets::Hard(hard));
+    }
+    let proba = labeler.predict_proba(view)?;
+    let k = proba.ncols();
+    let posteriors = Tensor::from_vec(proba.iter().copied().collect(), (n, k), img.device())?;
+    let soft = cxr_losses::soft_pseudo_labels(&posteriors, cfg.loss.sharpen)?;
+    Ok(Targets::Soft(soft.to_dtype(img.dtype())?))
 }
 
 /// The step objective from embeddings: CLIP InfoNCE plus, with pseudo-labels, the weighted
-/// triplet loss. Returns (total, clip, triplet).
+/// metric loss (triplet on hard targets; the released code's weighted loss on soft targets,
+/// with distances divided by `exp(log_temperature)`). Returns (total, clip, metric).
 fn objective(
     img: &Tensor,
     txt: &Tensor,
     logit_scale: &Tensor,
-    pseudo: Option<&[usize]>,
+    log_temperature: Option<&Tensor>,
+    targets: Option<&Targets>,
     cfg: &TrainConfig,
     triplet_cfg: &TripletConfig,
 ) -> cxr_losses::Result<(Tensor, Tensor, Option<Tensor>)> {
     let clip = cxr_losses::clip_loss(img, txt, logit_scale)?;
-    match pseudo {
-        None => Ok((clip.clone(), clip, None)),
-        Some(labels) => {
-            let triplet = cxr_losses::triplet_loss(img, labels, triplet_cfg)?;
-            let total = (&clip + (&triplet * cfg.loss.triplet_weight)?)?;
-            Ok((total, clip, Some(triplet)))
+    let metric = match (targets, log_temperature) {
+        (None, _) => return Ok((clip.clone(), clip, None)),
+        (Some(Targets::Hard(labels)), _) => cxr_losses::triplet_loss(img, labels, triplet_cfg)?,
+        (Some(Targets::Soft(soft)), Some(log_t)) => {
+            let wcfg = WeightedMetricConfig {
+                base_margin: cfg.loss.margin,
+            };
+            cxr_losses::weighted_metric_loss(img, txt, soft, &log_t.exp()?, &wcfg)?
         }
-    }
+        (Some(Targets::Soft(_)), None) => {
+            return Err(cxr_losses::LossError::Config(
+                "the weighted metric loss needs its learnable temperature".into(),
+            ))
+        }
+    };
+    let total = (&clip + (&metric * cfg.loss.triplet_weight)?)?;
+    Ok((total, clip, Some(metric)))
 }
 
 /// One step in `micro` micro-batches whose parameter gradient equals the full batch's exactly
@@ -719,6 +775,7 @@ fn accumulated_step(
     ids: &Tensor,
     micro: usize,
     labeler: Option<&mut PseudoLabeler>,
+    log_temperature: Option<&Tensor>,
     cfg: &TrainConfig,
     triplet_cfg: &TripletConfig,
     params: &[Var],
@@ -740,18 +797,31 @@ fn accumulated_step(
     let img = Tensor::cat(&imgs, 0)?;
     let txt = Tensor::cat(&txts, 0)?;
     let pseudo = match labeler {
-        Some(l) => Some(pseudo_labels(l, &img)?),
+        Some(l) => Some(pseudo_labels(l, &img, cfg)?),
         None => None,
     };
     let scale = model.logit_scale();
-    let (_, input_grads) = cxr_losses::input_gradients(&[&img, &txt, scale], |x| {
-        objective(&x[0], &x[1], &x[2], pseudo.as_deref(), cfg, triplet_cfg).map(|o| o.0)
+    // Batch-level inputs: the logit scale and, for the weighted loss, the log temperature.
+    let mut inputs = vec![&img, &txt, scale];
+    inputs.extend(log_temperature);
+    let (_, input_grads) = cxr_losses::input_gradients(&inputs, |x| {
+        objective(
+            &x[0],
+            &x[1],
+            &x[2],
+            x.get(3),
+            pseudo.as_ref(),
+            cfg,
+            triplet_cfg,
+        )
+        .map(|o| o.0)
     })?;
     let (loss, clip, triplet) = objective(
         &img,
         &txt,
         &scale.detach(),
-        pseudo.as_deref(),
+        log_temperature.map(Tensor::detach).as_ref(),
+        pseudo.as_ref(),
         cfg,
         triplet_cfg,
     )?;
@@ -764,9 +834,9 @@ fn accumulated_step(
         let mut outs = vec![&img_k, &txt_k];
         let mut gs = vec![&g_img, &g_txt];
         if k == 0 {
-            // The logit scale is used once per batch, not per micro-batch.
-            outs.push(scale);
-            gs.push(&input_grads[2]);
+            // The logit scale and temperature are used once per batch, not per micro-batch.
+            outs.extend(&inputs[2..]);
+            gs.extend(&input_grads[2..]);
         }
         let grads = cxr_losses::surrogate(&outs, &gs)?.backward()?;
         for p in params {
