@@ -8,6 +8,8 @@ use candle_core::{Device, Tensor, Var};
 use serde::{Deserialize, Serialize};
 
 use crate::cpu::{AdamWOp, AdamWStep, HostBuf};
+#[cfg(feature = "cuda")]
+use crate::cuda::{CudaAdamWOp, DeviceBuf};
 use crate::error::{OptimError, Result};
 use crate::{check_unique_names, state};
 
@@ -68,11 +70,49 @@ impl AdamWConfig {
     }
 }
 
-/// Moments of one parameter: host buffers for the fused CPU kernel, tensors otherwise
-/// (other devices, or dtypes without a fused kernel, use candle tensor ops).
+/// Moments of one parameter: host buffers for the fused CPU kernel, device buffers for the
+/// fused CUDA kernel (feature `cuda`), tensors otherwise (other devices such as Metal, or
+/// dtypes without a fused kernel, use candle tensor ops).
 enum Moments {
-    Host { m: HostBuf, v: HostBuf },
-    Tensors { m: Tensor, v: Tensor },
+    Host {
+        m: HostBuf,
+        v: HostBuf,
+    },
+    #[cfg(feature = "cuda")]
+    Cuda {
+        m: DeviceBuf,
+        v: DeviceBuf,
+    },
+    Tensors {
+        m: Tensor,
+        v: Tensor,
+    },
+}
+
+impl Moments {
+    /// Zero moments for `var`, on its device, for the fastest path that handles it.
+    fn zeros(var: &Var) -> Result<Self> {
+        let n = var.elem_count();
+        match var.device() {
+            Device::Cpu => {
+                if let Some(m) = HostBuf::zeros(var.dtype(), n) {
+                    return Ok(Self::Host { v: m.clone(), m });
+                }
+            }
+            #[cfg(feature = "cuda")]
+            Device::Cuda(dev) => {
+                let (dtype, zeros) = (var.dtype(), DeviceBuf::zeros);
+                if let (Some(m), Some(v)) = (zeros(dev, dtype, n)?, zeros(dev, dtype, n)?) {
+                    return Ok(Self::Cuda { m, v });
+                }
+            }
+            _ => {}
+        }
+        Ok(Self::Tensors {
+            m: var.zeros_like()?,
+            v: var.zeros_like()?,
+        })
+    }
 }
 
 struct Slot {
@@ -85,8 +125,9 @@ struct Slot {
 /// AdamW with decoupled, per-parameter weight decay, fused on CPU.
 ///
 /// Same update as `candle_nn::AdamW` (a single global step counter for the bias corrections)
-/// and, up to float rounding, `torch.optim.AdamW`. On CPU with f32/f64 parameters the update of
-/// each tensor is one parallel pass (see `cpu.rs`); elsewhere it falls back to tensor ops.
+/// and, up to float rounding, `torch.optim.AdamW`. With f32/f64 parameters the update of each
+/// tensor is one pass: in parallel chunks on CPU (see `cpu.rs`), one kernel launch on CUDA
+/// with the `cuda` feature (see `cuda.rs`). Other devices and dtypes fall back to tensor ops.
 pub struct AdamW {
     cfg: AdamWConfig,
     slots: Vec<Slot>,
@@ -117,14 +158,7 @@ impl AdamW {
         let slots = params
             .into_iter()
             .map(|(name, var)| {
-                let n = var.elem_count();
-                let moments = match (var.device(), HostBuf::zeros(var.dtype(), n)) {
-                    (Device::Cpu, Some(m)) => Moments::Host { v: m.clone(), m },
-                    _ => Moments::Tensors {
-                        m: var.zeros_like()?,
-                        v: var.zeros_like()?,
-                    },
-                };
+                let moments = Moments::zeros(&var)?;
                 Ok(Slot {
                     decay: decay(&name),
                     name,
@@ -194,6 +228,16 @@ impl AdamW {
                     };
                     slot.var.as_tensor().inplace_op2(&g, &op)?;
                 }
+                #[cfg(feature = "cuda")]
+                Moments::Cuda { m, v } => {
+                    let g = g.contiguous()?;
+                    let op = CudaAdamWOp {
+                        h,
+                        m: Mutex::new(m),
+                        v: Mutex::new(v),
+                    };
+                    slot.var.as_tensor().inplace_op2(&g, &op)?;
+                }
                 Moments::Tensors { m, v } => {
                     let next_m = ((&*m * h.beta1)? + (&g * (1.0 - h.beta1))?)?;
                     let next_v = ((&*v * h.beta2)? + (g.sqr()? * (1.0 - h.beta2))?)?;
@@ -257,6 +301,10 @@ impl AdamW {
                 Moments::Host { m, v } => {
                     (m.to_tensor(s.var.shape())?, v.to_tensor(s.var.shape())?)
                 }
+                #[cfg(feature = "cuda")]
+                Moments::Cuda { m, v } => {
+                    (m.to_tensor(s.var.shape())?, v.to_tensor(s.var.shape())?)
+                }
                 Moments::Tensors { m, v } => (m.clone(), v.clone()),
             };
             out.insert(format!("exp_avg/{}", s.name), m);
@@ -279,6 +327,11 @@ impl AdamW {
         for (s, (m_new, v_new)) in self.slots.iter_mut().zip(staged) {
             match &mut s.moments {
                 Moments::Host { m, v } => {
+                    m.load(&m_new)?;
+                    v.load(&v_new)?;
+                }
+                #[cfg(feature = "cuda")]
+                Moments::Cuda { m, v } => {
                     m.load(&m_new)?;
                     v.load(&v_new)?;
                 }

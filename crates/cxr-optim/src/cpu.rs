@@ -91,7 +91,7 @@ impl HostBuf {
     }
 }
 
-fn contiguous(l: &Layout, what: &str) -> candle_core::Result<(usize, usize)> {
+pub(crate) fn contiguous(l: &Layout, what: &str) -> candle_core::Result<(usize, usize)> {
     l.contiguous_offsets().ok_or_else(|| {
         candle_core::Error::Msg(format!(
             "fused optimiser: {what} is not contiguous; call .contiguous() on it first"
@@ -99,9 +99,7 @@ fn contiguous(l: &Layout, what: &str) -> candle_core::Result<(usize, usize)> {
     })
 }
 
-fn lock<'a, 'b>(
-    m: &'a Mutex<&'b mut HostBuf>,
-) -> candle_core::Result<std::sync::MutexGuard<'a, &'b mut HostBuf>> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> candle_core::Result<std::sync::MutexGuard<'_, T>> {
     m.lock()
         .map_err(|_| candle_core::Error::Msg("fused optimiser: state lock poisoned".into()))
 }

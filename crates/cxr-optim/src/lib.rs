@@ -13,10 +13,27 @@
 //! biases, embeddings and the logit scale, as open_clip). Optimiser state round-trips through
 //! `state_tensors` / `load_state_tensors` for checkpoints.
 //!
+//! # Feature `cuda`
+//!
+//! Enables `candle-core/cuda` and a fused AdamW kernel for CUDA parameters
+//! (`src/kernels/adamw.cu`, compiled to PTX by `build.rs` with nvcc, launched on candle's own
+//! stream in place on the parameter): one pass over parameter, gradient and both moments, which
+//! stay on the parameter's device. f32 and f64 parameters; bf16/f16 CUDA parameters, and every
+//! other non-CPU device (Metal), keep the candle tensor-op update. Building needs nvcc (and
+//! candle's kernels need `CUDA_COMPUTE_CAP` when `nvidia-smi` is absent); the default build
+//! needs neither. `scripts/ci/cuda-check.sh` compile-checks it without a GPU. The kernel has
+//! not yet run on a GPU: `tests/cuda.rs` compares it with the CPU kernel where one exists.
+//!
+//! Note that candle's CUDA backend links cudarc dynamically (`dynamic-linking`), while
+//! `cxr-mixture`'s `cuda` feature loads it at run time (`dynamic-loading`): cudarc refuses
+//! both in one build, so the two `cuda` features cannot yet be enabled together.
+//!
 //! Goldens: `scripts/goldens/cxr-optim/make_optim_goldens.py` (torch).
 
 mod adamw;
 mod cpu;
+#[cfg(feature = "cuda")]
+mod cuda;
 mod error;
 mod grad_clip;
 mod plateau;
