@@ -287,7 +287,7 @@ fn a_class_never_seen_in_training_is_scored_from_its_prompts() -> anyhow::Result
     let test_csv = root.join("test_with_bulla.csv");
     std::fs::write(&test_csv, out)?;
 
-    let ev = evaluate_run(&run, "best", "test", false, Some(&test_csv))?;
+    let ev = evaluate_run(&run, "best", "test", false, Some(&test_csv), None)?;
     assert_eq!(ev.results.classes.len(), 41);
     let bulla = ev
         .results

@@ -21,6 +21,9 @@ pub struct Args {
     /// Skip the figures (ROC, long-tail AUC, t-SNE).
     #[arg(long)]
     no_figures: bool,
+    /// Evaluate on `cpu`, `cuda` or `cuda:N` (default: the run's `loop.device`).
+    #[arg(long)]
+    device: Option<String>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -30,6 +33,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         &args.split,
         !args.no_figures,
         args.labels.as_deref(),
+        args.device.as_deref(),
     )?;
     let name = args
         .run

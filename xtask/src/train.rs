@@ -37,6 +37,9 @@ pub struct ConfigArgs {
     seed: Option<u64>,
     #[arg(long)]
     lr: Option<f64>,
+    /// Train on `cpu`, `cuda` or `cuda:N` (CUDA: build xtask with `--features cuda`).
+    #[arg(long)]
+    device: Option<String>,
     /// Synthetic demo: number of patients to generate.
     #[arg(long)]
     synth_patients: Option<usize>,
@@ -99,6 +102,9 @@ pub fn resolve_config(args: &ConfigArgs) -> anyhow::Result<TrainConfig> {
     }
     if let Some(v) = args.lr {
         cfg.optim.lr = v;
+    }
+    if let Some(v) = &args.device {
+        cfg.train_loop.device.clone_from(v);
     }
     if let Some(v) = args.synth_patients {
         cfg.data.synth_patients = v;

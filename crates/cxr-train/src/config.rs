@@ -310,6 +310,9 @@ pub struct LoopConfig {
     /// Also score validation zero-shot AUC every this many steps (logged as `validation`
     /// records in `metrics.jsonl`); the per-epoch validation still selects `best/`.
     pub validate_every: Option<usize>,
+    /// Where the model trains: `cpu`, `cuda` or `cuda:N` (CUDA needs a build with the `cuda`
+    /// feature). Runtime only: a run may resume on another device.
+    pub device: String,
 }
 
 impl Default for LoopConfig {
@@ -324,6 +327,7 @@ impl Default for LoopConfig {
             freeze: Vec::new(),
             accumulate: 1,
             validate_every: None,
+            device: "cpu".into(),
         }
     }
 }
@@ -631,6 +635,7 @@ impl TrainConfig {
                 "loop.batch_size must be at least 2 (the contrastive loss needs negatives)".into(),
             );
         }
+        crate::device::parse(&self.train_loop.device)?;
         for tower in &self.train_loop.freeze {
             one_of("loop.freeze", tower, &["vision", "text"])?;
         }

@@ -97,7 +97,7 @@ impl ZeroShot {
 
     /// Per-class probabilities `N x C` for the records `idx`.
     pub fn scores(&self, model: &ClipModel, data: &Prepared, idx: &[usize]) -> Result<Array2<f32>> {
-        let device = Device::Cpu;
+        let device = crate::device::of_model(model);
         let (pos, neg) = self.class_embeddings(model, &device)?;
         let img = embed_images(model, data, idx, self.batch, &device)?;
         Ok(cxr_eval::zero_shot_probabilities(

@@ -13,6 +13,7 @@ pub mod ablation;
 pub mod checkpoint;
 pub mod config;
 pub mod cv;
+pub mod device;
 mod error;
 pub mod evaluate;
 pub mod init;

@@ -8,7 +8,7 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use candle_core::{Device, Tensor};
+use candle_core::Tensor;
 use cxr_eval::{EvalResults, TsneConfig};
 use ndarray::{Array2, Axis};
 use serde::{Deserialize, Serialize};
@@ -101,11 +101,16 @@ pub fn evaluate_run(
     split_name: &str,
     figures: bool,
     labels: Option<&Path>,
+    device: Option<&str>,
 ) -> Result<RunEvaluation> {
     let config_path = run_dir.join("config.toml");
     let text = std::fs::read_to_string(&config_path).at(&config_path)?;
     let mut cfg = TrainConfig::from_toml_over(&TrainConfig::demo(), &text)?;
     cfg.train_loop.progress = false;
+    if let Some(d) = device {
+        cfg.train_loop.device = d.to_string();
+    }
+    let device = crate::device::open(&cfg.train_loop.device)?;
     let ckpt = match which {
         "best" => checkpoint::best_dir(run_dir),
         "last" => checkpoint::latest(run_dir)?.ok_or_else(|| TrainError::File {
@@ -122,7 +127,7 @@ pub fn evaluate_run(
             val: Vec::new(),
             test: data.usable.clone(),
         };
-        let (varmap, model) = build_model(&cfg, &Device::Cpu)?;
+        let (varmap, model) = build_model(&cfg, &device)?;
         checkpoint::load_weights(&ckpt, &varmap)?;
         let stem = labels
             .file_stem()
@@ -149,7 +154,6 @@ pub fn evaluate_run(
         )));
     }
 
-    let device = Device::Cpu;
     let (varmap, model) = build_model(&cfg, &device)?;
     checkpoint::load_weights(&ckpt, &varmap)?;
     let label = which.rsplit('/').next().unwrap_or(which).to_string();
@@ -170,7 +174,7 @@ pub fn evaluate_loaded(
     split_name: &str,
     figures: bool,
 ) -> Result<RunEvaluation> {
-    let device = Device::Cpu;
+    let device = crate::device::of_model(model);
     let idx = part(split, split_name)?;
     if idx.is_empty() {
         return Err(TrainError::Dataset(format!(

@@ -352,7 +352,7 @@ pub fn train_resumable(
     resume: Option<&Path>,
 ) -> Result<TrainOutcome> {
     cfg.validate()?;
-    let device = Device::Cpu;
+    let device = crate::device::open(&cfg.train_loop.device)?;
     std::fs::create_dir_all(run_dir).at(run_dir)?;
     let config_path = run_dir.join("config.toml");
     match resume {
@@ -677,6 +677,7 @@ pub fn train_resumable(
 fn same_run(a: &TrainConfig, b: &TrainConfig) -> bool {
     let mut a = a.clone();
     a.train_loop.progress = b.train_loop.progress;
+    a.train_loop.device.clone_from(&b.train_loop.device);
     a == *b
 }
 
