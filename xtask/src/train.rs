@@ -13,7 +13,8 @@ pub struct ConfigArgs {
     /// (ViT-B/32, the paper's values) or released-code (the released implementation's values).
     #[arg(long, default_value = "demo")]
     pub preset: String,
-    /// A TOML config file applied on top of the preset (see `docs/config.md`).
+    /// A TOML config file applied on top of the preset: any subset of the keys that
+    /// `--print-config` shows (documented in crates/cxr-train/src/config.rs).
     #[arg(long)]
     config: Option<PathBuf>,
     /// MIMIC-CXR-JPG root (the folder holding files/). Default: the synthetic demo dataset.
@@ -29,12 +30,17 @@ pub struct ConfigArgs {
     /// the local hub cache (e.g. openai/clip-vit-base-patch32), or an OpenAI/CheXzero .pt.
     #[arg(long)]
     weights: Option<String>,
+    /// Training epochs (`loop.epochs`; demo 8, paper 10).
     #[arg(long)]
     epochs: Option<usize>,
+    /// Images per optimiser step (`loop.batch_size`; paper 32).
     #[arg(long)]
     batch_size: Option<usize>,
+    /// Seed of everything random: synthetic data, split, initial weights, batch order,
+    /// mixture fits (`seed`).
     #[arg(long)]
     seed: Option<u64>,
+    /// Peak learning rate (`optim.lr`).
     #[arg(long)]
     lr: Option<f64>,
     /// Train on `cpu`, `cuda` or `cuda:N` (CUDA: build xtask with `--features cuda`).
