@@ -310,16 +310,31 @@ impl Components {
         out
     }
 
-    /// Gaussian log densities `N x K` (without the mixture weights).
-    pub fn log_gaussian(&self, x: ArrayView2<'_, f64>, device: Device) -> Result<Array2<f64>> {
+    /// Weighted Gaussian log densities `log w_k + log N(x | mu_k, cov_k)`, `N x K`. With
+    /// `prune`, pairs that provably cannot matter are `-inf` (see [`crate::pruned`]).
+    pub fn weighted_log_gaussian(
+        &self,
+        x: ArrayView2<'_, f64>,
+        device: Device,
+        prune: bool,
+    ) -> Result<Array2<f64>> {
         let d = self.n_features() as f64;
         let c = d * (2.0 * std::f64::consts::PI).ln();
-        let mut m = self.sq_mahalanobis_on(x, device)?;
-        for mut row in m.rows_mut() {
-            for (k, v) in row.iter_mut().enumerate() {
-                *v = -0.5 * (c + *v) + self.log_det[k];
-            }
-        }
+        let lw = self.weights.mapv(f64::ln);
+        let density = |k: usize, delta: f64| lw[k] + (-0.5 * (c + delta) + self.log_det[k]);
+        let mut m = if prune {
+            self.sq_mahalanobis_fit(x, device, density)?
+        } else {
+            self.sq_mahalanobis_on(x, device)?
+        };
+        m.as_slice_mut()
+            .expect("fresh array")
+            .par_chunks_mut(self.n_components())
+            .for_each(|row| {
+                for (k, v) in row.iter_mut().enumerate() {
+                    *v = density(k, *v);
+                }
+            });
         Ok(m)
     }
 }
@@ -437,17 +452,21 @@ pub(crate) fn m_step(
     }
     let mut covariances = match cov_type {
         CovarianceType::Full => {
-            let covs: Vec<Array2<f64>> = (0..k_n)
-                .into_par_iter()
-                .map(|k| full_scatter(x, w.column(k), means.row(k)) / div[k])
-                .collect();
             let mut c = Array3::<f64>::zeros((k_n, d, d));
-            for (k, mut ck) in covs.into_iter().enumerate() {
-                for i in 0..d {
-                    ck[[i, i]] += reg_covar;
-                }
-                c.index_axis_mut(Axis(0), k).assign(&ck);
-            }
+            c.as_slice_mut()
+                .expect("fresh array")
+                .par_chunks_mut(d * d)
+                .enumerate()
+                .for_each(|(k, ck)| {
+                    full_scatter(x, w.column(k), means.row(k), ck);
+                    for i in 0..d {
+                        for v in &mut ck[i * d..=i * d + i] {
+                            *v /= div[k];
+                        }
+                        ck[i * d + i] += reg_covar;
+                    }
+                    mirror_lower(ck, d);
+                });
             Covariances::Full(c)
         }
         CovarianceType::Diag | CovarianceType::Spherical => {
@@ -479,19 +498,21 @@ pub(crate) fn m_step(
     }
 }
 
-/// `sum_n w_n (x_n - mu)(x_n - mu)^T`, skipping rows whose weight cannot matter.
+/// The lower triangle of `sum_n w_n (x_n - mu)(x_n - mu)^T` into `acc` (`D x D`, row-major,
+/// zeroed), skipping rows whose weight cannot matter.
 fn full_scatter(
     x: ArrayView2<'_, f64>,
     w: ArrayView1<'_, f64>,
     mu: ArrayView1<'_, f64>,
-) -> Array2<f64> {
+    acc: &mut [f64],
+) {
     let (n, d) = x.dim();
     let idx: Vec<usize> = (0..n).filter(|&i| w[i] > SKIP_WEIGHT).collect();
-    let mut acc = Array2::<f64>::zeros((d, d));
     let xs = x.as_slice().expect("standard layout");
     let mu = mu.to_vec();
-    let mut diff = vec![0.0; CHUNK * d];
-    let mut wdiff = vec![0.0; CHUNK * d];
+    let rows_max = CHUNK.min(idx.len());
+    let mut diff = vec![0.0; rows_max * d];
+    let mut wdiff = vec![0.0; rows_max * d];
     for block in idx.chunks(CHUNK) {
         let rows = block.len();
         for (i, &row) in block.iter().enumerate() {
@@ -505,25 +526,38 @@ fn full_scatter(
         }
         let a = slice_mat(&diff[..rows * d], rows, d).transpose();
         let b = slice_mat(&wdiff[..rows * d], rows, d);
-        let acc_s = acc.as_slice_mut().expect("fresh array");
-        tri_matmul(
-            slice_mat_mut(acc_s, d, d),
-            BlockStructure::TriangularLower,
-            Accum::Add,
-            a,
-            BlockStructure::Rectangular,
-            b,
-            BlockStructure::Rectangular,
-            1.0,
-            Par::Seq,
-        );
-    }
-    for i in 0..d {
-        for j in 0..i {
-            acc[[j, i]] = acc[[i, j]];
+        // The lower triangle by row blocks of plain GEMMs (faer's triangular matmul is slow
+        // for the few-row updates of peaked responsibilities); the few upper entries of each
+        // diagonal block are overwritten by `mirror_lower` later.
+        let mut acc_m = slice_mat_mut(acc, d, d);
+        for i0 in (0..d).step_by(SCATTER_BLOCK) {
+            let h = SCATTER_BLOCK.min(d - i0);
+            gemm(
+                acc_m.as_mut().submatrix_mut(i0, 0, h, i0 + h),
+                a.subrows(i0, h),
+                b.subcols(0, i0 + h),
+                true,
+            );
         }
     }
-    acc
+}
+
+/// Row block of the full-covariance scatter's GEMMs.
+const SCATTER_BLOCK: usize = 64;
+
+/// Copy the lower triangle of a row-major `D x D` matrix onto its upper triangle, in tiles
+/// (a plain column-order copy misses the cache on every write at `D = 512`).
+fn mirror_lower(a: &mut [f64], d: usize) {
+    const TILE: usize = 32;
+    for bi in (0..d).step_by(TILE) {
+        for bj in (0..=bi).step_by(TILE) {
+            for i in bi..(bi + TILE).min(d) {
+                for j in bj..(bj + TILE).min(i) {
+                    a[j * d + i] = a[i * d + j];
+                }
+            }
+        }
+    }
 }
 
 /// Re-seed components whose responsibility mass is below [`MIN_MASS`]: each takes a distinct

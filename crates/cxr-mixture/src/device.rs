@@ -30,6 +30,28 @@ impl Components {
             Device::Cuda(ordinal) => crate::cuda::sq_mahalanobis(self, x, ordinal),
         }
     }
+
+    /// The E-step's distances inside a fit: on the CPU, pairs whose weighted log density
+    /// (`log_density(k, delta)`, non-increasing in `delta`) is provably negligible are `+inf`
+    /// (see [`crate::pruned`]); on CUDA, every pair.
+    pub(crate) fn sq_mahalanobis_fit<F>(
+        &self,
+        x: ArrayView2<'_, f64>,
+        device: Device,
+        log_density: F,
+    ) -> Result<Array2<f64>>
+    where
+        F: Fn(usize, f64) -> f64 + Sync,
+    {
+        match device {
+            Device::Cpu => Ok(self.sq_mahalanobis_pruned(x, log_density)),
+            #[cfg(feature = "cuda")]
+            Device::Cuda(_) => {
+                let _ = log_density;
+                self.sq_mahalanobis_on(x, device)
+            }
+        }
+    }
 }
 
 /// Expand a `fn case(dev: Device) -> Result<()>` into a CPU test and, with the `cuda` feature,

@@ -22,6 +22,7 @@ mod error;
 mod gaussian;
 mod init;
 mod linalg;
+mod pruned;
 mod pseudo;
 #[cfg(test)]
 mod reference;

@@ -123,7 +123,7 @@ impl GmmParams {
         let mut n_iter = 0;
         for iter in 1..=self.max_iter {
             let prev = lower_bound;
-            let (log_resp, per_sample) = e_step(&comps, x, self.device)?;
+            let (log_resp, per_sample) = e_step(&comps, x, self.device, true)?;
             lower_bound = per_sample.mean().expect("n >= 1");
             if !lower_bound.is_finite() {
                 return Err(MixtureError::Diverged { iteration: iter });
@@ -173,49 +173,42 @@ pub(crate) fn components_from_resp(
     Components::new(weights, ms.means, ms.covariances)
 }
 
-/// E-step: log responsibilities and per-sample log-likelihoods.
+/// E-step: log responsibilities and per-sample log-likelihoods. With `prune` (inside a
+/// fit), responsibilities below `exp(-80)` may come out as exactly 0.
 pub(crate) fn e_step(
     comps: &Components,
     x: ArrayView2<'_, f64>,
     device: Device,
+    prune: bool,
 ) -> Result<(Array2<f64>, Array1<f64>)> {
-    let mut w = weighted_log_prob(comps, x, device)?;
+    let mut w = comps.weighted_log_gaussian(x, device, prune)?;
     let lpn = normalize_log_resp(&mut w);
     Ok((w, lpn))
-}
-
-fn weighted_log_prob(
-    comps: &Components,
-    x: ArrayView2<'_, f64>,
-    device: Device,
-) -> Result<Array2<f64>> {
-    let mut lp = comps.log_gaussian(x, device)?;
-    let lw = comps.weights.mapv(f64::ln);
-    lp += &lw;
-    Ok(lp)
 }
 
 impl GaussianMixture {
     /// Hard labels: the component with the highest posterior.
     pub fn predict(&self, x: ArrayView2<'_, f64>) -> Result<Array1<usize>> {
         let x = check_data_dim(x, self.n_features())?;
-        Ok(argmax_rows(&weighted_log_prob(
-            &self.comps,
+        Ok(argmax_rows(&self.comps.weighted_log_gaussian(
             x.view(),
             self.device,
+            false,
         )?))
     }
 
     /// Posterior probabilities `N x K` (rows sum to one).
     pub fn predict_proba(&self, x: ArrayView2<'_, f64>) -> Result<Array2<f64>> {
         let x = check_data_dim(x, self.n_features())?;
-        Ok(e_step(&self.comps, x.view(), self.device)?.0.mapv(f64::exp))
+        Ok(e_step(&self.comps, x.view(), self.device, false)?
+            .0
+            .mapv(f64::exp))
     }
 
     /// Log-likelihood of each sample under the mixture.
     pub fn score_samples(&self, x: ArrayView2<'_, f64>) -> Result<Array1<f64>> {
         let x = check_data_dim(x, self.n_features())?;
-        Ok(e_step(&self.comps, x.view(), self.device)?.1)
+        Ok(e_step(&self.comps, x.view(), self.device, false)?.1)
     }
 
     /// Mean log-likelihood per sample (scikit-learn's `score`).

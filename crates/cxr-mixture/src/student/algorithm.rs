@@ -98,7 +98,7 @@ impl StudentParams {
         let mut converged = false;
         let mut n_iter = 0;
         for iter in 1..=self.max_iter {
-            let (log_resp, per_sample, u) = e_step(&comps, &nu, x, self.gmm.device)?;
+            let (log_resp, per_sample, u) = e_step(&comps, &nu, x, self.gmm.device, true)?;
             let current = per_sample.mean().expect("n >= 1");
             if !current.is_finite() {
                 return Err(MixtureError::Diverged { iteration: iter });
@@ -160,7 +160,10 @@ impl StudentParams {
         let mut num = Array1::<f64>::zeros(k_n);
         Zip::from(resp.rows()).and(u.rows()).for_each(|r, uu| {
             for k in 0..k_n {
-                num[k] += r[k] * (uu[k].ln() - uu[k]);
+                // Pruned pairs have r = 0 and u = 0 (ln u = -inf): they add nothing.
+                if r[k] > 0.0 {
+                    num[k] += r[k] * (uu[k].ln() - uu[k]);
+                }
             }
         });
         let rsum = resp.sum_axis(Axis(0));
@@ -217,16 +220,17 @@ fn halley_nu(c: f64, x0: f64, tol: f64, maxiter: usize) -> f64 {
     p
 }
 
-/// Student-t log densities `N x K` (without weights) and the latent weights `E[u]`.
+/// Weighted Student-t log densities `log w_k + log t(x | ...)`, `N x K`, and the latent
+/// weights `E[u]`. With `prune` (inside a fit), pairs that provably cannot matter have log
+/// density `-inf` and `E[u] = 0` (see [`crate::pruned`]).
 fn log_student(
     comps: &Components,
     nu: &Array1<f64>,
     x: ArrayView2<'_, f64>,
     device: Device,
+    prune: bool,
 ) -> Result<(Array2<f64>, Array2<f64>)> {
     let d = comps.n_features() as f64;
-    let mut maha = comps.sq_mahalanobis_on(x, device)?;
-    let mut u = Array2::<f64>::zeros(maha.raw_dim());
     let consts: Vec<f64> = nu
         .iter()
         .zip(&comps.log_det)
@@ -237,13 +241,22 @@ fn log_student(
                 + ld
         })
         .collect();
+    let lw = comps.weights.mapv(|w| w.max(MIN_LOG_WEIGHT).ln());
+    let density =
+        |k: usize, delta: f64| consts[k] - 0.5 * (nu[k] + d) * (delta / nu[k]).ln_1p() + lw[k];
+    let mut maha = if prune {
+        comps.sq_mahalanobis_fit(x, device, density)?
+    } else {
+        comps.sq_mahalanobis_on(x, device)?
+    };
+    let mut u = Array2::<f64>::zeros(maha.raw_dim());
     Zip::from(maha.rows_mut())
         .and(u.rows_mut())
         .par_for_each(|mut m, mut uu| {
             for k in 0..m.len() {
                 let delta = m[k];
                 uu[k] = (nu[k] + d) / (nu[k] + delta);
-                m[k] = consts[k] - 0.5 * (nu[k] + d) * (delta / nu[k]).ln_1p();
+                m[k] = density(k, delta);
             }
         });
     Ok((maha, u))
@@ -255,10 +268,9 @@ fn e_step(
     nu: &Array1<f64>,
     x: ArrayView2<'_, f64>,
     device: Device,
+    prune: bool,
 ) -> Result<(Array2<f64>, Array1<f64>, Array2<f64>)> {
-    let (mut lp, u) = log_student(comps, nu, x, device)?;
-    let lw = comps.weights.mapv(|w| w.max(MIN_LOG_WEIGHT).ln());
-    lp += &lw;
+    let (mut lp, u) = log_student(comps, nu, x, device, prune)?;
     let lpn = normalize_log_resp(&mut lp);
     Ok((lp, lpn, u))
 }
@@ -268,14 +280,14 @@ impl StudentMixture {
     pub fn predict(&self, x: ArrayView2<'_, f64>) -> Result<Array1<usize>> {
         let x = check_data_dim(x, self.n_features())?;
         Ok(argmax_rows(
-            &e_step(&self.comps, &self.nu, x.view(), self.device)?.0,
+            &e_step(&self.comps, &self.nu, x.view(), self.device, false)?.0,
         ))
     }
 
     /// Posterior probabilities `N x K`.
     pub fn predict_proba(&self, x: ArrayView2<'_, f64>) -> Result<Array2<f64>> {
         let x = check_data_dim(x, self.n_features())?;
-        Ok(e_step(&self.comps, &self.nu, x.view(), self.device)?
+        Ok(e_step(&self.comps, &self.nu, x.view(), self.device, false)?
             .0
             .mapv(f64::exp))
     }
@@ -283,7 +295,7 @@ impl StudentMixture {
     /// Log-likelihood of each sample.
     pub fn score_samples(&self, x: ArrayView2<'_, f64>) -> Result<Array1<f64>> {
         let x = check_data_dim(x, self.n_features())?;
-        Ok(e_step(&self.comps, &self.nu, x.view(), self.device)?.1)
+        Ok(e_step(&self.comps, &self.nu, x.view(), self.device, false)?.1)
     }
 
     /// Mean log-likelihood per sample.
@@ -295,7 +307,7 @@ impl StudentMixture {
     /// for samples far out in a component's tail.
     pub fn latent_weights(&self, x: ArrayView2<'_, f64>) -> Result<Array2<f64>> {
         let x = check_data_dim(x, self.n_features())?;
-        Ok(log_student(&self.comps, &self.nu, x.view(), self.device)?.1)
+        Ok(log_student(&self.comps, &self.nu, x.view(), self.device, false)?.1)
     }
 
     /// Bayesian information criterion (lower is better).
