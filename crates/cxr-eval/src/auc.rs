@@ -212,33 +212,40 @@ pub fn average_precision(scores: &[f64], labels: &[bool]) -> Option<f64> {
     if !usable(scores, labels) {
         return None;
     }
-    let ranked = Ranked::from_slices(scores, labels);
-    if ranked.n_pos == 0 {
-        return None;
-    }
-    // Walk tie groups from the highest score down.
-    let mut tp = 0usize;
-    let mut seen = 0usize;
-    let mut ap = 0.0;
-    let mut end = ranked.order.len();
-    for g in (0..ranked.group_end.len()).rev() {
-        let start = if g == 0 {
-            0
-        } else {
-            ranked.group_end[g - 1] as usize
-        };
-        let pos: usize = ranked.is_pos[start..end]
-            .iter()
-            .map(|&p| usize::from(p))
-            .sum();
-        seen += end - start;
-        if pos > 0 {
-            tp += pos;
-            ap += (pos as f64 / ranked.n_pos as f64) * (tp as f64 / seen as f64);
+    Ranked::from_slices(scores, labels).average_precision()
+}
+
+impl Ranked {
+    /// Average precision of the presorted class ([`average_precision`]); `None` without a
+    /// positive.
+    pub(crate) fn average_precision(&self) -> Option<f64> {
+        if self.n_pos == 0 {
+            return None;
         }
-        end = start;
+        // Walk tie groups from the highest score down.
+        let mut tp = 0usize;
+        let mut seen = 0usize;
+        let mut ap = 0.0;
+        let mut end = self.order.len();
+        for g in (0..self.group_end.len()).rev() {
+            let start = if g == 0 {
+                0
+            } else {
+                self.group_end[g - 1] as usize
+            };
+            let pos: usize = self.is_pos[start..end]
+                .iter()
+                .map(|&p| usize::from(p))
+                .sum();
+            seen += end - start;
+            if pos > 0 {
+                tp += pos;
+                ap += (pos as f64 / self.n_pos as f64) * (tp as f64 / seen as f64);
+            }
+            end = start;
+        }
+        Some(ap)
     }
-    Some(ap)
 }
 
 /// Precision, recall and F1 when predicting positive for `score >= threshold`.

@@ -44,6 +44,10 @@ pub struct ClassResult {
     pub auc: Option<f64>,
     pub ci_low: Option<f64>,
     pub ci_high: Option<f64>,
+    /// Average precision as scikit-learn's `average_precision_score` (the CXR-LT challenge's
+    /// ranking metric); `None` without a positive. Absent in results written before it.
+    #[serde(default)]
+    pub ap: Option<f64>,
     /// Test rows with a known positive / negative label (unknown labels are excluded).
     pub n_pos: usize,
     pub n_neg: usize,
@@ -59,6 +63,13 @@ pub struct EvalResults {
     pub macro_all: Option<f64>,
     pub macro_base: Option<f64>,
     pub macro_rare: Option<f64>,
+    /// Mean average precision over classes with a positive: all / base / rare.
+    #[serde(default)]
+    pub map_all: Option<f64>,
+    #[serde(default)]
+    pub map_base: Option<f64>,
+    #[serde(default)]
+    pub map_rare: Option<f64>,
     pub n_samples: usize,
 }
 
@@ -78,11 +89,16 @@ impl EvalResults {
         Ok(())
     }
 
-    /// Recomputes the three macro averages from the per-class AUCs.
+    /// Recomputes the macro AUCs and mean APs from the per-class values.
     pub fn recompute_macros(&mut self) {
-        self.macro_all = macro_of(&self.classes, None);
-        self.macro_base = macro_of(&self.classes, Some(ClassGroup::Base));
-        self.macro_rare = macro_of(&self.classes, Some(ClassGroup::Rare));
+        let auc = |c: &ClassResult| c.auc;
+        let ap = |c: &ClassResult| c.ap;
+        self.macro_all = macro_of(&self.classes, None, auc);
+        self.macro_base = macro_of(&self.classes, Some(ClassGroup::Base), auc);
+        self.macro_rare = macro_of(&self.classes, Some(ClassGroup::Rare), auc);
+        self.map_all = macro_of(&self.classes, None, ap);
+        self.map_base = macro_of(&self.classes, Some(ClassGroup::Base), ap);
+        self.map_rare = macro_of(&self.classes, Some(ClassGroup::Rare), ap);
     }
 
     /// Looks a class up by name.
@@ -91,13 +107,17 @@ impl EvalResults {
     }
 }
 
-fn macro_of(classes: &[ClassResult], group: Option<ClassGroup>) -> Option<f64> {
-    let aucs: Vec<f64> = classes
+fn macro_of(
+    classes: &[ClassResult],
+    group: Option<ClassGroup>,
+    metric: impl Fn(&ClassResult) -> Option<f64>,
+) -> Option<f64> {
+    let values: Vec<f64> = classes
         .iter()
         .filter(|c| group.is_none_or(|g| c.group == g))
-        .filter_map(|c| c.auc)
+        .filter_map(metric)
         .collect();
-    (!aucs.is_empty()).then(|| aucs.iter().sum::<f64>() / aucs.len() as f64)
+    (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
 }
 
 /// What [`evaluate`] computes besides the point AUCs.
@@ -205,6 +225,7 @@ pub fn evaluate(
                 auc,
                 ci_low: ci.map(|ci| ci.low),
                 ci_high: ci.map(|ci| ci.high),
+                ap: rk.average_precision(),
                 n_pos: rk.n_pos,
                 n_neg: rk.n_neg,
                 train_count: None,
@@ -216,6 +237,9 @@ pub fn evaluate(
         macro_all: None,
         macro_base: None,
         macro_rare: None,
+        map_all: None,
+        map_base: None,
+        map_rare: None,
         n_samples: scores.nrows(),
     };
     results.recompute_macros();

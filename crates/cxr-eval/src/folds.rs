@@ -50,6 +50,9 @@ pub struct FoldSummary {
     pub macro_all: Option<MeanStd>,
     pub macro_base: Option<MeanStd>,
     pub macro_rare: Option<MeanStd>,
+    /// Mean average precision over folds (all classes).
+    #[serde(default)]
+    pub map_all: Option<MeanStd>,
     pub classes: Vec<ClassSummary>,
 }
 
@@ -86,6 +89,7 @@ pub fn aggregate_folds(results: &[EvalResults]) -> Result<FoldSummary> {
         macro_all: MeanStd::of(results.iter().map(|r| r.macro_all)),
         macro_base: MeanStd::of(results.iter().map(|r| r.macro_base)),
         macro_rare: MeanStd::of(results.iter().map(|r| r.macro_rare)),
+        map_all: MeanStd::of(results.iter().map(|r| r.map_all)),
         classes,
     })
 }
@@ -96,17 +100,19 @@ fn cell(v: &Option<MeanStd>) -> String {
 }
 
 /// The paper's Table 2 from fold summaries: Method | Total AUC | Base AUC | Rare AUC, each as
-/// mean ± std over folds.
+/// mean ± std over folds, plus mAP (the CXR-LT challenge's metric).
 pub fn render_fold_table(rows: &[(&str, &FoldSummary)]) -> String {
-    let mut s = String::from("| Method | Total AUC | Base AUC | Rare AUC |\n|---|---|---|---|\n");
+    let mut s =
+        String::from("| Method | Total AUC | Base AUC | Rare AUC | mAP |\n|---|---|---|---|---|\n");
     for (name, f) in rows {
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} |",
             name,
             cell(&f.macro_all),
             cell(&f.macro_base),
-            cell(&f.macro_rare)
+            cell(&f.macro_rare),
+            cell(&f.map_all)
         );
     }
     if let Some((_, f)) = rows.first() {
@@ -159,6 +165,7 @@ mod tests {
             auc,
             ci_low: None,
             ci_high: None,
+            ap: None,
             n_pos: 1,
             n_neg: 1,
             train_count: None,
@@ -171,6 +178,9 @@ mod tests {
             macro_all: None,
             macro_base: None,
             macro_rare: None,
+            map_all: None,
+            map_base: None,
+            map_rare: None,
             n_samples: 2,
         };
         r.recompute_macros();

@@ -124,6 +124,17 @@ fn evaluate_matches_sklearn_per_class_and_macros() {
             Some(w) => close(got.auc.unwrap(), w, 1e-12, &format!("class {j}")),
             None => assert_eq!(got.auc, None, "class {j} should be undefined"),
         }
+        match want["ap"].as_f64() {
+            Some(w) => close(got.ap.unwrap(), w, 1e-12, &format!("class {j} AP")),
+            None => assert_eq!(got.ap, None, "class {j} AP should be undefined"),
+        }
+    }
+    for (got, key) in [
+        (r.map_all, "map_all"),
+        (r.map_base, "map_base"),
+        (r.map_rare, "map_rare"),
+    ] {
+        close(got.unwrap(), m[key].as_f64().unwrap(), 1e-12, key);
     }
     // The fixture has degenerate classes: they must be left out of the macros, not 0.5.
     assert!(r.classes.iter().any(|c| c.auc.is_none()));

@@ -71,11 +71,11 @@ for j in range(c):
     m = ~np.isnan(labels[:, j])
     yj = labels[m, j].astype(int)
     per_class.append({"auc": safe_auc(yj, scores[m, j].astype(float)), "n_pos": int(yj.sum()),
-                      "n_neg": int((1 - yj).sum())})
+                      "n_neg": int((1 - yj).sum()), "ap": safe_ap(yj, scores[m, j].astype(float))})
 
 
-def macro(sel):
-    v = [p["auc"] for p, g in zip(per_class, groups) if p["auc"] is not None and g in sel]
+def macro(sel, key="auc"):
+    v = [p[key] for p, g in zip(per_class, groups) if p[key] is not None and g in sel]
     return float(np.mean(v)) if v else None
 
 
@@ -84,6 +84,8 @@ matrix = {
     "labels": [[None if np.isnan(v) else v for v in row] for row in labels.tolist()],
     "groups": groups, "per_class": per_class,
     "macro_all": macro({"base", "rare"}), "macro_base": macro({"base"}), "macro_rare": macro({"rare"}),
+    "map_all": macro({"base", "rare"}, "ap"), "map_base": macro({"base"}, "ap"),
+    "map_rare": macro({"rare"}, "ap"),
 }
 
 
