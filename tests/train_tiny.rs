@@ -70,6 +70,9 @@ fn tiny_train_and_eval_writes_results_and_the_loss_decreases() -> anyhow::Result
         "macro_all",
         "macro_base",
         "macro_rare",
+        "map_all",
+        "map_base",
+        "map_rare",
         "n_samples",
     ] {
         assert!(
