@@ -1,14 +1,24 @@
 #!/usr/bin/env bash
-# Compile-check cxr-mixture's `cuda` feature on a machine without a GPU or CUDA toolkit.
+# Compile-check the `cuda` features (cxr-mixture, cxr-optim) on a machine without a GPU or CUDA
+# toolkit.
 #
-# Installs nvcc, the runtime headers, the crt headers and CCCL from PyPI wheels pinned to
+# Installs nvcc, NVVM, the runtime headers, the crt headers and CCCL from PyPI wheels pinned to
 # CUDA 13.0.x (the driver of the GPU we borrow) into a venv under target/ (reused across runs),
-# puts nvcc on PATH and runs `cargo check -p cxr-mixture --features cuda --all-targets`.
-# `cargo check` needs no CUDA libraries: cudarc loads them at run time, and our build.rs only
-# runs `nvcc --ptx`. About a minute when the venv and target are warm.
+# puts nvcc on PATH and runs `cargo check --features cuda --all-targets` on each crate, one at a
+# time: cxr-mixture's cudarc uses `dynamic-loading`, candle's (under cxr-optim) uses
+# `dynamic-linking`, and cudarc refuses both in one build.
+#
+# nvidia-nvvm must be pinned too: nvcc 13.0's wheel requires it unpinned, and NVVM 13.5 emits
+# PTX ISA 9.5, which ptxas 13.0 and a CUDA 13.0 driver both reject ("Unsupported .version").
+#
+# `cargo check` needs no CUDA libraries (nothing is linked). Our build.rs files only run
+# `nvcc --ptx`, but candle-kernels' build.rs (through cudaforge) compiles candle's kernels to
+# PTX and its quantised MoE/MMQ kernels to SASS for CUDA_COMPUTE_CAP (default here 90: the
+# H200; set it for another GPU, there is no nvidia-smi to ask); that needs the host C++
+# compiler and is the slow part of a cold run (see docs/benchmarks.md, section cxr-optim).
 #
 # Environment: PYTHON (default python3), CXR_CUDA_VENV (default <repo>/target/cuda-venv),
-# PIP_INDEX_URL etc. as pip reads them.
+# CUDA_COMPUTE_CAP (default 90), PIP_INDEX_URL etc. as pip reads them.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -16,6 +26,7 @@ VENV="${CXR_CUDA_VENV:-$ROOT/target/cuda-venv}"
 PYTHON="${PYTHON:-python3}"
 PKGS=(
   "nvidia-cuda-nvcc==13.0.*"
+  "nvidia-nvvm==13.0.*"
   "nvidia-cuda-runtime==13.0.*"
   "nvidia-cuda-crt==13.0.*"
   "nvidia-cuda-cccl==13.0.*"
@@ -57,9 +68,12 @@ fi
 CUDA_ROOT="$(dirname "$(dirname "$NVCC")")"
 export PATH="$CUDA_ROOT/bin:$PATH"
 export NVCC CUDA_HOME="$CUDA_ROOT" CUDA_PATH="$CUDA_ROOT"
+export CUDA_COMPUTE_CAP="${CUDA_COMPUTE_CAP:-90}"
 log "$("$NVCC" --version | tail -n 1)"
 
 cd "$ROOT"
 log "cargo check -p cxr-mixture --features cuda --all-targets"
 cargo check -p cxr-mixture --features cuda --all-targets
+log "cargo check -p cxr-optim --features cuda --all-targets (CUDA_COMPUTE_CAP=$CUDA_COMPUTE_CAP)"
+cargo check -p cxr-optim --features cuda --all-targets
 log "ok"
