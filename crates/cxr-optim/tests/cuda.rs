@@ -36,6 +36,15 @@ fn values(n: usize, seed: f64) -> Vec<f64> {
         .collect()
 }
 
+/// `values` as a `dtype` tensor of `shape` on `dev`, rounded on the CPU so that every device
+/// gets the same bits.
+fn tensor(n_seed: (usize, f64), shape: &[usize], dtype: DType, dev: &Device) -> Tensor {
+    Tensor::from_vec(values(n_seed.0, n_seed.1), shape, &Device::Cpu)
+        .and_then(|t| t.to_dtype(dtype))
+        .and_then(|t| t.to_device(dev))
+        .unwrap()
+}
+
 /// Shapes: tiny, odd, one block exactly, and one past the capped grid (256 x 4096 elements),
 /// so the kernel's grid-stride loop runs more than once.
 const SHAPES: &[&[usize]] = &[&[1], &[7], &[256], &[300, 257], &[1_100_003]];
@@ -47,9 +56,7 @@ fn vars(dev: &Device, seed: f64) -> Vec<(String, Var)> {
         .enumerate()
         .map(|(i, s)| {
             let n: usize = s.iter().product();
-            let t = Tensor::from_vec(values(n, seed + i as f64), *s, dev)
-                .and_then(|t| t.to_dtype(DType::F32))
-                .unwrap();
+            let t = tensor((n, seed + i as f64), s, DType::F32, dev);
             // Every other parameter without weight decay (names as the decay filter reads them).
             let name = if i % 2 == 0 {
                 format!("w{i}.weight")
@@ -59,7 +66,7 @@ fn vars(dev: &Device, seed: f64) -> Vec<(String, Var)> {
             (name, Var::from_tensor(&t).unwrap())
         })
         .collect();
-    let t = Tensor::from_vec(values(1000, seed + 99.0), (10, 100), dev).unwrap();
+    let t = tensor((1000, seed + 99.0), &[10, 100], DType::F64, dev);
     out.push(("f64.weight".into(), Var::from_tensor(&t).unwrap()));
     out
 }
@@ -79,13 +86,8 @@ fn grads(vars: &[(String, Var)], k: usize) -> GradStore {
     }
     let mut store = loss.backward().unwrap();
     for (i, (_, v)) in vars.iter().enumerate() {
-        let g = Tensor::from_vec(
-            values(v.elem_count(), 1000.0 + (k * 31 + i) as f64),
-            v.shape(),
-            v.device(),
-        )
-        .and_then(|g| g.to_dtype(v.dtype()))
-        .unwrap();
+        let seed = 1000.0 + (k * 31 + i) as f64;
+        let g = tensor((v.elem_count(), seed), v.dims(), v.dtype(), v.device());
         store.insert(v.as_tensor(), g);
     }
     store
@@ -209,9 +211,7 @@ fn cuda_bf16_parameters_use_the_tensor_op_path() {
         return;
     };
     let mk = |dev: &Device| -> Vec<(String, Var)> {
-        let t = Tensor::from_vec(values(300, 5.0), (3, 100), dev)
-            .and_then(|t| t.to_dtype(DType::BF16))
-            .unwrap();
+        let t = tensor((300, 5.0), &[3, 100], DType::BF16, dev);
         vec![("w.weight".into(), Var::from_tensor(&t).unwrap())]
     };
     let (on_gpu, on_cpu) = (mk(&gpu), mk(&Device::Cpu));
