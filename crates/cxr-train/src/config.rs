@@ -180,6 +180,12 @@ pub struct MixtureConfig {
     pub covariance: String,
     pub reg_covar: f64,
     pub max_iter: usize,
+    /// Convergence threshold on the mean log-likelihood of each fit.
+    pub tol: f64,
+    /// Initialisations of each cold (not warm-started) fit, best kept (released code: 3).
+    pub n_init: usize,
+    /// Where the E-step runs: `cpu`, or `cuda` / `cuda:N` (a build with the `cuda` feature).
+    pub device: String,
 }
 
 impl Default for MixtureConfig {
@@ -193,6 +199,9 @@ impl Default for MixtureConfig {
             covariance: "diag".into(),
             reg_covar: 1e-4,
             max_iter: 20,
+            tol: 1e-3,
+            n_init: 1,
+            device: "cpu".into(),
         }
     }
 }
@@ -452,6 +461,7 @@ impl TrainConfig {
         // Per batch: min(5, N/3) below 50 points, so 5 clusters at batch 32.
         c.mixture.k = 5;
         c.mixture.max_iter = 100;
+        c.mixture.n_init = 3;
         c.loss.metric = "weighted".into();
         c.loss.margin = 0.3;
         c
@@ -636,6 +646,13 @@ impl TrainConfig {
             );
         }
         crate::device::parse(&self.train_loop.device)?;
+        crate::device::parse(&self.mixture.device)?;
+        if self.mixture.n_init == 0 || !(self.mixture.tol >= 0.0) {
+            return err(format!(
+                "mixture.n_init = {} must be at least 1 and mixture.tol = {} non-negative",
+                self.mixture.n_init, self.mixture.tol
+            ));
+        }
         for tower in &self.train_loop.freeze {
             one_of("loop.freeze", tower, &["vision", "text"])?;
         }
@@ -730,7 +747,8 @@ mod tests {
             (r.optim.lr, r.schedule.patience, r.mixture.nu),
             (1e-6, 3, 8.0)
         );
-        assert_eq!((r.mixture.k, r.loss.metric.as_str()), (5, "weighted"));
+        assert_eq!((r.mixture.k, r.mixture.n_init), (5, 3));
+        assert_eq!(r.loss.metric, "weighted");
         assert_eq!((r.loss.margin, r.loss.sharpen), (0.3, 0.05));
         assert_eq!(c.loss.metric, "triplet");
     }

@@ -41,6 +41,21 @@ pub fn open(spec: &str) -> Result<Device> {
     }
 }
 
+/// The mixture E-step's device for `mixture.device` (CUDA needs the `cuda` feature, which
+/// turns on cxr-mixture's own kernels).
+pub fn mixture(spec: &str) -> Result<cxr_mixture::Device> {
+    match parse(spec)? {
+        None => Ok(cxr_mixture::Device::Cpu),
+        #[cfg(feature = "cuda")]
+        Some(ordinal) => Ok(cxr_mixture::Device::Cuda(ordinal)),
+        #[cfg(not(feature = "cuda"))]
+        Some(_) => Err(TrainError::Config(format!(
+            "mixture.device = `{spec}`, but this build has no CUDA support: rebuild with \
+             `--features cuda`"
+        ))),
+    }
+}
+
 /// The device a model's weights live on (inputs must be created there).
 pub fn of_model(model: &ClipModel) -> Device {
     model.logit_scale().device().clone()
@@ -60,9 +75,11 @@ mod tests {
             assert!(e.contains("cpu`, `cuda` or `cuda:N"), "{bad}: {e}");
         }
         assert!(matches!(open("cpu"), Ok(Device::Cpu)));
+        assert_eq!(mixture("cpu").unwrap(), cxr_mixture::Device::Cpu);
         if !cfg!(feature = "cuda") {
             let e = open("cuda:1").unwrap_err().to_string();
             assert!(e.contains("--features cuda"), "{e}");
+            assert!(mixture("cuda").is_err());
         }
     }
 }

@@ -236,8 +236,10 @@ fn pseudo_labeler(cfg: &TrainConfig) -> Result<PseudoLabeler> {
         covariance,
         reg_covar: m.reg_covar,
         max_iter: m.max_iter,
+        tol: m.tol,
+        n_init: m.n_init,
         seed: cfg.seed,
-        ..PseudoLabelConfig::default()
+        device: crate::device::mixture(&m.device)?,
     };
     Ok(PseudoLabeler::new(pcfg)?)
 }
@@ -678,6 +680,7 @@ fn same_run(a: &TrainConfig, b: &TrainConfig) -> bool {
     let mut a = a.clone();
     a.train_loop.progress = b.train_loop.progress;
     a.train_loop.device.clone_from(&b.train_loop.device);
+    a.mixture.device.clone_from(&b.mixture.device);
     a == *b
 }
 
