@@ -122,7 +122,8 @@ struct Slot {
     moments: Moments,
 }
 
-/// AdamW with decoupled, per-parameter weight decay, fused on CPU.
+/// AdamW with decoupled, per-parameter weight decay, fused on CPU (and on CUDA with the `cuda`
+/// feature).
 ///
 /// Same update as `candle_nn::AdamW` (a single global step counter for the bias corrections)
 /// and, up to float rounding, `torch.optim.AdamW`. With f32/f64 parameters the update of each
