@@ -4,9 +4,11 @@
 #
 # Installs nvcc, NVVM, the runtime headers, the crt headers and CCCL from PyPI wheels pinned to
 # CUDA 13.0.x (the driver of the GPU we borrow) into a venv under target/ (reused across runs),
-# puts nvcc on PATH and runs `cargo check --features cuda --all-targets` on each crate, one at a
-# time: cxr-mixture's cudarc uses `dynamic-loading`, candle's (under cxr-optim) uses
-# `dynamic-linking`, and cudarc refuses both in one build.
+# puts nvcc on PATH and runs `cargo check --features cuda --all-targets`: cxr-mixture alone (its
+# cudarc loads the CUDA libraries at run time), then every crate with CUDA code in one build,
+# as a GPU training build is (there cudarc's `fallback-dynamic-loading` yields to candle's
+# `dynamic-linking`). One combined build compiles candle-kernels once (about 6 minutes on 2
+# cores); separate per-crate builds resolve features differently and compile it again.
 #
 # nvidia-nvvm must be pinned too: nvcc 13.0's wheel requires it unpinned, and NVVM 13.5 emits
 # PTX ISA 9.5, which ptxas 13.0 and a CUDA 13.0 driver both reject ("Unsupported .version").
@@ -74,6 +76,8 @@ log "$("$NVCC" --version | tail -n 1)"
 cd "$ROOT"
 log "cargo check -p cxr-mixture --features cuda --all-targets"
 cargo check -p cxr-mixture --features cuda --all-targets
-log "cargo check -p cxr-optim --features cuda --all-targets (CUDA_COMPUTE_CAP=$CUDA_COMPUTE_CAP)"
-cargo check -p cxr-optim --features cuda --all-targets
+# Training on the GPU: candle's CUDA backend, cxr-optim's AdamW kernel, cxr-mixture's kernels,
+# cxr-train and xtask in one build.
+log "cargo check -p cxr-optim -p cxr-train -p xtask --features cuda --all-targets (CUDA_COMPUTE_CAP=$CUDA_COMPUTE_CAP)"
+cargo check -p cxr-optim -p cxr-train -p xtask --features cuda --all-targets
 log "ok"
