@@ -2,15 +2,14 @@
 //! Cholesky precision factors, the squared Mahalanobis kernel (the E-step's cost) and the
 //! weighted M-step (the other cost), both parallel over samples with rayon.
 
-use faer::linalg::matmul::triangular::{matmul as tri_matmul, BlockStructure};
-use faer::{Accum, Par};
 use ndarray::{s, Array1, Array2, Array3, ArrayView1, ArrayView2, Axis};
 use rayon::prelude::*;
 
 use crate::device::Device;
 use crate::error::{MixtureError, Result};
 use crate::linalg::{
-    as_mat, chunk_range, gemm, n_chunks, precision_cholesky, slice_mat, slice_mat_mut, CHUNK,
+    as_mat, chunk_range, gemm, n_chunks, precision_cholesky, slice_mat, slice_mat_mut, sq_dist,
+    upper_tri_matmul, CHUNK,
 };
 
 /// Shape of each component's covariance (or Student-t scale) matrix.
@@ -231,43 +230,8 @@ impl Components {
         let out_s = out.as_slice_mut().expect("fresh array");
         match &self.prec_chol {
             PrecChol::Full(p) => {
-                // mu_k P_k, so that (x - mu) P = x P - mu P needs one GEMM per chunk and component.
-                let mut mp = Array2::<f64>::zeros((k_n, d));
-                for k in 0..k_n {
-                    let pk = p.index_axis(Axis(0), k);
-                    mp.row_mut(k).assign(&self.means.row(k).dot(&pk));
-                }
-                out_s
-                    .par_chunks_mut(CHUNK * k_n)
-                    .enumerate()
-                    .for_each(|(c, o)| {
-                        let r = chunk_range(c, n);
-                        let rows = r.len();
-                        let xc = slice_mat(&xs[r.start * d..r.end * d], rows, d);
-                        let mut y = vec![0.0; rows * d];
-                        for k in 0..k_n {
-                            let pk = p.index_axis(Axis(0), k);
-                            // P_k is upper triangular: half the flops of a full GEMM.
-                            tri_matmul(
-                                slice_mat_mut(&mut y, rows, d),
-                                BlockStructure::Rectangular,
-                                Accum::Replace,
-                                xc,
-                                BlockStructure::Rectangular,
-                                as_mat(pk),
-                                BlockStructure::TriangularUpper,
-                                1.0,
-                                Par::Seq,
-                            );
-                            let m = mp.row(k);
-                            let m = m.as_slice().expect("row of standard array");
-                            for i in 0..rows {
-                                let yi = &y[i * d..(i + 1) * d];
-                                o[i * k_n + k] =
-                                    yi.iter().zip(m).map(|(a, b)| (a - b) * (a - b)).sum();
-                            }
-                        }
-                    });
+                let mp = self.means_times_prec(p);
+                self.full_partial_sq_into(xs, p, &mp, d, out_s);
             }
             PrecChol::Diag(p) => {
                 // sum_d (x - mu)^2 prec = [x^2, x] @ [prec; -2 mu prec]^T + sum_d mu^2 prec.
@@ -308,6 +272,49 @@ impl Components {
             }
         }
         out
+    }
+
+    /// `mu_k P_k` for every component, `K x D`, so that `(x - mu) P = x P - mu P`.
+    pub(crate) fn means_times_prec(&self, p: &Array3<f64>) -> Array2<f64> {
+        let mut mp = Array2::<f64>::zeros(self.means.raw_dim());
+        for k in 0..self.n_components() {
+            mp.row_mut(k)
+                .assign(&self.means.row(k).dot(&p.index_axis(Axis(0), k)));
+        }
+        mp
+    }
+
+    /// `out[i, k] = sum_{j < cols} y_j^2` with `y = (x_i - mu_k)^T P_k`, parallel over row
+    /// chunks, one triangular GEMM per chunk and component. With `cols = D` this is the
+    /// squared Mahalanobis distance; with fewer it is a lower bound on it (`P_k` is upper
+    /// triangular, so the first `cols` coordinates need only the first `cols` features).
+    pub(crate) fn full_partial_sq_into(
+        &self,
+        xs: &[f64],
+        p: &Array3<f64>,
+        mp: &Array2<f64>,
+        cols: usize,
+        out: &mut [f64],
+    ) {
+        let (k_n, d) = mp.dim();
+        let n = xs.len() / d;
+        let xm = slice_mat(xs, n, d);
+        out.par_chunks_mut(CHUNK * k_n)
+            .enumerate()
+            .for_each(|(c, o)| {
+                let r = chunk_range(c, n);
+                let rows = r.len();
+                let xc = xm.subrows(r.start, rows).subcols(0, cols);
+                let mut y = vec![0.0; rows * cols];
+                for k in 0..k_n {
+                    let pk = as_mat(p.index_axis(Axis(0), k)).submatrix(0, 0, cols, cols);
+                    upper_tri_matmul(slice_mat_mut(&mut y, rows, cols), xc, pk, false);
+                    let mk = &mp.row(k).to_slice().expect("standard layout")[..cols];
+                    for i in 0..rows {
+                        o[i * k_n + k] = sq_dist(&y[i * cols..(i + 1) * cols], mk);
+                    }
+                }
+            });
     }
 
     /// Weighted Gaussian log densities `log w_k + log N(x | mu_k, cov_k)`, `N x K`. With

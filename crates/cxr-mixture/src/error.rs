@@ -49,3 +49,31 @@ pub(crate) fn invalid(name: &'static str, reason: impl Into<String>) -> MixtureE
         reason: reason.into(),
     }
 }
+
+/// `k >= 1`: shared by every builder's `check`.
+pub(crate) fn check_k(k: usize) -> Result<()> {
+    if k == 0 {
+        return Err(invalid("k", "the number of components must be at least 1"));
+    }
+    Ok(())
+}
+
+/// The EM loop's own parameters, shared by the Gaussian and Student-t builders.
+pub(crate) fn check_em(reg_covar: f64, tol: f64, max_iter: usize) -> Result<()> {
+    if !(reg_covar >= 0.0 && reg_covar.is_finite()) {
+        return Err(invalid(
+            "reg_covar",
+            format!("must be finite and >= 0, got {reg_covar}"),
+        ));
+    }
+    if !(tol >= 0.0 && tol.is_finite()) {
+        return Err(invalid(
+            "tol",
+            format!("must be finite and >= 0, got {tol}"),
+        ));
+    }
+    if max_iter == 0 {
+        return Err(invalid("max_iter", "must be at least 1"));
+    }
+    Ok(())
+}

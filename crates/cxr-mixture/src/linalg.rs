@@ -2,6 +2,7 @@
 //! log-sum-exp, and the row-chunking that makes every sample-wise loop parallel.
 
 use faer::linalg::matmul::matmul;
+use faer::linalg::matmul::triangular::{matmul as tri_matmul, BlockStructure};
 use faer::linalg::triangular_inverse::invert_lower_triangular;
 use faer::{Accum, Mat, MatMut, MatRef, Par, Side};
 use ndarray::{Array2, ArrayView2};
@@ -47,6 +48,37 @@ pub(crate) fn gemm(dst: MatMut<'_, f64>, a: MatRef<'_, f64>, b: MatRef<'_, f64>,
         Accum::Replace
     };
     matmul(dst, beta, a, b, 1.0, Par::Seq);
+}
+
+/// `dst = a @ u` (or `dst += a @ u` when `accumulate`) with `u` upper triangular: half the
+/// flops of [`gemm`]. Single-threaded, like [`gemm`].
+pub(crate) fn upper_tri_matmul(
+    dst: MatMut<'_, f64>,
+    a: MatRef<'_, f64>,
+    u: MatRef<'_, f64>,
+    accumulate: bool,
+) {
+    let beta = if accumulate {
+        Accum::Add
+    } else {
+        Accum::Replace
+    };
+    tri_matmul(
+        dst,
+        BlockStructure::Rectangular,
+        beta,
+        a,
+        BlockStructure::Rectangular,
+        u,
+        BlockStructure::TriangularUpper,
+        1.0,
+        Par::Seq,
+    );
+}
+
+/// `sum_j (y_j - m_j)^2`.
+pub(crate) fn sq_dist(y: &[f64], m: &[f64]) -> f64 {
+    y.iter().zip(m).map(|(a, b)| (a - b) * (a - b)).sum()
 }
 
 /// Upper-triangular `P` with `P P^T = cov^{-1}` (scikit-learn's `precisions_cholesky_`):

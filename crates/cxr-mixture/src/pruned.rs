@@ -15,13 +15,14 @@
 //! skips most of the work; when nothing can be ruled out it costs about the same as the
 //! plain kernel.
 
-use faer::linalg::matmul::triangular::{matmul as tri_matmul, BlockStructure};
-use faer::{Accum, Par};
+use faer::MatRef;
 use ndarray::{Array2, ArrayView2, Axis};
 use rayon::prelude::*;
 
 use crate::components::{Components, PrecChol};
-use crate::linalg::{as_mat, chunk_range, gemm, n_chunks, slice_mat, slice_mat_mut, CHUNK};
+use crate::linalg::{
+    as_mat, chunk_range, gemm, n_chunks, slice_mat, slice_mat_mut, sq_dist, upper_tri_matmul, CHUNK,
+};
 
 /// A pair is skipped when its weighted log density is provably this far below an exactly
 /// computed one of the same sample.
@@ -67,33 +68,11 @@ impl Components {
         let k_n = self.n_components();
         let (m1, m2) = (d / 8, d / 2);
         let xs = x.as_slice().expect("standard layout");
-        let xm = slice_mat(xs, n, d);
-        let mut mp = Array2::<f64>::zeros((k_n, d));
-        for k in 0..k_n {
-            mp.row_mut(k)
-                .assign(&self.means.row(k).dot(&p.index_axis(Axis(0), k)));
-        }
+        let mp = self.means_times_prec(p);
 
         // Partial sums over the first m1 coordinates, for every pair.
         let mut acc = Array2::<f64>::zeros((n, k_n));
-        acc.as_slice_mut()
-            .expect("fresh array")
-            .par_chunks_mut(CHUNK * k_n)
-            .enumerate()
-            .for_each(|(c, o)| {
-                let r = chunk_range(c, n);
-                let rows = r.len();
-                let xc = xm.subrows(r.start, rows).subcols(0, m1);
-                let mut y = vec![0.0; rows * m1];
-                for k in 0..k_n {
-                    let pk = as_mat(p.index_axis(Axis(0), k)).submatrix(0, 0, m1, m1);
-                    upper_tri_matmul(slice_mat_mut(&mut y, rows, m1), xc, pk, false);
-                    let mk = &mp.row(k).to_slice().expect("standard layout")[..m1];
-                    for i in 0..rows {
-                        o[i * k_n + k] = sq_dist(&y[i * m1..(i + 1) * m1], mk);
-                    }
-                }
-            });
+        self.full_partial_sq_into(xs, p, &mp, m1, acc.as_slice_mut().expect("fresh array"));
 
         // Each sample's most promising component, finished exactly.
         let best: Vec<usize> = acc
@@ -165,6 +144,8 @@ impl Components {
         acc: &mut Array2<f64>,
     ) {
         let d = mp.ncols();
+        let n = xs.len() / d;
+        let xm = slice_mat(xs, n, d);
         let (a, b) = (cols.start, cols.end);
         let w = b - a;
         let acc_r = &*acc;
@@ -176,24 +157,44 @@ impl Components {
                 let top = pk.submatrix(0, a, a, w);
                 let corner = pk.submatrix(a, a, w, w);
                 let mk = &mp.row(k).to_slice().expect("standard layout")[a..b];
-                let mut out = Vec::with_capacity(rows.len());
-                let cap = CHUNK.min(rows.len());
-                let mut g = vec![0.0; cap * b];
-                let mut y = vec![0.0; cap * w];
-                for c in 0..n_chunks(rows.len()) {
-                    let idx = &rows[chunk_range(c, rows.len())];
-                    let r = idx.len();
-                    for (t, &i) in idx.iter().enumerate() {
-                        g[t * b..(t + 1) * b].copy_from_slice(&xs[i * d..i * d + b]);
-                    }
-                    let gm = slice_mat(&g[..r * b], r, b);
-                    let mut ym = slice_mat_mut(&mut y[..r * w], r, w);
+                // y = x[.., ..b] @ P[..b, a..b] - (mu P)[a..b] for a block of rows.
+                let block = |xb: MatRef<'_, f64>, y: &mut [f64]| {
+                    let mut ym = slice_mat_mut(y, xb.nrows(), w);
                     if a > 0 {
-                        gemm(ym.as_mut(), gm.subcols(0, a), top, false);
+                        gemm(ym.as_mut(), xb.subcols(0, a), top, false);
                     }
-                    upper_tri_matmul(ym, gm.subcols(a, w), corner, a > 0);
-                    for (t, &i) in idx.iter().enumerate() {
-                        out.push((i, acc_r[[i, k]] + sq_dist(&y[t * w..(t + 1) * w], mk)));
+                    upper_tri_matmul(ym, xb.subcols(a, w), corner, a > 0);
+                };
+                let mut out = Vec::with_capacity(rows.len());
+                let mut y = vec![0.0; CHUNK.min(n) * w];
+                if rows.len() * 4 >= n * 3 {
+                    // Most rows: run over x in place (no gather) and keep the listed rows
+                    // (`rows` is ascending).
+                    let mut next = 0;
+                    for c in 0..n_chunks(n) {
+                        let r = chunk_range(c, n);
+                        block(
+                            xm.subrows(r.start, r.len()).subcols(0, b),
+                            &mut y[..r.len() * w],
+                        );
+                        while next < rows.len() && rows[next] < r.end {
+                            let (i, t) = (rows[next], rows[next] - r.start);
+                            out.push((i, acc_r[[i, k]] + sq_dist(&y[t * w..(t + 1) * w], mk)));
+                            next += 1;
+                        }
+                    }
+                } else {
+                    let mut g = vec![0.0; CHUNK.min(rows.len()) * b];
+                    for c in 0..n_chunks(rows.len()) {
+                        let idx = &rows[chunk_range(c, rows.len())];
+                        let r = idx.len();
+                        for (t, &i) in idx.iter().enumerate() {
+                            g[t * b..(t + 1) * b].copy_from_slice(&xs[i * d..i * d + b]);
+                        }
+                        block(slice_mat(&g[..r * b], r, b), &mut y[..r * w]);
+                        for (t, &i) in idx.iter().enumerate() {
+                            out.push((i, acc_r[[i, k]] + sq_dist(&y[t * w..(t + 1) * w], mk)));
+                        }
                     }
                 }
                 out
@@ -205,36 +206,6 @@ impl Components {
             }
         }
     }
-}
-
-/// `dst (+)= a @ u` with `u` upper triangular, single-threaded (callers parallelise).
-fn upper_tri_matmul(
-    dst: faer::MatMut<'_, f64>,
-    a: faer::MatRef<'_, f64>,
-    u: faer::MatRef<'_, f64>,
-    accumulate: bool,
-) {
-    let beta = if accumulate {
-        Accum::Add
-    } else {
-        Accum::Replace
-    };
-    tri_matmul(
-        dst,
-        BlockStructure::Rectangular,
-        beta,
-        a,
-        BlockStructure::Rectangular,
-        u,
-        BlockStructure::TriangularUpper,
-        1.0,
-        Par::Seq,
-    );
-}
-
-/// `sum_j (y_j - m_j)^2`.
-fn sq_dist(y: &[f64], m: &[f64]) -> f64 {
-    y.iter().zip(m).map(|(a, b)| (a - b) * (a - b)).sum()
 }
 
 /// Row indices per component from `(row, component)` pairs.

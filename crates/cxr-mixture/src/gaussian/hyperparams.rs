@@ -4,7 +4,7 @@ use ndarray::{Array1, Array2};
 
 use crate::components::{CovarianceType, Covariances};
 use crate::device::Device;
-use crate::error::{invalid, Result};
+use crate::error::{check_em, check_k, invalid, Result};
 
 /// How EM's starting point is chosen (scikit-learn's `init_params`, plus given parameters).
 #[derive(Clone, Debug, PartialEq)]
@@ -117,24 +117,8 @@ impl GmmParams {
     /// Reject out-of-range values with a message. Data-dependent checks (shape of given
     /// initial parameters, finiteness of `x`) happen at the start of `fit`.
     pub fn check(&self) -> Result<()> {
-        if self.k == 0 {
-            return Err(invalid("k", "the number of components must be at least 1"));
-        }
-        if !(self.reg_covar >= 0.0 && self.reg_covar.is_finite()) {
-            return Err(invalid(
-                "reg_covar",
-                format!("must be finite and >= 0, got {}", self.reg_covar),
-            ));
-        }
-        if !(self.tol >= 0.0 && self.tol.is_finite()) {
-            return Err(invalid(
-                "tol",
-                format!("must be finite and >= 0, got {}", self.tol),
-            ));
-        }
-        if self.max_iter == 0 {
-            return Err(invalid("max_iter", "must be at least 1"));
-        }
+        check_k(self.k)?;
+        check_em(self.reg_covar, self.tol, self.max_iter)?;
         if self.n_init == 0 {
             return Err(invalid("n_init", "must be at least 1"));
         }

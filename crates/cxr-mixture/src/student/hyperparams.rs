@@ -1,7 +1,7 @@
 //! Checked hyperparameters for [`StudentMixture`](super::StudentMixture).
 
 use crate::components::CovarianceType;
-use crate::error::{invalid, Result};
+use crate::error::{check_em, check_k, invalid, Result};
 use crate::gaussian::{GaussianMixture, GmmParams};
 
 /// How the degrees of freedom `nu` are treated.
@@ -143,9 +143,7 @@ impl StudentParams {
 
     /// Reject out-of-range values with a message, before any work.
     pub fn check(&self) -> Result<()> {
-        if self.k == 0 {
-            return Err(invalid("k", "the number of components must be at least 1"));
-        }
+        check_k(self.k)?;
         if let NuPolicy::Fixed(nu) = self.nu {
             if !(nu > 0.0 && nu.is_finite()) {
                 return Err(invalid(
@@ -167,21 +165,7 @@ impl StudentParams {
                 format!("need 0 < lo <= hi < inf, got ({lo}, {hi})"),
             ));
         }
-        if !(self.reg_covar >= 0.0 && self.reg_covar.is_finite()) {
-            return Err(invalid(
-                "reg_covar",
-                format!("must be finite and >= 0, got {}", self.reg_covar),
-            ));
-        }
-        if !(self.tol >= 0.0 && self.tol.is_finite()) {
-            return Err(invalid(
-                "tol",
-                format!("must be finite and >= 0, got {}", self.tol),
-            ));
-        }
-        if self.max_iter == 0 {
-            return Err(invalid("max_iter", "must be at least 1"));
-        }
+        check_em(self.reg_covar, self.tol, self.max_iter)?;
         self.gmm.check()?;
         if self.gmm.k != self.k
             || self.gmm.covariance_type != self.covariance_type
