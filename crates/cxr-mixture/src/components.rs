@@ -8,8 +8,8 @@ use rayon::prelude::*;
 use crate::device::Device;
 use crate::error::{MixtureError, Result};
 use crate::linalg::{
-    as_mat, chunk_range, gemm, n_chunks, precision_cholesky, slice_mat, slice_mat_mut, sq_dist,
-    upper_tri_matmul, CHUNK,
+    as_mat, chunk_range, gemm, n_chunks, precision_cholesky_into, slice_mat, slice_mat_mut,
+    sq_dist, upper_tri_matmul, CHUNK,
 };
 
 /// Shape of each component's covariance (or Student-t scale) matrix.
@@ -111,16 +111,19 @@ impl Components {
         let (prec_chol, log_det) = match &covariances {
             Covariances::Full(c) => {
                 let k_n = c.len_of(Axis(0));
-                let factors: Vec<Option<Array2<f64>>> = (0..k_n)
-                    .into_par_iter()
-                    .map(|k| precision_cholesky(c.index_axis(Axis(0), k)))
-                    .collect();
+                let c = c.as_standard_layout();
+                let cs = c.as_slice().expect("standard layout");
                 let mut p = Array3::<f64>::zeros((k_n, d, d));
+                let lds: Vec<Option<f64>> = p
+                    .as_slice_mut()
+                    .expect("fresh array")
+                    .par_chunks_mut(d * d)
+                    .enumerate()
+                    .map(|(k, pk)| precision_cholesky_into(&cs[k * d * d..(k + 1) * d * d], d, pk))
+                    .collect();
                 let mut ld = Array1::<f64>::zeros(k_n);
-                for (k, f) in factors.into_iter().enumerate() {
-                    let f = f.ok_or(MixtureError::NotPositiveDefinite { component: k })?;
-                    ld[k] = f.diag().iter().map(|v| v.ln()).sum();
-                    p.index_axis_mut(Axis(0), k).assign(&f);
+                for (k, v) in lds.into_iter().enumerate() {
+                    ld[k] = v.ok_or(MixtureError::NotPositiveDefinite { component: k })?;
                 }
                 (PrecChol::Full(p), ld)
             }
@@ -276,10 +279,21 @@ impl Components {
 
     /// `mu_k P_k` for every component, `K x D`, so that `(x - mu) P = x P - mu P`.
     pub(crate) fn means_times_prec(&self, p: &Array3<f64>) -> Array2<f64> {
+        let d = self.n_features();
         let mut mp = Array2::<f64>::zeros(self.means.raw_dim());
-        for k in 0..self.n_components() {
-            mp.row_mut(k)
-                .assign(&self.means.row(k).dot(&p.index_axis(Axis(0), k)));
+        for (k, row) in mp
+            .as_slice_mut()
+            .expect("fresh array")
+            .chunks_mut(d)
+            .enumerate()
+        {
+            let mu = self.means.row(k).to_vec();
+            gemm(
+                slice_mat_mut(row, 1, d),
+                slice_mat(&mu, 1, d),
+                as_mat(p.index_axis(Axis(0), k)),
+                false,
+            );
         }
         mp
     }

@@ -5,7 +5,7 @@ use faer::linalg::matmul::matmul;
 use faer::linalg::matmul::triangular::{matmul as tri_matmul, BlockStructure};
 use faer::linalg::triangular_inverse::invert_lower_triangular;
 use faer::{Accum, Mat, MatMut, MatRef, Par, Side};
-use ndarray::{Array2, ArrayView2};
+use ndarray::ArrayView2;
 
 /// Rows per parallel task: big enough for GEMM efficiency, small enough to keep the
 /// per-task scratch (`CHUNK x D` doubles) in cache-friendly territory and all cores busy.
@@ -82,16 +82,31 @@ pub(crate) fn sq_dist(y: &[f64], m: &[f64]) -> f64 {
 }
 
 /// Upper-triangular `P` with `P P^T = cov^{-1}` (scikit-learn's `precisions_cholesky_`):
-/// `cov = L L^T`, `P = L^{-T}`. `None` when `cov` is not numerically positive definite.
-pub(crate) fn precision_cholesky(cov: ArrayView2<'_, f64>) -> Option<Array2<f64>> {
-    let d = cov.nrows();
-    let m = Mat::<f64>::from_fn(d, d, |i, j| cov[[i, j]]);
+/// `cov = L L^T`, `P = L^{-T}`, written row-major into `p` (`D x D`, zeroed); returns
+/// `log det P`, or `None` when `cov` (row-major `D x D`, symmetric) is not numerically
+/// positive definite.
+pub(crate) fn precision_cholesky_into(cov: &[f64], d: usize, p: &mut [f64]) -> Option<f64> {
+    let m = MatRef::from_row_major_slice(cov, d, d).to_owned();
     let llt = m.llt(Side::Lower).ok()?;
-    let l = llt.L();
     let mut linv = Mat::<f64>::zeros(d, d);
-    invert_lower_triangular(linv.as_mut(), l, Par::Seq);
-    let p = Array2::from_shape_fn((d, d), |(i, j)| if i <= j { linv[(j, i)] } else { 0.0 });
-    p.iter().all(|v| v.is_finite()).then_some(p)
+    invert_lower_triangular(linv.as_mut(), llt.L(), Par::Seq);
+    // Row i of P = L^{-T} is column i of L^{-1}, from its diagonal down.
+    for i in 0..d {
+        let col = linv.col(i);
+        let row = &mut p[i * d..(i + 1) * d];
+        for j in i..d {
+            row[j] = col[j];
+        }
+    }
+    let mut log_det = 0.0;
+    for i in 0..d {
+        let v = p[i * d + i];
+        if !v.is_finite() {
+            return None;
+        }
+        log_det += v.ln();
+    }
+    p.iter().all(|v| v.is_finite()).then_some(log_det)
 }
 
 /// `log(sum(exp(row)))`, stable for rows of very negative values; `-inf` for an all `-inf` row.
