@@ -1,35 +1,59 @@
 //! Where the time goes in CSV ingest and image preprocessing (for tuning; not a benchmark).
-//! `cargo run -p cxr-data --example profile_ingest -- LABELS.csv IMAGE.jpg`
-use polars::prelude::SerReader;
+//! `cargo run --release -p cxr-data --example profile_ingest -- LABELS.csv IMAGE.jpg`
 use std::time::Instant;
+
+/// Best of 5 runs of `f`, in milliseconds.
+fn ms<T>(mut f: impl FnMut() -> T) -> f64 {
+    (0..5)
+        .map(|_| {
+            let t = Instant::now();
+            std::hint::black_box(f());
+            t.elapsed().as_secs_f64() * 1e3
+        })
+        .fold(f64::INFINITY, f64::min)
+}
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if let Some(csv) = args.first() {
-        let t = Instant::now();
-        let df = polars::prelude::CsvReadOptions::default()
-            .with_has_header(true)
-            .try_into_reader_with_file_path(Some(csv.into()))?
-            .finish()?;
-        println!("polars read {:?} ({} rows)", t.elapsed(), df.height());
-        let t = Instant::now();
-        let table = cxr_data::read_cxr_lt(std::path::Path::new(csv))?;
-        println!("read_cxr_lt {:?} ({} rows)", t.elapsed(), table.len());
+    if let Some(csv) = args.first().filter(|s| !s.is_empty()) {
+        let csv = std::path::Path::new(csv);
+        println!("read bytes {:.1} ms", ms(|| std::fs::read(csv).unwrap()));
+        println!(
+            "read_cxr_lt (fast) {:.1} ms",
+            ms(|| cxr_data::read_cxr_lt(csv).unwrap())
+        );
+        let t = cxr_data::read_cxr_lt(csv)?;
+        println!(
+            "  of which dropping the table {:.1} ms",
+            ms(|| drop(t.clone())) - ms(|| t.clone())
+        );
+        println!(
+            "read_cxr_lt_with_polars {:.1} ms",
+            ms(|| cxr_data::read_cxr_lt_with_polars(csv).unwrap())
+        );
     }
     if let Some(img) = args.get(1) {
         let bytes = std::fs::read(img)?;
-        let t = Instant::now();
+        println!(
+            "decode {:.1} ms",
+            ms(|| cxr_data::image::decode_gray(&bytes).unwrap())
+        );
         let g = cxr_data::image::decode_gray(&bytes)?;
-        println!("decode {:?}", t.elapsed());
-        let t = Instant::now();
         let (w, h) = g.dimensions();
+        println!(
+            "lanczos pad {:.1} ms",
+            ms(|| cxr_data::image::chexzero_pad(g.as_raw(), w, h, 320))
+        );
         let pad = cxr_data::image::chexzero_pad(g.as_raw(), w, h, 320);
-        println!("lanczos pad {:?}", t.elapsed());
-        let t = Instant::now();
-        let f: Vec<f32> = pad.iter().map(|&v| v as f32).collect();
-        let _ =
-            cxr_data::image::resample_f32(&f, 320, 320, 224, 224, cxr_data::image::Filter::Bicubic);
-        println!("bicubic 224 {:?}", t.elapsed());
+        let p = cxr_data::image::Preprocess::chexzero(224);
+        println!(
+            "preprocess_u8 {:.1} ms (bicubic 224 {:.1} ms)",
+            ms(|| cxr_data::image::preprocess_u8(&g, &p)),
+            ms(|| cxr_data::image::preprocess_u8(
+                &image::GrayImage::from_raw(320, 320, pad.clone()).unwrap(),
+                &p
+            ))
+        );
     }
     Ok(())
 }

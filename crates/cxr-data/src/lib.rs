@@ -11,6 +11,7 @@ pub mod cache;
 pub mod classes;
 mod datasets;
 mod error;
+mod fastcsv;
 pub mod image;
 pub mod npy;
 mod readers;
@@ -24,7 +25,7 @@ pub use datasets::{
     Dataset, MimicData, Summary, NIH_CLASSES,
 };
 pub use error::{DataError, Result};
-pub use readers::read_cxr_lt;
+pub use readers::{read_cxr_lt, read_cxr_lt_with_polars};
 pub use report::read_report_impression;
 pub use table::{
     checked_relative_path, mimic_image_path, mimic_study_dir, ClassCounts, LabelState, LabelTable,

@@ -30,32 +30,17 @@ pub(crate) struct Csv {
 impl Csv {
     /// Read a CSV, or a gzip-compressed one (`.gz`, as MIMIC-CXR-JPG ships them).
     pub fn read(path: &Path) -> Result<Self> {
-        if !path.is_file() {
-            return Err(DataError::io(
-                path,
-                std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
-            ));
-        }
-        let opts = CsvReadOptions::default()
+        Self::from_bytes(read_bytes(path)?, path)
+    }
+
+    /// Parse CSV bytes already in memory; `path` names the file in error messages.
+    pub fn from_bytes(bytes: Vec<u8>, path: &Path) -> Result<Self> {
+        let df = CsvReadOptions::default()
             .with_has_header(true)
-            .with_infer_schema_length(Some(1000));
-        let gz = path
-            .extension()
-            .is_some_and(|e| e.eq_ignore_ascii_case("gz"));
-        let df = if gz {
-            use std::io::Read;
-            let f = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
-            let mut bytes = Vec::new();
-            flate2::read::MultiGzDecoder::new(std::io::BufReader::new(f))
-                .read_to_end(&mut bytes)
-                .map_err(|e| DataError::csv(path, format!("gzip: {e}")))?;
-            opts.into_reader_with_file_handle(std::io::Cursor::new(bytes))
-                .finish()
-        } else {
-            opts.try_into_reader_with_file_path(Some(path.to_path_buf()))
-                .and_then(|r| r.finish())
-        }
-        .map_err(|e| DataError::csv(path, e))?;
+            .with_infer_schema_length(Some(1000))
+            .into_reader_with_file_handle(std::io::Cursor::new(bytes))
+            .finish()
+            .map_err(|e| DataError::csv(path, e))?;
         Ok(Self {
             df,
             path: path.to_path_buf(),
@@ -227,6 +212,29 @@ impl Csv {
     }
 }
 
+/// The bytes of a file, gunzipped when its name ends in `.gz`.
+pub(crate) fn read_bytes(path: &Path) -> Result<Vec<u8>> {
+    if !path.is_file() {
+        return Err(DataError::io(
+            path,
+            std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
+        ));
+    }
+    let gz = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("gz"));
+    if !gz {
+        return std::fs::read(path).map_err(|e| DataError::io(path, e));
+    }
+    use std::io::Read;
+    let f = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
+    let mut bytes = Vec::new();
+    flate2::read::MultiGzDecoder::new(std::io::BufReader::new(f))
+        .read_to_end(&mut bytes)
+        .map_err(|e| DataError::csv(path, format!("gzip: {e}")))?;
+    Ok(bytes)
+}
+
 fn parse_id(s: &str) -> Option<u64> {
     let s = s.trim();
     let s = s.strip_prefix(['p', 's']).unwrap_or(s);
@@ -243,8 +251,35 @@ fn parse_id(s: &str) -> Option<u64> {
 /// then one 0/1 column per class (every other column is taken as a class, in file order).
 /// Without `fpath`, paths follow the MIMIC-CXR-JPG pattern. Class columns outside the CXR-LT
 /// vocabulary are kept and logged.
+///
+/// The usual unquoted 0/1 files go through a specialised parallel parser (`fastcsv`); anything
+/// it is not sure about is read by polars, with the same result.
 pub fn read_cxr_lt(labels_csv: &Path) -> Result<LabelTable> {
-    let csv = Csv::read(labels_csv)?;
+    let bytes = read_bytes(labels_csv)?;
+    let table = match crate::fastcsv::read_cxr_lt(&bytes, labels_csv, &CXR_LT_META) {
+        Some(t) => t,
+        None => read_cxr_lt_polars(Csv::from_bytes(bytes, labels_csv)?)?,
+    };
+    let unknown: Vec<&String> = table
+        .classes
+        .iter()
+        .filter(|c| crate::classes::cxr_lt_index(c).is_none())
+        .collect();
+    if !unknown.is_empty() {
+        tracing::warn!(file = %labels_csv.display(), ?unknown, "class columns outside the CXR-LT vocabulary");
+    }
+    Ok(table)
+}
+
+/// [`read_cxr_lt`] always through polars' general reader (what it falls back to for files the
+/// fast parser declines), kept public to cross-check and benchmark the fast parser.
+pub fn read_cxr_lt_with_polars(labels_csv: &Path) -> Result<LabelTable> {
+    read_cxr_lt_polars(Csv::from_bytes(read_bytes(labels_csv)?, labels_csv)?)
+}
+
+/// [`read_cxr_lt`] through polars: any CSV polars reads, with errors naming row and column.
+fn read_cxr_lt_polars(csv: Csv) -> Result<LabelTable> {
+    let labels_csv = csv.path.as_path();
     let dicom_col = csv.str_column("dicom_id")?;
     let dicom = borrowed(&dicom_col, &csv)?;
     let subjects = csv.ids("subject_id")?;
@@ -271,13 +306,6 @@ pub fn read_cxr_lt(labels_csv: &Path) -> Result<LabelTable> {
             path: labels_csv.to_path_buf(),
             message: "no class columns after the id / view / path columns".into(),
         });
-    }
-    let unknown: Vec<&String> = classes
-        .iter()
-        .filter(|c| crate::classes::cxr_lt_index(c).is_none())
-        .collect();
-    if !unknown.is_empty() {
-        tracing::warn!(file = %labels_csv.display(), ?unknown, "class columns outside the CXR-LT vocabulary");
     }
     let label_cols: Vec<Vec<LabelState>> = classes
         .iter()
@@ -353,6 +381,75 @@ mod tests {
         assert_eq!(t.records[1].view_position.as_deref(), Some("LATERAL"));
         assert_eq!(t.records[2].view_position, None);
         assert_eq!(t.positive_class_names(1), vec!["Mass"]);
+    }
+
+    /// The fast parser's table (None when it declines) and the polars reader's.
+    fn both(text: &str) -> (Option<LabelTable>, Result<LabelTable>) {
+        let p = Path::new("t.csv");
+        let fast = crate::fastcsv::read_cxr_lt(text.as_bytes(), p, &CXR_LT_META);
+        let slow = Csv::from_bytes(text.as_bytes().to_vec(), p).and_then(read_cxr_lt_polars);
+        (fast, slow)
+    }
+
+    #[test]
+    fn fast_parser_matches_polars_or_declines() {
+        let header = "dicom_id,subject_id,study_id,ViewPosition,fpath,Atelectasis,Mass,Hernia\n";
+        // Blanks, -1, prefixed and plain ids, missing view and path, CRLF and no final newline.
+        let mut rows = String::from(header);
+        for i in 0..3000 {
+            let lab = ["1", "0", "-1", ""][i % 4];
+            let path = if i % 7 == 0 {
+                String::new()
+            } else {
+                format!("./files/p1/d{i}.jpg")
+            };
+            let view = ["PA", "", " AP ", "LATERAL"][i % 4];
+            let eol = if i % 5 == 0 { "\r\n" } else { "\n" };
+            rows += &format!(
+                "d{i}, {},s{},{view},{path},{lab},0,1{eol}",
+                100 + i / 3,
+                7 + i / 2
+            );
+        }
+        rows += "dlast,1,2,PA,x.jpg,0,,1";
+        let (fast, slow) = both(&rows);
+        let (fast, slow) = (fast.expect("fast path taken"), slow.unwrap());
+        assert_eq!(fast.len(), 3001);
+        assert_eq!(fast, slow);
+        assert_eq!(fast.records[8].path, PathBuf::from("files/p1/d8.jpg"));
+        assert_eq!(
+            fast.records[0].path,
+            mimic_image_path(100, 7, "d0"),
+            "a blank fpath falls back to the MIMIC pattern"
+        );
+
+        // Float-coded labels (CheXpert style) and a many-chunk file.
+        let mut rows = String::from(header);
+        for i in 0..5000 {
+            let lab = ["1.0", "0.0", "-1.0", ""][i % 4];
+            rows += &format!("d{i},{},{},PA,f{i}.jpg,{lab},{lab},0.0\n", i / 2, i);
+        }
+        let (fast, slow) = both(&rows);
+        assert_eq!(fast.expect("fast path taken"), slow.unwrap());
+
+        // Declined: quotes, numeric dicom ids, odd cells, escaping paths, ragged rows.
+        for text in [
+            format!("{header}\"d,1\",1,2,PA,a.jpg,1,0,0\n"),
+            format!("{header}123,1,2,PA,a.jpg,1,0,0\n"),
+            format!("{header}d1,1,2,PA,a.jpg,1.00,0,0\n"),
+            format!("{header}d1,1,2,PA,a.jpg,yes,0,0\n"),
+            format!("{header}d1,1,2,PA,../a.jpg,1,0,0\n"),
+            format!("{header}d1,1,2,PA,a.jpg,1,0\n"),
+            format!("{header}d1,1,2,PA,a.jpg,1,0,0\n\nd2,1,2,PA,b.jpg,1,0,0\n"),
+            format!("\u{feff}{header}d1,1,2,PA,a.jpg,1,0,0\n"),
+        ] {
+            let (fast, slow) = both(&text);
+            assert!(fast.is_none(), "{text:?}");
+            if let Ok(t) = slow {
+                // What polars makes of it is what read_cxr_lt returns.
+                assert!(!t.is_empty());
+            }
+        }
     }
 
     #[test]
