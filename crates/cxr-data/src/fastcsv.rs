@@ -13,7 +13,7 @@
 //! column. The only intended difference: a label cell written `1.0` in a column whose first
 //! 1000 rows are integers is read here, where polars refuses the file.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
@@ -34,12 +34,71 @@ struct Layout {
     classes: Vec<usize>,
 }
 
-/// Parse a whole CXR-LT label file held in memory, or `None` when it needs the general reader.
+/// Bytes read per step when streaming a file: small enough to stay in cache and to avoid
+/// faulting in a buffer the size of the file, large enough to make reads cheap.
+const BLOCK: usize = 1 << 20;
+
+/// Parse a CXR-LT label file straight from disk (each thread streams its own byte range), or
+/// `None` when it needs the general reader.
+pub(crate) fn read_cxr_lt_file(csv: &Path, meta: &[&str]) -> Option<LabelTable> {
+    read_file_in_blocks(csv, meta, BLOCK)
+}
+
+/// [`read_cxr_lt_file`] reading `block` bytes at a time (small in tests, to cross boundaries).
+pub(crate) fn read_file_in_blocks(csv: &Path, meta: &[&str], block: usize) -> Option<LabelTable> {
+    use std::os::unix::fs::FileExt;
+    let file = std::fs::File::open(csv).ok()?;
+    let len = usize::try_from(file.metadata().ok()?.len()).ok()?;
+    // The header and the rows polars infers types from.
+    let mut head = vec![0u8; len.min(block)];
+    loop {
+        file.read_exact_at(&mut head, 0).ok()?;
+        let lines = memchr::memchr_iter(b'\n', &head).count();
+        if lines > INFER_ROWS || head.len() == len {
+            break;
+        }
+        head.resize(len.min(head.len() * 2), 0);
+    }
+    let (names, layout, data_start) = header(&head, meta)?;
+    if !strings_stay_strings(&head[data_start..], &layout) {
+        return None;
+    }
+    let read = |buf: &mut [u8], at: usize| file.read_exact_at(buf, at as u64).ok();
+    let chunks: Vec<Vec<Record>> = pieces(data_start, len)
+        .par_windows(2)
+        .map(|w| stream_piece(&read, block, w[0], w[1], len, csv, &layout))
+        .collect::<Option<_>>()?;
+    Some(table(&names, &layout, chunks))
+}
+
+/// Parse a whole CXR-LT label file held in memory (e.g. gunzipped), or `None` when it needs
+/// the general reader.
 pub(crate) fn read_cxr_lt(bytes: &[u8], csv: &Path, meta: &[&str]) -> Option<LabelTable> {
+    let (names, layout, data_start) = header(bytes, meta)?;
+    if !strings_stay_strings(&bytes[data_start..], &layout) {
+        return None;
+    }
+    let chunks: Vec<Vec<Record>> = pieces(data_start, bytes.len())
+        .par_windows(2)
+        .map(|w| {
+            // Lines starting in [w[0], w[1]): skip the one running into w[0] from before.
+            let Some(from) = line_start_at_or_after(bytes, w[0]) else {
+                return Some(Vec::new());
+            };
+            let mut out = Vec::new();
+            let (_, done) = parse_lines(&bytes[from..], from, w[1], true, csv, &layout, &mut out)?;
+            done.then_some(out)
+        })
+        .collect::<Option<_>>()?;
+    Some(table(&names, &layout, chunks))
+}
+
+/// Column names, layout and the offset of the first data row.
+fn header<'a>(bytes: &'a [u8], meta: &[&str]) -> Option<(Vec<&'a str>, Layout, usize)> {
     if bytes.starts_with(b"\xef\xbb\xbf") {
         return None;
     }
-    let header_end = bytes.iter().position(|&b| b == b'\n')?;
+    let header_end = memchr::memchr(b'\n', bytes)?;
     let header = strip_cr(&bytes[..header_end]);
     if header.contains(&b'"') {
         return None;
@@ -68,44 +127,171 @@ pub(crate) fn read_cxr_lt(bytes: &[u8], csv: &Path, meta: &[&str]) -> Option<Lab
     if layout.classes.is_empty() {
         return None;
     }
-    let body = &bytes[header_end + 1..];
-    if !strings_stay_strings(body, &layout) {
-        return None;
-    }
+    Some((names, layout, header_end + 1))
+}
 
-    // Chunks of whole lines, a few per thread so that uneven chunks balance out.
-    let pieces = if body.len() < (1 << 16) {
-        1
-    } else {
-        rayon::current_num_threads() * 4
-    };
-    let mut bounds = vec![0usize];
-    for k in 1..pieces {
-        let from = (body.len() * k / pieces).max(*bounds.last()?);
-        let end = match body[from..].iter().position(|&b| b == b'\n') {
-            Some(p) => from + p + 1,
-            None => body.len(),
-        };
-        bounds.push(end);
-    }
-    bounds.push(body.len());
-    bounds.dedup();
-    let chunks: Vec<Vec<Record>> = bounds
-        .par_windows(2)
-        .map(|w| parse_chunk(&body[w[0]..w[1]], csv, &layout))
-        .collect::<Option<_>>()?;
+fn table(names: &[&str], layout: &Layout, chunks: Vec<Vec<Record>>) -> LabelTable {
     let mut records = Vec::with_capacity(chunks.iter().map(Vec::len).sum());
     for c in chunks {
         records.extend(c);
     }
-    Some(LabelTable {
+    LabelTable {
         classes: layout
             .classes
             .iter()
             .map(|&i| names[i].to_string())
             .collect(),
         records,
-    })
+    }
+}
+
+/// Byte ranges `[b[k], b[k + 1])` of the data: each piece owns the lines starting in it. A few
+/// pieces per thread so that uneven ones balance out.
+fn pieces(start: usize, end: usize) -> Vec<usize> {
+    let n = if end - start < (1 << 16) {
+        1
+    } else {
+        rayon::current_num_threads() * 4
+    };
+    let mut b: Vec<usize> = (0..=n).map(|k| start + (end - start) * k / n).collect();
+    b.dedup();
+    b
+}
+
+/// First line start at or after `at` (a line starts after each newline), if any.
+fn line_start_at_or_after(bytes: &[u8], at: usize) -> Option<usize> {
+    if at == 0 || bytes.get(at - 1) == Some(&b'\n') {
+        return Some(at);
+    }
+    memchr::memchr(b'\n', bytes.get(at..)?).map(|p| at + p + 1)
+}
+
+/// Read the lines starting in `[start, end)` of a file of `len` bytes, `block` bytes at a time
+/// (more for longer lines) through `read(buf, offset)`.
+fn stream_piece(
+    read: &(impl Fn(&mut [u8], usize) -> Option<()> + Sync),
+    block: usize,
+    start: usize,
+    end: usize,
+    len: usize,
+    csv: &Path,
+    l: &Layout,
+) -> Option<Vec<Record>> {
+    let mut out = Vec::with_capacity((end - start) / 200 + 1);
+    let mut buf = vec![0u8; block.min(len - start + 1)];
+    // `pos`: file offset of buf[0]; start one byte early to see whether a line starts at `start`.
+    let mut pos = start - 1;
+    let mut filled = buf.len().min(len - pos);
+    read(&mut buf[..filled], pos)?;
+    let mut skip = match memchr::memchr(b'\n', &buf[..filled]) {
+        Some(p) => p + 1,
+        None if pos + filled == len => return Some(out),
+        // A line longer than the block: leave it to the general reader.
+        None => return None,
+    };
+    loop {
+        let eof = pos + filled == len;
+        let (used, done) = parse_lines(&buf[skip..filled], pos + skip, end, eof, csv, l, &mut out)?;
+        if done {
+            return Some(out);
+        }
+        let used = skip + used;
+        if used == 0 {
+            // A line longer than the block.
+            buf.resize(buf.len() * 2, 0);
+        }
+        buf.copy_within(used..filled, 0);
+        pos += used;
+        let keep = filled - used;
+        filled = buf.len().min(len - pos);
+        read(&mut buf[keep..filled], pos + keep)?;
+        skip = 0;
+    }
+}
+
+/// Parse the complete lines of `buf` (file offset `base`) that start before `end` into `out`.
+/// Returns the bytes consumed and whether the range is done; without `eof`, a final line with
+/// no newline is left for the next call.
+fn parse_lines(
+    buf: &[u8],
+    base: usize,
+    end: usize,
+    eof: bool,
+    csv: &Path,
+    l: &Layout,
+    out: &mut Vec<Record>,
+) -> Option<(usize, bool)> {
+    let mut fields = Vec::with_capacity(l.ncols);
+    let mut at = 0;
+    while at < buf.len() {
+        if base + at >= end {
+            return Some((at, true));
+        }
+        let (line, next) = match memchr::memchr(b'\n', &buf[at..]) {
+            Some(p) => (&buf[at..at + p], at + p + 1),
+            None if eof => (&buf[at..], buf.len()),
+            None => return Some((at, false)),
+        };
+        let line = strip_cr(line);
+        if line.is_empty() {
+            return None;
+        }
+        out.push(match fast_line(line, csv, l) {
+            Some(r) => r,
+            None => {
+                if !split_fields(line, &mut fields) || fields.len() != l.ncols {
+                    return None;
+                }
+                record(&fields, csv, l)?
+            }
+        });
+        at = next;
+    }
+    Some((at, eof))
+}
+
+/// The common line shape: string / id columns first, then every class as one `0` / `1` byte.
+/// `None` when the line is anything else (the caller then splits it field by field).
+fn fast_line(line: &[u8], csv: &Path, l: &Layout) -> Option<Record> {
+    let first_class = *l.classes.first()?;
+    if first_class + l.classes.len() != l.ncols {
+        return None;
+    }
+    let mut lead: [&[u8]; 16] = [&[]; 16];
+    if first_class > lead.len() {
+        return None;
+    }
+    let mut start = 0;
+    let mut k = 0;
+    for (i, &b) in line.iter().enumerate() {
+        if b == b',' {
+            lead[k] = &line[start..i];
+            k += 1;
+            start = i + 1;
+            if k == first_class {
+                break;
+            }
+        } else if b == b'"' {
+            return None;
+        }
+    }
+    let tail = &line[start..];
+    let n = l.classes.len();
+    if k != first_class || tail.len() != 2 * n - 1 {
+        return None;
+    }
+    let mut labels = Vec::with_capacity(n);
+    for j in 0..n {
+        labels.push(match tail[2 * j] {
+            b'1' => LabelState::Positive,
+            b'0' => LabelState::Negative,
+            _ => return None,
+        });
+        if j + 1 < n && tail[2 * j + 1] != b',' {
+            return None;
+        }
+    }
+    build(&lead[..first_class], csv, l, labels)
 }
 
 fn strip_cr(line: &[u8]) -> &[u8] {
@@ -158,30 +344,21 @@ fn split_fields<'a>(line: &'a [u8], out: &mut Vec<&'a [u8]>) -> bool {
     true
 }
 
-fn parse_chunk(chunk: &[u8], csv: &Path, l: &Layout) -> Option<Vec<Record>> {
-    let mut out = Vec::with_capacity(chunk.len() / 120 + 1);
-    let mut fields = Vec::with_capacity(l.ncols);
-    let mut pos = 0;
-    while pos < chunk.len() {
-        let end = chunk[pos..]
-            .iter()
-            .position(|&b| b == b'\n')
-            .map_or(chunk.len(), |p| pos + p);
-        let line = strip_cr(&chunk[pos..end]);
-        pos = end + 1;
-        if line.is_empty() || !split_fields(line, &mut fields) || fields.len() != l.ncols {
-            return None;
-        }
-        out.push(record(&fields, csv, l)?);
-    }
-    Some(out)
-}
-
 fn text(f: &[u8]) -> Option<&str> {
     std::str::from_utf8(f).ok().map(str::trim)
 }
 
 fn record(f: &[&[u8]], csv: &Path, l: &Layout) -> Option<Record> {
+    let labels = l
+        .classes
+        .iter()
+        .map(|&c| label(f[c]))
+        .collect::<Option<Vec<_>>>()?;
+    build(f, csv, l, labels)
+}
+
+/// A record from the id / view / path fields of `f` (indexed by column) and decoded labels.
+fn build(f: &[&[u8]], csv: &Path, l: &Layout, labels: Vec<LabelState>) -> Option<Record> {
     let dicom_id = text(f[l.dicom]).filter(|s| !s.is_empty())?;
     let subject_id = id(f[l.subject])?;
     let study_id = id(f[l.study])?;
@@ -189,9 +366,14 @@ fn record(f: &[&[u8]], csv: &Path, l: &Layout) -> Option<Record> {
         Some(c) => text(f[c])?,
         None => "",
     };
-    let path = match fpath {
-        p if !p.is_empty() => checked_relative_path(p, csv, 0).ok()?,
-        _ => mimic_image_path(subject_id, study_id, dicom_id),
+    let path = if fpath.is_empty() {
+        mimic_image_path(subject_id, study_id, dicom_id)
+    } else if !fpath.starts_with(['/', '.']) && !fpath.contains("/.") {
+        // No root, `.` or `..` component: what `checked_relative_path` returns, without
+        // walking the components.
+        PathBuf::from(fpath)
+    } else {
+        checked_relative_path(fpath, csv, 0).ok()?
     };
     let view_position = match l.view {
         Some(c) => Some(text(f[c])?)
@@ -199,11 +381,6 @@ fn record(f: &[&[u8]], csv: &Path, l: &Layout) -> Option<Record> {
             .map(str::to_string),
         None => None,
     };
-    let labels = l
-        .classes
-        .iter()
-        .map(|&c| label(f[c]))
-        .collect::<Option<Vec<_>>>()?;
     Some(Record {
         dicom_id: dicom_id.to_string(),
         subject_id,

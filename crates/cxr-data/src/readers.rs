@@ -255,10 +255,23 @@ fn parse_id(s: &str) -> Option<u64> {
 /// The usual unquoted 0/1 files go through a specialised parallel parser (`fastcsv`); anything
 /// it is not sure about is read by polars, with the same result.
 pub fn read_cxr_lt(labels_csv: &Path) -> Result<LabelTable> {
-    let bytes = read_bytes(labels_csv)?;
-    let table = match crate::fastcsv::read_cxr_lt(&bytes, labels_csv, &CXR_LT_META) {
+    let gz = labels_csv
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("gz"));
+    let fast = if gz || !labels_csv.is_file() {
+        None
+    } else {
+        crate::fastcsv::read_cxr_lt_file(labels_csv, &CXR_LT_META)
+    };
+    let table = match fast {
         Some(t) => t,
-        None => read_cxr_lt_polars(Csv::from_bytes(bytes, labels_csv)?)?,
+        None => {
+            let bytes = read_bytes(labels_csv)?;
+            match crate::fastcsv::read_cxr_lt(&bytes, labels_csv, &CXR_LT_META) {
+                Some(t) if gz => t,
+                _ => read_cxr_lt_polars(Csv::from_bytes(bytes, labels_csv)?)?,
+            }
+        }
     };
     let unknown: Vec<&String> = table
         .classes
@@ -415,6 +428,7 @@ mod tests {
         let (fast, slow) = both(&rows);
         let (fast, slow) = (fast.expect("fast path taken"), slow.unwrap());
         assert_eq!(fast.len(), 3001);
+        assert!(rows.len() > 1 << 16, "several pieces");
         assert_eq!(fast, slow);
         assert_eq!(fast.records[8].path, PathBuf::from("files/p1/d8.jpg"));
         assert_eq!(
@@ -422,6 +436,15 @@ mod tests {
             mimic_image_path(100, 7, "d0"),
             "a blank fpath falls back to the MIMIC pattern"
         );
+
+        // Streamed from disk in small blocks: lines cross block and piece boundaries.
+        let dir = tempfile::tempdir().unwrap();
+        let f = write(dir.path(), "big.csv", &rows);
+        for block in [64, 1000, 4096, 1 << 20] {
+            let streamed = crate::fastcsv::read_file_in_blocks(&f, &CXR_LT_META, block);
+            assert_eq!(streamed.as_ref(), Some(&slow), "block {block}");
+        }
+        assert_eq!(read_cxr_lt(&f).unwrap(), slow);
 
         // Float-coded labels (CheXpert style) and a many-chunk file.
         let mut rows = String::from(header);
