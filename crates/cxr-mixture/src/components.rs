@@ -245,13 +245,12 @@ impl Components {
                     .assign(&(&self.means * &prec * -2.0).t());
                 let c0: Array1<f64> = (&self.means * &self.means * &prec).sum_axis(Axis(1));
                 let b = b.as_standard_layout().to_owned();
-                out_s
-                    .par_chunks_mut(CHUNK * k_n)
-                    .enumerate()
-                    .for_each(|(c, o)| {
+                out_s.par_chunks_mut(CHUNK * k_n).enumerate().for_each_init(
+                    Vec::new,
+                    |z, (c, o)| {
                         let r = chunk_range(c, n);
                         let rows = r.len();
-                        let z = squares_and_values(&xs[r.start * d..r.end * d], rows, d);
+                        squares_and_values(&xs[r.start * d..r.end * d], rows, d, z);
                         gemm(
                             slice_mat_mut(o, rows, k_n),
                             slice_mat(&z, rows, 2 * d),
@@ -264,7 +263,8 @@ impl Components {
                                 *v = (*v + c0[k]).max(0.0);
                             }
                         }
-                    });
+                    },
+                );
             }
             PrecChol::Spherical(p) => {
                 // Euclidean distances scaled by each component's precision (> 0, so scaling
@@ -360,9 +360,10 @@ impl Components {
     }
 }
 
-/// `[x^2 | x]` per row, `rows x 2D`, for the diagonal kernels' single GEMM.
-fn squares_and_values(xc: &[f64], rows: usize, d: usize) -> Vec<f64> {
-    let mut z = vec![0.0; rows * 2 * d];
+/// `[x^2 | x]` per row, `rows x 2D`, into `z` (a buffer reused across chunks), for the
+/// diagonal kernels' single GEMM.
+fn squares_and_values(xc: &[f64], rows: usize, d: usize, z: &mut Vec<f64>) {
+    z.resize(rows * 2 * d, 0.0);
     for i in 0..rows {
         let xi = &xc[i * d..(i + 1) * d];
         let (a, b) = z[i * 2 * d..(i + 1) * 2 * d].split_at_mut(d);
@@ -371,7 +372,6 @@ fn squares_and_values(xc: &[f64], rows: usize, d: usize) -> Vec<f64> {
             b[j] = xi[j];
         }
     }
-    z
 }
 
 /// What a covariance M-step divides the weighted scatter by.
@@ -425,39 +425,39 @@ pub(crate) fn m_step(
     let width = if want_sq { 2 * d } else { d };
     let xs = x.as_slice().expect("standard layout");
     let ws = w.as_slice().expect("standard layout");
+    // One accumulator and one [X | X^2] buffer per rayon job, reduced at the end.
     let stats = (0..n_chunks(n))
         .into_par_iter()
-        .map(|c| {
-            let r = chunk_range(c, n);
-            let rows = r.len();
-            let wc = slice_mat(&ws[r.start * k_n..r.end * k_n], rows, k_n);
-            let mut acc = vec![0.0; k_n * width];
-            let xc = &xs[r.start * d..r.end * d];
-            if want_sq {
-                let mut z = vec![0.0; rows * 2 * d];
-                for i in 0..rows {
-                    for j in 0..d {
-                        let v = xc[i * d + j];
-                        z[i * 2 * d + j] = v;
-                        z[i * 2 * d + d + j] = v * v;
+        .fold(
+            || (vec![0.0; k_n * width], Vec::new()),
+            |(mut acc, mut z), c| {
+                let r = chunk_range(c, n);
+                let rows = r.len();
+                let wc = slice_mat(&ws[r.start * k_n..r.end * k_n], rows, k_n);
+                let xc = &xs[r.start * d..r.end * d];
+                let rhs = if want_sq {
+                    z.resize(rows * 2 * d, 0.0);
+                    for i in 0..rows {
+                        for j in 0..d {
+                            let v = xc[i * d + j];
+                            z[i * 2 * d + j] = v;
+                            z[i * 2 * d + d + j] = v * v;
+                        }
                     }
-                }
+                    slice_mat(&z, rows, width)
+                } else {
+                    slice_mat(xc, rows, d)
+                };
                 gemm(
                     slice_mat_mut(&mut acc, k_n, width),
                     wc.transpose(),
-                    slice_mat(&z, rows, width),
-                    false,
+                    rhs,
+                    true,
                 );
-            } else {
-                gemm(
-                    slice_mat_mut(&mut acc, k_n, width),
-                    wc.transpose(),
-                    slice_mat(xc, rows, d),
-                    false,
-                );
-            }
-            acc
-        })
+                (acc, z)
+            },
+        )
+        .map(|(acc, _)| acc)
         .reduce(
             || vec![0.0; k_n * width],
             |mut a, b| {

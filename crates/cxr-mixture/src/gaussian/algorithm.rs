@@ -128,7 +128,8 @@ impl GmmParams {
             if !lower_bound.is_finite() {
                 return Err(MixtureError::Diverged { iteration: iter });
             }
-            let resp = log_resp.mapv(f64::exp);
+            let mut resp = log_resp;
+            resp.par_mapv_inplace(f64::exp);
             comps = components_from_resp(
                 x,
                 &resp,

@@ -103,7 +103,8 @@ impl StudentParams {
             if !current.is_finite() {
                 return Err(MixtureError::Diverged { iteration: iter });
             }
-            let resp = log_resp.mapv(f64::exp);
+            let mut resp = log_resp;
+            resp.par_mapv_inplace(f64::exp);
             let ms = m_step(
                 x,
                 &resp,
