@@ -253,7 +253,7 @@ impl Components {
                         squares_and_values(&xs[r.start * d..r.end * d], rows, d, z);
                         gemm(
                             slice_mat_mut(o, rows, k_n),
-                            slice_mat(&z, rows, 2 * d),
+                            slice_mat(z, rows, 2 * d),
                             as_mat(b.view()),
                             false,
                         );
