@@ -38,6 +38,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "decode {:.1} ms",
             ms(|| cxr_data::image::decode_gray(&bytes).unwrap())
         );
+        {
+            use zune_jpeg::zune_core::{bytestream::ZCursor, colorspace::ColorSpace, options};
+            let opts = options::DecoderOptions::default()
+                .set_strict_mode(false)
+                .jpeg_set_out_colorspace(ColorSpace::Luma);
+            let mut buf = vec![0u8; 2500 * 3000];
+            println!(
+                "zune decode_into a reused buffer {:.1} ms",
+                ms(|| {
+                    let mut d =
+                        zune_jpeg::JpegDecoder::new_with_options(ZCursor::new(&bytes), opts);
+                    d.decode_into(&mut buf).unwrap();
+                })
+            );
+        }
         let g = cxr_data::image::decode_gray(&bytes)?;
         let (w, h) = g.dimensions();
         println!(

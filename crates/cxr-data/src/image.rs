@@ -81,6 +81,9 @@ pub fn load_gray(path: &Path) -> Result<GrayImage> {
 
 /// [`load_gray`] on bytes already in memory.
 pub fn decode_gray(bytes: &[u8]) -> std::result::Result<GrayImage, String> {
+    if let Some(g) = decode_gray_jpeg(bytes) {
+        return Ok(g);
+    }
     let img = image::ImageReader::new(std::io::Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| e.to_string())?;
@@ -104,6 +107,29 @@ pub fn decode_gray(bytes: &[u8]) -> std::result::Result<GrayImage, String> {
             GrayImage::from_raw(w, h, data).expect("buffer size matches")
         }
     })
+}
+
+/// Grayscale JPEGs (MIMIC-CXR-JPG's kind) straight through zune-jpeg, the decoder the `image`
+/// crate wraps, with the same options: the same pixels without the wrapper's copies. `None`
+/// for anything else, or on any error (the general path then reports it).
+fn decode_gray_jpeg(bytes: &[u8]) -> Option<GrayImage> {
+    use zune_jpeg::zune_core::{bytestream::ZCursor, colorspace::ColorSpace, options};
+    if !bytes.starts_with(&[0xff, 0xd8]) {
+        return None;
+    }
+    let opts = options::DecoderOptions::default()
+        .set_strict_mode(false)
+        .set_max_width(usize::MAX)
+        .set_max_height(usize::MAX);
+    let mut d = zune_jpeg::JpegDecoder::new_with_options(ZCursor::new(bytes), opts);
+    d.decode_headers().ok()?;
+    if d.input_colorspace()? != ColorSpace::Luma {
+        return None;
+    }
+    d.set_options(d.options().jpeg_set_out_colorspace(ColorSpace::Luma));
+    let (w, h) = d.dimensions()?;
+    let px = d.decode().ok()?;
+    GrayImage::from_raw(u32::try_from(w).ok()?, u32::try_from(h).ok()?, px)
 }
 
 /// Encode 8-bit grayscale pixels as a baseline JPEG (deterministic for a fixed quality).
@@ -304,21 +330,10 @@ pub fn resample_u8(src: &[u8], w: u32, h: u32, nw: u32, nh: u32, filter: Filter)
     let half = 1i32 << (PRECISION_BITS - 1);
     let horiz: Vec<u8> = if nw != w {
         let k = fixed(&coeffs(w, nw, filter));
-        let mut out = vec![0u8; (nw * h) as usize];
-        for (row, dst) in src
-            .chunks_exact(w as usize)
-            .zip(out.chunks_exact_mut(nw as usize))
-        {
-            for ((x0, kk), o) in k.iter().zip(dst.iter_mut()) {
-                let taps = &row[*x0..*x0 + kk.len()];
-                let ss = taps
-                    .iter()
-                    .zip(kk)
-                    .fold(half, |acc, (&p, &c)| acc.wrapping_add(p as i32 * c));
-                *o = clip8(ss);
-            }
+        match SplitKernel::new(&k, w as usize) {
+            Some(split) => split.horizontal(src, w as usize, nw as usize),
+            None => horizontal_scalar(src, w as usize, nw as usize, &k),
         }
-        out
     } else {
         src.to_vec()
     };
@@ -342,6 +357,238 @@ pub fn resample_u8(src: &[u8], w: u32, h: u32, nw: u32, nh: u32, filter: Filter)
         }
     }
     out
+}
+
+/// Pillow's horizontal pass as written there (images narrower than the padded kernel).
+fn horizontal_scalar(src: &[u8], w: usize, nw: usize, k: &[(usize, Vec<i32>)]) -> Vec<u8> {
+    let half = 1i32 << (PRECISION_BITS - 1);
+    let mut out = vec![0u8; nw * (src.len() / w)];
+    for (row, dst) in src.chunks_exact(w).zip(out.chunks_exact_mut(nw)) {
+        for ((x0, kk), o) in k.iter().zip(dst.iter_mut()) {
+            let taps = &row[*x0..*x0 + kk.len()];
+            let ss = taps
+                .iter()
+                .zip(kk)
+                .fold(half, |acc, (&p, &c)| acc.wrapping_add(p as i32 * c));
+            *o = clip8(ss);
+        }
+    }
+    out
+}
+
+/// Pillow's fixed-point coefficients of a horizontal pass, each split as `c = hi * 2048 + lo`
+/// with `lo` in `0..2048`: both halves fit in i16, so the dot products with u8 pixels vectorise
+/// as 16-bit multiply-adds (SSE2 `pmaddwd`), while `(sum p * hi) * 2048 + sum p * lo` is
+/// exactly Pillow's 32-bit sum. Every output gets the same padded number of taps (a multiple of
+/// 16, zeros outside its kernel), its window moved left where it would pass the row's end.
+struct SplitKernel {
+    taps: usize,
+    x0: Vec<usize>,
+    hi: Vec<i16>,
+    lo: Vec<i16>,
+}
+
+impl SplitKernel {
+    fn new(k: &[(usize, Vec<i32>)], w: usize) -> Option<Self> {
+        let longest = k.iter().map(|(_, c)| c.len()).max()?;
+        let taps = longest.div_ceil(16) * 16;
+        if taps > w {
+            return None;
+        }
+        let mut s = Self {
+            taps,
+            x0: Vec::with_capacity(k.len()),
+            hi: vec![0; k.len() * taps],
+            lo: vec![0; k.len() * taps],
+        };
+        for (j, (x0, c)) in k.iter().enumerate() {
+            let start = (*x0).min(w - taps);
+            let off = x0 - start;
+            s.x0.push(start);
+            for (i, &v) in c.iter().enumerate() {
+                s.hi[j * taps + off + i] = i16::try_from(v >> 11).ok()?;
+                s.lo[j * taps + off + i] = (v & 0x7ff) as i16;
+            }
+        }
+        Some(s)
+    }
+
+    fn horizontal(&self, src: &[u8], w: usize, nw: usize) -> Vec<u8> {
+        #[cfg(target_arch = "x86_64")]
+        return sse2::horizontal(self, src, w, nw);
+        #[cfg(not(target_arch = "x86_64"))]
+        return self.horizontal_portable(src, w, nw);
+    }
+
+    /// The same sums in plain Rust (LLVM vectorises them, though less well than `sse2`).
+    #[cfg_attr(target_arch = "x86_64", allow(dead_code))]
+    fn horizontal_portable(&self, src: &[u8], w: usize, nw: usize) -> Vec<u8> {
+        let half = 1i32 << (PRECISION_BITS - 1);
+        let t = self.taps;
+        let mut out = vec![0u8; nw * (src.len() / w)];
+        for (row, dst) in src.chunks_exact(w).zip(out.chunks_exact_mut(nw)) {
+            for (((o, &x0), hi), lo) in dst
+                .iter_mut()
+                .zip(&self.x0)
+                .zip(self.hi.chunks_exact(t))
+                .zip(self.lo.chunks_exact(t))
+            {
+                let px = &row[x0..x0 + t];
+                // A plain zipped reduction: the form LLVM turns into pmaddwd (explicit 8-wide
+                // chunks are not vectorised).
+                let (mut sh, mut sl) = (0i32, 0i32);
+                for ((&p, &h), &l) in px.iter().zip(hi).zip(lo) {
+                    sh = sh.wrapping_add(i32::from(p) * i32::from(h));
+                    sl = sl.wrapping_add(i32::from(p) * i32::from(l));
+                }
+                *o = clip8(half.wrapping_add(sh.wrapping_mul(2048)).wrapping_add(sl));
+            }
+        }
+        out
+    }
+}
+
+/// The split-kernel horizontal pass with SSE2 intrinsics (AVX2 where the CPU has it): 16 pixels
+/// widened to i16 at a time, four `pmaddwd` per 16 taps (two with AVX2). LLVM does not find this form on its own (its vectorised loop
+/// takes four times the multiplies); on the 2500 x 3000 -> 266 x 320 LANCZOS pass SSE2 is
+/// about 3x faster than the plain loop.
+#[cfg(target_arch = "x86_64")]
+mod sse2 {
+    use std::arch::x86_64::*;
+
+    use super::{clip8, SplitKernel, PRECISION_BITS};
+
+    pub(super) fn horizontal(k: &SplitKernel, src: &[u8], w: usize, nw: usize) -> Vec<u8> {
+        if is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2 (checked just above); the function only reads
+            // memory through checked slices.
+            #[allow(unsafe_code)]
+            return unsafe { horizontal_avx2(k, src, w, nw) };
+        }
+        baseline(k, src, w, nw)
+    }
+
+    /// The SSE2 version, for every x86_64 CPU.
+    pub(super) fn baseline(k: &SplitKernel, src: &[u8], w: usize, nw: usize) -> Vec<u8> {
+        // SAFETY: SSE2 is part of the x86_64 baseline (every x86_64 CPU has it, and rustc
+        // enables it for every x86_64 target), so calling an SSE2 function is always sound;
+        // the function itself only reads memory through checked slices.
+        #[allow(unsafe_code)]
+        unsafe {
+            horizontal_sse2(k, src, w, nw)
+        }
+    }
+
+    /// As [`horizontal_sse2`] with 256-bit vectors: 16 taps per `vpmaddwd` pair.
+    #[target_feature(enable = "avx2")]
+    fn horizontal_avx2(k: &SplitKernel, src: &[u8], w: usize, nw: usize) -> Vec<u8> {
+        let half = 1i32 << (PRECISION_BITS - 1);
+        let t = k.taps;
+        let mut out = vec![0u8; nw * (src.len() / w)];
+        for (row, dst) in src.chunks_exact(w).zip(out.chunks_exact_mut(nw)) {
+            for (((o, &x0), hi), lo) in dst
+                .iter_mut()
+                .zip(&k.x0)
+                .zip(k.hi.chunks_exact(t))
+                .zip(k.lo.chunks_exact(t))
+            {
+                let (mut ah, mut al) = (_mm256_setzero_si256(), _mm256_setzero_si256());
+                for ((p, h), l) in row[x0..x0 + t]
+                    .chunks_exact(16)
+                    .zip(hi.chunks_exact(16))
+                    .zip(lo.chunks_exact(16))
+                {
+                    let v = _mm256_cvtepu8_epi16(load_u8(p));
+                    let (h, l) = (
+                        _mm256_set_m128i(load_i16(&h[8..]), load_i16(&h[..8])),
+                        _mm256_set_m128i(load_i16(&l[8..]), load_i16(&l[..8])),
+                    );
+                    ah = _mm256_add_epi32(ah, _mm256_madd_epi16(v, h));
+                    al = _mm256_add_epi32(al, _mm256_madd_epi16(v, l));
+                }
+                let s = _mm256_add_epi32(_mm256_slli_epi32(ah, 11), al);
+                let s = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+                let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b01_00_11_10));
+                let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b10_11_00_01));
+                *o = clip8(half.wrapping_add(_mm_cvtsi128_si32(s)));
+            }
+        }
+        out
+    }
+
+    #[target_feature(enable = "sse2")]
+    fn horizontal_sse2(k: &SplitKernel, src: &[u8], w: usize, nw: usize) -> Vec<u8> {
+        let half = 1i32 << (PRECISION_BITS - 1);
+        let t = k.taps;
+        let zero = _mm_setzero_si128();
+        let mut out = vec![0u8; nw * (src.len() / w)];
+        for (row, dst) in src.chunks_exact(w).zip(out.chunks_exact_mut(nw)) {
+            for (((o, &x0), hi), lo) in dst
+                .iter_mut()
+                .zip(&k.x0)
+                .zip(k.hi.chunks_exact(t))
+                .zip(k.lo.chunks_exact(t))
+            {
+                let (mut ah, mut al) = (zero, zero);
+                for ((p, h), l) in row[x0..x0 + t]
+                    .chunks_exact(16)
+                    .zip(hi.chunks_exact(16))
+                    .zip(lo.chunks_exact(16))
+                {
+                    let v = load_u8(p);
+                    let (a, b) = (_mm_unpacklo_epi8(v, zero), _mm_unpackhi_epi8(v, zero));
+                    let mh = _mm_add_epi32(
+                        _mm_madd_epi16(a, load_i16(&h[..8])),
+                        _mm_madd_epi16(b, load_i16(&h[8..])),
+                    );
+                    let ml = _mm_add_epi32(
+                        _mm_madd_epi16(a, load_i16(&l[..8])),
+                        _mm_madd_epi16(b, load_i16(&l[8..])),
+                    );
+                    ah = _mm_add_epi32(ah, mh);
+                    al = _mm_add_epi32(al, ml);
+                }
+                // Lane sums of hi * 2048 + lo: the exact 32-bit total (see SplitKernel).
+                let s = _mm_add_epi32(_mm_slli_epi32(ah, 11), al);
+                let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b01_00_11_10));
+                let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b10_11_00_01));
+                *o = clip8(half.wrapping_add(_mm_cvtsi128_si32(s)));
+            }
+        }
+        out
+    }
+
+    /// 16 bytes as a vector (LLVM turns the element-wise set into one unaligned load).
+    #[inline]
+    #[target_feature(enable = "sse2")]
+    fn load_u8(p: &[u8]) -> __m128i {
+        let b = |i: usize| p[i] as i8;
+        _mm_set_epi8(
+            b(15),
+            b(14),
+            b(13),
+            b(12),
+            b(11),
+            b(10),
+            b(9),
+            b(8),
+            b(7),
+            b(6),
+            b(5),
+            b(4),
+            b(3),
+            b(2),
+            b(1),
+            b(0),
+        )
+    }
+
+    /// 8 i16 as a vector.
+    #[inline]
+    #[target_feature(enable = "sse2")]
+    fn load_i16(h: &[i16]) -> __m128i {
+        _mm_set_epi16(h[7], h[6], h[5], h[4], h[3], h[2], h[1], h[0])
+    }
 }
 
 /// Float resize with the same kernels (torchvision's antialiased tensor `Resize`).
@@ -427,6 +674,33 @@ mod tests {
                 / a.len() as f32;
             assert!(mae < 1.0, "{filter:?}: {mae}");
         }
+    }
+
+    #[test]
+    fn split_kernel_is_exactly_the_scalar_pass() {
+        // Noisy pixels, every filter, down- and upscaling, windows clamped at both edges.
+        let mut x = 12345u32;
+        let src: Vec<u8> = (0..300 * 7)
+            .map(|_| {
+                x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                (x >> 23) as u8
+            })
+            .collect();
+        for filter in [Filter::Bilinear, Filter::Bicubic, Filter::Lanczos] {
+            for nw in [17, 38, 100, 299, 450] {
+                let k = fixed(&coeffs(300, nw, filter));
+                let split = SplitKernel::new(&k, 300).expect("kernel fits");
+                let want = horizontal_scalar(&src, 300, nw as usize, &k);
+                let msg = format!("{filter:?} 300 -> {nw}");
+                assert_eq!(split.horizontal(&src, 300, nw as usize), want, "{msg}");
+                assert_eq!(
+                    split.horizontal_portable(&src, 300, nw as usize),
+                    want,
+                    "{msg}"
+                );
+            }
+        }
+        assert!(SplitKernel::new(&fixed(&coeffs(20, 2, Filter::Lanczos)), 20).is_none());
     }
 
     #[test]
