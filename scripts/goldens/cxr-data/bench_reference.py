@@ -1,10 +1,11 @@
 """Reference timings for `cargo xtask data bench` (printed as JSON on stdout).
 
-- CSV ingest: pandas.read_csv of the CXR-LT-shaped label file, best of 3.
+- CSV ingest: pandas.read_csv of the CXR-LT-shaped label file, best of --repeats (default 5).
 - Decode + CheXzero preprocessing, one core: Pillow open + convert('L'), CheXzero's
   `preprocess` (LANCZOS longest side to 320, centre paste on 320x320), then Pillow BICUBIC to
-  224 and a NumPy array (the same work as cxr-data's `preprocess_u8`), best of 2.
-Usage: python bench_reference.py --csv FILE --images DIR
+  224 and a NumPy array (the same work as cxr-data's `preprocess_u8`), best of --repeats passes
+  over the images. Pillow decodes at full size (no `draft()`), as CheXzero does.
+Usage: python bench_reference.py --csv FILE --images DIR [--repeats N]
 """
 import argparse, glob, json, os, time
 
@@ -38,10 +39,11 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--csv", required=True)
     ap.add_argument("--images", required=True)
+    ap.add_argument("--repeats", type=int, default=5)
     a = ap.parse_args()
-    csv_s = best(3, lambda: pd.read_csv(a.csv))
+    csv_s = best(a.repeats, lambda: pd.read_csv(a.csv))
     files = sorted(glob.glob(os.path.join(a.images, "*.jpg")))
-    img_s = best(2, lambda: [chexzero_u8(f) for f in files])
+    img_s = best(a.repeats, lambda: [chexzero_u8(f) for f in files])
     print(json.dumps({
         "pandas": pd.__version__, "pillow": PIL.__version__,
         "pandas_read_s": csv_s, "pillow_images_per_s": len(files) / img_s,
