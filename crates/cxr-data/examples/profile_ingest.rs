@@ -17,6 +17,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if let Some(csv) = args.first().filter(|s| !s.is_empty()) {
         let csv = std::path::Path::new(csv);
+        if std::env::var_os("FAST_ONLY").is_some() {
+            // For `perf record`: the fast reader alone.
+            for _ in 0..10 {
+                std::hint::black_box(cxr_data::read_cxr_lt(csv)?);
+            }
+            return Ok(());
+        }
         println!("read bytes {:.1} ms", ms(|| std::fs::read(csv).unwrap()));
         println!(
             "read_cxr_lt (fast) {:.1} ms",

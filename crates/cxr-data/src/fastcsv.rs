@@ -261,36 +261,42 @@ fn fast_line(line: &[u8], csv: &Path, l: &Layout) -> Option<Record> {
     if first_class > lead.len() {
         return None;
     }
+    if memchr::memchr(b'"', line).is_some() {
+        return None;
+    }
     let mut start = 0;
-    let mut k = 0;
-    for (i, &b) in line.iter().enumerate() {
-        if b == b',' {
-            lead[k] = &line[start..i];
-            k += 1;
-            start = i + 1;
-            if k == first_class {
-                break;
-            }
-        } else if b == b'"' {
-            return None;
-        }
+    for f in &mut lead[..first_class] {
+        let p = start + memchr::memchr(b',', &line[start..])?;
+        *f = &line[start..p];
+        start = p + 1;
     }
     let tail = &line[start..];
     let n = l.classes.len();
-    if k != first_class || tail.len() != 2 * n - 1 {
+    if tail.len() != 2 * n - 1 {
         return None;
     }
-    let mut labels = Vec::with_capacity(n);
-    for j in 0..n {
-        labels.push(match tail[2 * j] {
-            b'1' => LabelState::Positive,
-            b'0' => LabelState::Negative,
-            _ => return None,
-        });
-        if j + 1 < n && tail[2 * j + 1] != b',' {
-            return None;
+    // `0,1,0,...`: digits at even offsets, commas at odd ones (one branch-free pass).
+    let shape_ok = tail.iter().enumerate().fold(true, |ok, (i, &b)| {
+        ok & if i % 2 == 1 {
+            b == b','
+        } else {
+            b == b'0' || b == b'1'
         }
+    });
+    if !shape_ok {
+        return None;
     }
+    let labels: Vec<LabelState> = tail
+        .iter()
+        .step_by(2)
+        .map(|&b| {
+            if b == b'1' {
+                LabelState::Positive
+            } else {
+                LabelState::Negative
+            }
+        })
+        .collect();
     build(&lead[..first_class], csv, l, labels)
 }
 
