@@ -476,6 +476,22 @@ mod tests {
     }
 
     #[test]
+    fn synthetic_label_file_takes_the_fast_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = crate::synth::SynthConfig {
+            patients: 12,
+            seed: 5,
+            image_size: 32,
+            ..Default::default()
+        };
+        let s = crate::synth::generate(dir.path(), &cfg).unwrap();
+        let fast = crate::fastcsv::read_cxr_lt_file(&s.labels_csv, &CXR_LT_META)
+            .expect("the synthetic CXR-LT file is in the fast parser's shape");
+        assert_eq!(fast, read_cxr_lt_with_polars(&s.labels_csv).unwrap());
+        assert_eq!(fast.len(), s.images);
+    }
+
+    #[test]
     fn cxr_lt_reader_errors_name_column_file_and_row() {
         let dir = tempfile::tempdir().unwrap();
         let p = write(dir.path(), "a.csv", "dicom_id,study_id,Mass\nd1,s1,1\n");

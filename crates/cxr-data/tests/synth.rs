@@ -83,6 +83,8 @@ fn same_seed_same_bytes_and_readable_by_the_pipeline() {
     let root = dir.path().join("a");
     let mut t = read_cxr_lt(&a.labels_csv).unwrap();
     assert_eq!(t.len(), a.images);
+    // The fast parser and the general polars reader agree on the generated file.
+    assert_eq!(t, cxr_data::read_cxr_lt_with_polars(&a.labels_csv).unwrap());
     assert_eq!(t.classes, cxr_lt_class_names());
     let removed = t.filter_views(&ViewFilter::frontal());
     assert_eq!(t.len(), a.frontal_images);
