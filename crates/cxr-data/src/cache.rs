@@ -1,5 +1,9 @@
 //! A preprocessed u8 image cache: decode + preprocess every image once, in parallel, into
-//! shards on disk; training and evaluation then read pixels from memory with no JPEG decoding.
+//! shards on disk; training and evaluation then read pixels with no JPEG decoding.
+//!
+//! Finished shards are memory-mapped, not read into memory: all of MIMIC-CXR-JPG at 224 px is
+//! about 19 GB, which the page cache can hold or evict as memory allows. A shard file is only
+//! ever replaced by a rename (never written in place), so a mapping stays valid.
 //!
 //! Layout of `cache_dir`: `manifest.json` (preprocessing, image count, shard size and a hash of
 //! the record paths) and, per shard of [`SHARD_SIZE`] images, `shard_NNNNN.bin` (raw
@@ -44,9 +48,46 @@ pub struct CacheOptions {
 #[derive(Debug)]
 pub struct ImageCache {
     preprocess: Preprocess,
-    pixels: Vec<u8>,
+    shard_size: usize,
+    shards: Vec<ShardBytes>,
     ok: Vec<bool>,
     skipped: Vec<(PathBuf, String)>,
+}
+
+/// One shard's pixels: memory-mapped, or read into memory where mapping fails.
+#[derive(Debug)]
+enum ShardBytes {
+    Mapped(memmap2::Mmap),
+    Owned(Vec<u8>),
+}
+
+impl ShardBytes {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            ShardBytes::Mapped(m) => m,
+            ShardBytes::Owned(v) => v,
+        }
+    }
+
+    /// Map the finished shard `path`; read it instead (with a warning) where the file system
+    /// cannot map it.
+    fn open(path: &Path) -> Result<Self> {
+        let file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
+        // SAFETY: shard files are written to a temporary name and renamed into place, never
+        // modified afterwards (a rebuild renames a new file over the name, leaving this inode
+        // intact), so the mapped bytes do not change while mapped.
+        #[allow(unsafe_code)]
+        let mapped = unsafe { memmap2::Mmap::map(&file) };
+        match mapped {
+            Ok(m) => Ok(ShardBytes::Mapped(m)),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "cannot memory-map a cache shard; reading it into memory");
+                Ok(ShardBytes::Owned(
+                    std::fs::read(path).map_err(|e| DataError::io(path, e))?,
+                ))
+            }
+        }
+    }
 }
 
 /// FNV-1a over the record paths and the preprocessing: identifies what a cache holds.
@@ -152,7 +193,7 @@ impl ImageCache {
         } else {
             indicatif::ProgressBar::hidden()
         };
-        let mut pixels = Vec::with_capacity(records.len() * px);
+        let mut shards = Vec::with_capacity(n_shards);
         let mut ok = Vec::with_capacity(records.len());
         let mut skipped = Vec::new();
         for s in 0..n_shards {
@@ -160,17 +201,17 @@ impl ImageCache {
             let hi = (lo + shard_size).min(records.len());
             let bin = cache_dir.join(format!("shard_{s:05}.bin"));
             let meta = cache_dir.join(format!("shard_{s:05}.json"));
-            let done = match (std::fs::read(&meta), std::fs::read(&bin)) {
-                (Ok(m), Ok(b)) if b.len() == (hi - lo) * px => {
+            let bin_len = std::fs::metadata(&bin).map(|m| m.len()).ok();
+            let done = match std::fs::read(&meta) {
+                Ok(m) if bin_len == Some(((hi - lo) * px) as u64) => {
                     serde_json::from_slice::<Vec<Option<String>>>(&m)
                         .ok()
                         .filter(|v| v.len() == hi - lo)
-                        .map(|v| (b, v))
                 }
                 _ => None,
             };
-            let (bytes, status) = match done {
-                Some(d) => d,
+            let status = match done {
+                Some(status) => status,
                 None => {
                     let results: Vec<std::result::Result<Vec<u8>, String>> = records[lo..hi]
                         .par_iter()
@@ -207,9 +248,10 @@ impl ImageCache {
                         &meta,
                         &serde_json::to_vec(&status).expect("status serialises"),
                     )?;
-                    (bytes, status)
+                    status
                 }
             };
+            shards.push(ShardBytes::open(&bin)?);
             if done_len(&bar) < hi as u64 {
                 bar.set_position(hi as u64);
             }
@@ -219,7 +261,6 @@ impl ImageCache {
                     skipped.push((r.path.clone(), msg.clone()));
                 }
             }
-            pixels.extend_from_slice(&bytes);
         }
         bar.finish_and_clear();
         if !skipped.is_empty() {
@@ -230,7 +271,8 @@ impl ImageCache {
         }
         Ok(Self {
             preprocess: *p,
-            pixels,
+            shard_size,
+            shards,
             ok,
             skipped,
         })
@@ -258,7 +300,8 @@ impl ImageCache {
             return None;
         }
         let px = (self.preprocess.size * self.preprocess.size) as usize;
-        Some(&self.pixels[i * px..(i + 1) * px])
+        let (s, j) = (i / self.shard_size, i % self.shard_size);
+        Some(&self.shards[s].bytes()[j * px..(j + 1) * px])
     }
     /// Whether record `i` has pixels.
     pub fn is_ok(&self, i: usize) -> bool {
@@ -353,6 +396,9 @@ mod tests {
         let other =
             ImageCache::build(&root, &records, &Preprocess::clip(8), &cache_dir, false).unwrap();
         assert!(other.pixels(0).unwrap().iter().all(|&v| v == 10));
+        // The rebuild replaced the shard files by renames: caches already open still map the
+        // old bytes.
+        assert!(c.pixels(0).unwrap().iter().all(|&v| v == 200));
 
         let e = ImageCache::build_with(
             &root,
@@ -370,6 +416,33 @@ mod tests {
         let list = dir.path().join("skipped.tsv");
         c.write_skipped(&list).unwrap();
         assert_eq!(std::fs::read_to_string(list).unwrap().lines().count(), 2);
+    }
+
+    #[test]
+    fn pixels_are_found_across_shards() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        std::fs::create_dir_all(&root).unwrap();
+        let records: Vec<Record> = (0..5u8)
+            .map(|i| {
+                let name = format!("{i}.png");
+                image::GrayImage::from_pixel(8, 8, image::Luma([i * 40]))
+                    .save(root.join(&name))
+                    .unwrap();
+                rec(&name)
+            })
+            .collect();
+        let opts = CacheOptions {
+            shard_size: 2,
+            ..Default::default()
+        };
+        let p = Preprocess::clip(4);
+        let c = ImageCache::build_with(&root, &records, &p, &dir.path().join("c"), opts).unwrap();
+        for i in 0..5u8 {
+            let px = c.pixels(i as usize).unwrap();
+            assert!(px.iter().all(|&v| v == i * 40), "image {i}: {px:?}");
+        }
+        assert!(c.pixels(5).is_none());
     }
 
     #[test]
