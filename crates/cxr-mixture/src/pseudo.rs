@@ -234,6 +234,20 @@ impl PseudoLabeler {
     /// says. Labels index the current fit's components, so they are comparable within a batch
     /// (what the triplet loss needs), not across refits.
     pub fn assign(&mut self, batch: ArrayView2<'_, f32>) -> Result<Vec<usize>> {
+        let (m, x) = self.update(batch)?;
+        Ok(m.predict(x.view())?.to_vec())
+    }
+
+    /// As [`Self::assign`] (the fit is updated the same way), but the posterior probabilities
+    /// of `batch` (`B x K`, soft labels) instead of their argmax.
+    pub fn assign_proba(&mut self, batch: ArrayView2<'_, f32>) -> Result<Array2<f64>> {
+        let (m, x) = self.update(batch)?;
+        m.predict_proba(x.view())
+    }
+
+    /// Update the fit with `batch` as the source says; the fit that labels it, and the batch
+    /// in f64.
+    fn update(&mut self, batch: ArrayView2<'_, f32>) -> Result<(&FittedMixture, Array2<f64>)> {
         let x = self.convert(batch)?;
         match self.cfg.source {
             PseudoLabelSource::PerBatch => {
@@ -248,7 +262,7 @@ impl PseudoLabeler {
             }
         }
         let m = self.model.as_ref().expect("fitted above or by refit_epoch");
-        Ok(m.predict(x.view())?.to_vec())
+        Ok((m, x))
     }
 
     /// Posterior probabilities of `batch` under the current fit, without refitting

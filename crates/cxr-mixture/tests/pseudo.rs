@@ -112,3 +112,30 @@ fn zero_capacity_is_rejected() {
     .unwrap_err();
     assert!(e.to_string().contains("capacity"), "{e}");
 }
+
+#[test]
+fn assign_proba_updates_the_fit_as_assign_does_and_returns_its_posteriors() {
+    let x = embeddings();
+    let source = PseudoLabelSource::MemoryBank { capacity: 100 };
+    let mut hard = PseudoLabeler::new(cfg(source, MixtureKind::Gaussian)).unwrap();
+    let mut soft = PseudoLabeler::new(cfg(source, MixtureKind::Gaussian)).unwrap();
+    for step in 0..3 {
+        let b = x.slice(s![step * 32..(step + 1) * 32, ..]);
+        let labels = hard.assign(b).unwrap();
+        let proba = soft.assign_proba(b).unwrap();
+        assert_eq!(soft.bank_len(), hard.bank_len());
+        assert_eq!(
+            proba,
+            hard.predict_proba(b).unwrap(),
+            "step {step}: same fit"
+        );
+        for (row, &l) in proba.rows().into_iter().zip(&labels) {
+            assert!((row.sum() - 1.0).abs() < 1e-12);
+            let best = row.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            assert_eq!(
+                row[l], best,
+                "step {step}: hard label is the posterior argmax"
+            );
+        }
+    }
+}

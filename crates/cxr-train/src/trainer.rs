@@ -3,8 +3,9 @@
 //! Each step: embed a batch of images and their texts, take the CLIP InfoNCE loss, and for
 //! CXR-CML add the metric loss on pseudo-labels that the mixture model assigns to the
 //! (detached, L2-normalised) image embeddings: the paper's triplet loss on hard assignments,
-//! or the released code's weighted metric loss on soft ones (`loss.metric`). After each epoch: validation loss (drives
-//! ReduceLROnPlateau), validation zero-shot AUC (selects the best checkpoint), a checkpoint.
+//! or the released code's weighted metric loss on soft ones (`loss.metric`). After each
+//! epoch: validation loss (drives ReduceLROnPlateau), validation zero-shot AUC (selects the
+//! best checkpoint), a checkpoint.
 //!
 //! Determinism: the epoch's batch order and any text shuffling are derived from
 //! `(seed, epoch, step)`, never from a running RNG, so a resumed run replays the same batches.
@@ -485,14 +486,14 @@ pub fn train_resumable(
                 &device,
             )?;
             let accumulate = cfg.train_loop.accumulate.max(1);
-            let (loss, clip, triplet_value, mut grads) = if accumulate == 1 {
+            let (loss, clip, metric_value, mut grads) = if accumulate == 1 {
                 let img = model.encode_image(&pixels)?;
                 let txt = model.encode_text(&ids)?;
                 let pseudo = match labeler.as_mut() {
                     Some(l) => Some(pseudo_labels(l, &img, cfg)?),
                     None => None,
                 };
-                let (loss, clip, triplet) = objective(
+                let (loss, clip, metric) = objective(
                     &img,
                     &txt,
                     model.logit_scale(),
@@ -502,7 +503,7 @@ pub fn train_resumable(
                     &triplet_cfg,
                 )?;
                 let grads = loss.backward()?;
-                (loss, clip, triplet, grads)
+                (loss, clip, metric, grads)
             } else {
                 accumulated_step(
                     &model,
@@ -516,7 +517,7 @@ pub fn train_resumable(
                     &vars_only(cfg, &varmap),
                 )?
             };
-            let triplet_value = match triplet_value {
+            let metric_value = match metric_value {
                 Some(t) => Some(t.to_scalar::<f32>()?),
                 None => None,
             };
@@ -553,7 +554,7 @@ pub fn train_resumable(
                 step,
                 loss: loss_value,
                 clip_loss: clip.to_scalar::<f32>()?,
-                metric_loss: triplet_value,
+                metric_loss: metric_value,
                 lr: opt.learning_rate(),
                 grad_norm,
                 images_per_sec: chunk.len() as f64 / secs.max(1e-9),
@@ -726,11 +727,10 @@ fn pseudo_labels(labeler: &mut PseudoLabeler, img: &Tensor, cfg: &TrainConfig) -
         .to_vec1()?;
     let view =
         ndarray::ArrayView2::from_shape((n, flat.len() / n), &flat).expect("embedding shape");
-    let hard = labeler.assign(view)?;
     if cfg.loss.metric != "weighted" {
-        return Ok(Targets::Hard(hard));
+        return Ok(Targets::Hard(labeler.assign(view)?));
     }
-    let proba = labeler.predict_proba(view)?;
+    let proba = labeler.assign_proba(view)?;
     let k = proba.ncols();
     let posteriors = Tensor::from_vec(proba.iter().copied().collect(), (n, k), img.device())?;
     let soft = cxr_losses::soft_pseudo_labels(&posteriors, cfg.loss.sharpen)?;
@@ -820,7 +820,7 @@ fn accumulated_step(
         )
         .map(|o| o.0)
     })?;
-    let (loss, clip, triplet) = objective(
+    let (loss, clip, metric) = objective(
         &img,
         &txt,
         &scale.detach(),
@@ -853,7 +853,7 @@ fn accumulated_step(
             }
         }
     }
-    Ok((loss, clip, triplet, total))
+    Ok((loss, clip, metric, total))
 }
 
 fn vars_only(cfg: &TrainConfig, varmap: &VarMap) -> Vec<Var> {
