@@ -645,8 +645,8 @@ impl TrainConfig {
                 "loop.batch_size must be at least 2 (the contrastive loss needs negatives)".into(),
             );
         }
-        crate::device::parse(&self.train_loop.device)?;
-        crate::device::parse(&self.mixture.device)?;
+        crate::device::parse("loop.device", &self.train_loop.device)?;
+        crate::device::parse("mixture.device", &self.mixture.device)?;
         if self.mixture.n_init == 0 || !(self.mixture.tol >= 0.0) {
             return err(format!(
                 "mixture.n_init = {} must be at least 1 and mixture.tol = {} non-negative",
