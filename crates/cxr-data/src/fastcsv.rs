@@ -14,7 +14,7 @@
 //! column. The only intended difference: a label cell written `1.0` in a column whose first
 //! 1000 rows are integers is read here, where polars refuses the file.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use rayon::prelude::*;
 
@@ -382,10 +382,6 @@ fn build(f: &[&[u8]], csv: &Path, l: &Layout, labels: Vec<LabelState>) -> Option
     };
     let path = if fpath.is_empty() {
         mimic_image_path(subject_id, study_id, dicom_id)
-    } else if !fpath.starts_with(['/', '.']) && !fpath.contains("/.") {
-        // No root, `.` or `..` component: what `checked_relative_path` returns, without
-        // walking the components.
-        PathBuf::from(fpath)
     } else {
         checked_relative_path(fpath, csv, 0).ok()?
     };
