@@ -12,7 +12,7 @@ pub use state::{LabelerState, MixtureState};
 
 use ndarray::{Array1, Array2, ArrayView2};
 
-use crate::components::CovarianceType;
+use crate::components::{Components, CovarianceType};
 use crate::data::check_data;
 use crate::device::Device;
 use crate::error::{invalid, MixtureError, Result};
@@ -53,6 +53,13 @@ pub enum MixtureKind {
     StudentT {
         /// Degrees-of-freedom policy.
         nu: NuPolicy,
+    },
+    /// A Gaussian mixture whose parameters score Student-t densities with this fixed `nu`,
+    /// without Student-t EM: the released CXR-CML code (`nu = 8`), see
+    /// [`StudentMixture::from_gaussian`].
+    StudentTOnePass {
+        /// Degrees of freedom (> 0).
+        nu: f64,
     },
 }
 
@@ -118,6 +125,14 @@ impl PseudoLabelConfig {
             ));
         }
         self.gmm_params(self.k, 0).check()?;
+        if let MixtureKind::StudentTOnePass { nu } = self.kind {
+            if !(nu > 0.0 && nu.is_finite()) {
+                return Err(invalid(
+                    "nu",
+                    format!("must be positive and finite, got {nu}"),
+                ));
+            }
+        }
         if let Some(p) = self.student_params(self.k, 0) {
             p.check()?;
         }
@@ -137,7 +152,7 @@ impl PseudoLabelConfig {
 
     fn student_params(&self, k: usize, fit_index: u64) -> Option<StudentParams> {
         match self.kind {
-            MixtureKind::Gaussian => None,
+            MixtureKind::Gaussian | MixtureKind::StudentTOnePass { .. } => None,
             MixtureKind::StudentT { nu } => Some(
                 StudentMixture::params(k)
                     .nu(nu)
@@ -166,6 +181,13 @@ impl FittedMixture {
         match self {
             FittedMixture::Gaussian(m) => m.n_components(),
             FittedMixture::StudentT(m) => m.n_components(),
+        }
+    }
+
+    fn components(&self) -> &Components {
+        match self {
+            FittedMixture::Gaussian(m) => &m.comps,
+            FittedMixture::StudentT(m) => &m.comps,
         }
     }
 
@@ -329,24 +351,36 @@ impl PseudoLabeler {
                 (Some(FittedMixture::StudentT(p)), Some(sp)) if p.n_components() == k => {
                     return Ok(FittedMixture::StudentT(sp.fit_from_student(p, x)?));
                 }
-                (Some(FittedMixture::Gaussian(p)), None) if p.n_components() == k => {
+                // The Gaussian fit (alone, or under a one-pass Student-t) restarts from the
+                // current parameters.
+                (Some(m), None) if m.n_components() == k => {
+                    let c = m.components();
                     let init = InitMethod::Params {
-                        weights: p.weights().clone(),
-                        means: p.means().clone(),
-                        covariances: p.covariances().clone(),
+                        weights: c.weights.clone(),
+                        means: c.means.clone(),
+                        covariances: c.covariances.clone(),
                     };
-                    return Ok(FittedMixture::Gaussian(gp.init_method(init).fit(x)?));
+                    return self.labelling_mixture(gp.init_method(init).fit(x)?);
                 }
                 _ => {}
             }
         }
         self.cold_fits += 1;
         let g = gp.fit(x)?;
-        let fitted = match sp {
-            Some(sp) => FittedMixture::StudentT(sp.fit_from(&g, x)?),
-            None => FittedMixture::Gaussian(g),
-        };
-        Ok(fitted)
+        match sp {
+            Some(sp) => Ok(FittedMixture::StudentT(sp.fit_from(&g, x)?)),
+            None => self.labelling_mixture(g),
+        }
+    }
+
+    /// The labelling mixture made from a Gaussian fit when no Student-t EM follows.
+    fn labelling_mixture(&self, g: GaussianMixture) -> Result<FittedMixture> {
+        Ok(match self.cfg.kind {
+            MixtureKind::StudentTOnePass { nu } => {
+                FittedMixture::StudentT(StudentMixture::from_gaussian(&g, nu)?)
+            }
+            _ => FittedMixture::Gaussian(g),
+        })
     }
 
     fn convert(&mut self, batch: ArrayView2<'_, f32>) -> Result<Array2<f64>> {

@@ -2,7 +2,9 @@
 //!
 //! Fixtures: `tests/fixtures/sklearn_gmm.json` (scikit-learn 1.9.1 GaussianMixture) and
 //! `tests/fixtures/studenttmixture.json` (studenttmixture 1.11 EMStudentMixture), made by
-//! `scripts/goldens/cxr-mixture/make_goldens.py` (see its header for how each run is set up).
+//! `scripts/goldens/cxr-mixture/make_goldens.py` (see its header for how each run is set up);
+//! `tests/fixtures/student_one_pass.json` (scipy 1.17.1 `multivariate_t` on a scikit-learn fit),
+//! made by `scripts/goldens/cxr-mixture/one_pass.py`.
 
 use cxr_mixture::{
     CovarianceType, Covariances, Device, GaussianMixture, InitMethod, NuPolicy, Result,
@@ -285,4 +287,47 @@ test_device!(
     mclachlan_peel_reaches_the_package_optimum_learned_nu,
     mclachlan_peel_learned_cpu,
     mclachlan_peel_learned_cuda
+);
+
+/// The released code's single Student-t pass (nu = 8) with a scikit-learn GMM's parameters:
+/// our densities and posteriors against scipy's `multivariate_t`.
+fn one_pass_student_t_matches_scipy(dev: Device) -> Result<()> {
+    let f = load("student_one_pass.json");
+    let x = a2(&f["x"]);
+    let gmm = GaussianMixture::from_parts(
+        a1(&f["weights"]),
+        a2(&f["means"]),
+        Covariances::Full(a3(&f["covariances"])),
+    )?
+    .with_device(dev);
+    let t = StudentMixture::from_gaussian(&gmm, f["nu"].as_f64().unwrap())?;
+    assert_eq!(t.n_iter(), 0);
+    assert_eq!(t.means(), gmm.means());
+    let max_diff = |a: &Array2<f64>, b: &Array2<f64>| {
+        a.iter()
+            .zip(b)
+            .map(|(p, q)| (p - q).abs())
+            .fold(0.0, f64::max)
+    };
+    let ll = t.score_samples(x.view())?;
+    let want_ll = a1(&f["score_samples"]);
+    let ll_diff = ll
+        .iter()
+        .zip(&want_ll)
+        .map(|(p, q)| (p - q).abs())
+        .fold(0.0, f64::max);
+    assert!(ll_diff < 1e-9, "log-likelihood differs by {ll_diff}");
+    let proba = t.predict_proba(x.view())?;
+    let d = max_diff(&proba, &a2(&f["predict_proba"]));
+    assert!(d < 1e-9, "posteriors differ by {d}");
+    let want: Vec<usize> = a1(&f["predict"]).iter().map(|&v| v as usize).collect();
+    assert_eq!(t.predict(x.view())?.to_vec(), want);
+    // Not the Gaussian posteriors: the heavy tails move the outliers' probabilities.
+    assert!(max_diff(&proba, &gmm.predict_proba(x.view())?) > 0.05);
+    Ok(())
+}
+test_device!(
+    one_pass_student_t_matches_scipy,
+    one_pass_student_t_matches_scipy_cpu,
+    one_pass_student_t_matches_scipy_cuda
 );

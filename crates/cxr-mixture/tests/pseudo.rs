@@ -3,7 +3,8 @@
 mod common;
 
 use cxr_mixture::{
-    CovarianceType, MixtureKind, NuPolicy, PseudoLabelConfig, PseudoLabelSource, PseudoLabeler,
+    CovarianceType, FittedMixture, GaussianMixture, MixtureKind, NuPolicy, PseudoLabelConfig,
+    PseudoLabelSource, PseudoLabeler, StudentMixture,
 };
 use ndarray::{s, Array2};
 
@@ -138,4 +139,63 @@ fn assign_proba_updates_the_fit_as_assign_does_and_returns_its_posteriors() {
             );
         }
     }
+}
+
+#[test]
+fn one_pass_student_t_scores_the_gaussian_fit_with_t_densities() {
+    // Per batch, as the released code: a seeded GMM fit, then one Student-t pass with its
+    // parameters; the labeler must give exactly that pass's posteriors.
+    let x = embeddings();
+    let batch = x.slice(s![0..64, ..]);
+    let config = cfg(
+        PseudoLabelSource::PerBatch,
+        MixtureKind::StudentTOnePass { nu: 8.0 },
+    );
+    let mut pl = PseudoLabeler::new(config.clone()).unwrap();
+    let proba = pl.assign_proba(batch).unwrap();
+
+    let xf = batch.mapv(f64::from);
+    let gmm = GaussianMixture::params(4)
+        .covariance_type(config.covariance)
+        .reg_covar(config.reg_covar)
+        .max_iter(config.max_iter)
+        .tol(config.tol)
+        .n_init(config.n_init)
+        .seed(config.seed)
+        .fit(xf.view())
+        .unwrap();
+    let t = StudentMixture::from_gaussian(&gmm, 8.0).unwrap();
+    assert_eq!(proba, t.predict_proba(xf.view()).unwrap());
+    match pl.model().unwrap() {
+        FittedMixture::StudentT(m) => {
+            assert_eq!(m.n_iter(), 0, "no Student-t EM");
+            assert_eq!(m.nu().to_vec(), vec![8.0; 4]);
+            assert_eq!(m.means(), gmm.means());
+        }
+        other => panic!("expected a Student-t mixture, got {other:?}"),
+    }
+
+    // In a memory bank the next Gaussian fit warm-starts from the one-pass mixture's
+    // parameters, and the state survives a checkpoint round trip.
+    let mut bank = PseudoLabeler::new(cfg(
+        PseudoLabelSource::MemoryBank { capacity: 96 },
+        MixtureKind::StudentTOnePass { nu: 8.0 },
+    ))
+    .unwrap();
+    for step in 0..4 {
+        bank.assign(x.slice(s![step * 32..(step + 1) * 32, ..]))
+            .unwrap();
+    }
+    let mut restored = PseudoLabeler::new(bank.config().clone()).unwrap();
+    restored.restore(bank.state()).unwrap();
+    let next = x.slice(s![128..160, ..]);
+    assert_eq!(bank.assign(next).unwrap(), restored.assign(next).unwrap());
+
+    let bad = PseudoLabeler::new(cfg(
+        PseudoLabelSource::PerBatch,
+        MixtureKind::StudentTOnePass { nu: 0.0 },
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(bad.contains("nu"), "{bad}");
 }

@@ -9,7 +9,7 @@ use super::{FittedMixture, MixtureKind, PseudoLabeler};
 use crate::components::{Components, CovarianceType, Covariances};
 use crate::error::{invalid, Result};
 use crate::gaussian::GaussianMixture;
-use crate::student::StudentMixture;
+use crate::student::{NuPolicy, StudentMixture};
 
 /// Everything a [`PseudoLabeler`] holds besides its configuration (serde; floats round-trip
 /// exactly through JSON with serde_json's `float_roundtrip`).
@@ -147,19 +147,22 @@ impl PseudoLabeler {
             Some(s) => {
                 let comps = components_from(s)?;
                 let device = self.cfg.device;
-                Some(match (s.student, self.cfg.kind) {
-                    (true, MixtureKind::StudentT { nu }) => {
-                        FittedMixture::StudentT(StudentMixture {
-                            device,
-                            comps,
-                            nu: Array1::from(s.nu.clone()),
-                            nu_policy: nu,
-                            converged: s.converged,
-                            n_iter: s.n_iter,
-                            lower_bound_history: s.lower_bound_history.clone(),
-                        })
-                    }
-                    (false, MixtureKind::Gaussian) => FittedMixture::Gaussian(GaussianMixture {
+                let student_nu = match self.cfg.kind {
+                    MixtureKind::Gaussian => None,
+                    MixtureKind::StudentT { nu } => Some(nu),
+                    MixtureKind::StudentTOnePass { nu } => Some(NuPolicy::Fixed(nu)),
+                };
+                Some(match (s.student, student_nu) {
+                    (true, Some(nu_policy)) => FittedMixture::StudentT(StudentMixture {
+                        device,
+                        comps,
+                        nu: Array1::from(s.nu.clone()),
+                        nu_policy,
+                        converged: s.converged,
+                        n_iter: s.n_iter,
+                        lower_bound_history: s.lower_bound_history.clone(),
+                    }),
+                    (false, None) => FittedMixture::Gaussian(GaussianMixture {
                         device,
                         comps,
                         converged: s.converged,

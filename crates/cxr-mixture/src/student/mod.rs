@@ -17,6 +17,8 @@ use ndarray::{Array1, Array2};
 
 use crate::components::{Components, CovarianceType, Covariances};
 use crate::device::Device;
+use crate::error::{invalid, Result};
+use crate::gaussian::GaussianMixture;
 
 /// A fitted Student-t mixture.
 #[derive(Clone, Debug)]
@@ -34,6 +36,28 @@ impl StudentMixture {
     /// Hyperparameters for `k` components, with defaults (see [`StudentParams`]).
     pub fn params(k: usize) -> StudentParams {
         StudentParams::new(k)
+    }
+
+    /// A Student-t mixture with a fitted Gaussian mixture's weights, means and covariances
+    /// as its weights, locations and scales and `nu` fixed, without any Student-t EM: the
+    /// released CXR-CML code's single pass of Student-t log densities with the GMM's
+    /// parameters (there `nu = 8`). The paper's refinement is [`StudentParams::fit_from`].
+    pub fn from_gaussian(gmm: &GaussianMixture, nu: f64) -> Result<Self> {
+        if !(nu > 0.0 && nu.is_finite()) {
+            return Err(invalid(
+                "nu",
+                format!("must be positive and finite, got {nu}"),
+            ));
+        }
+        Ok(Self {
+            device: gmm.device,
+            comps: gmm.comps.clone(),
+            nu: Array1::from_elem(gmm.n_components(), nu),
+            nu_policy: NuPolicy::Fixed(nu),
+            converged: false,
+            n_iter: 0,
+            lower_bound_history: Vec::new(),
+        })
     }
 
     /// Mixture weights, `K`.
