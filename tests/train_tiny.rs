@@ -230,9 +230,12 @@ fn gradient_accumulation_reproduces_the_full_batch_steps() -> anyhow::Result<()>
     let cml = losses(&cfg, "cml-micro")?;
     assert!(cml.iter().all(|l| l.is_finite()));
 
-    // The released code's weighted metric loss (soft pseudo-labels, learnable temperature):
-    // accumulation is exact for it too, temperature gradient included.
+    // The released code's weighted metric loss (soft pseudo-labels, learnable temperature) on
+    // its one-pass Student-t posteriors: accumulation is exact for it too, temperature
+    // gradient included.
     cfg.loss.metric = "weighted".into();
+    cfg.mixture.kind = "student-t-one-pass".into();
+    cfg.mixture.nu = 8.0;
     cfg.loss.margin = 0.3;
     cfg.train_loop.accumulate = 1;
     let full = losses(&cfg, "weighted-full")?;

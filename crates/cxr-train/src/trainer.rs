@@ -218,12 +218,12 @@ fn pseudo_labeler(cfg: &TrainConfig) -> Result<PseudoLabeler> {
             capacity: m.bank_capacity,
         },
     };
-    let kind = if m.kind == "gaussian" {
-        MixtureKind::Gaussian
-    } else {
-        MixtureKind::StudentT {
+    let kind = match m.kind.as_str() {
+        "gaussian" => MixtureKind::Gaussian,
+        "student-t-one-pass" => MixtureKind::StudentTOnePass { nu: m.nu },
+        _ => MixtureKind::StudentT {
             nu: NuPolicy::Fixed(m.nu),
-        }
+        },
     };
     let covariance = match m.covariance.as_str() {
         "full" => CovarianceType::Full,
