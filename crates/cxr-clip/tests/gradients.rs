@@ -56,10 +56,12 @@ fn reseed(varmap: &VarMap, dtype: DType) -> anyhow::Result<()> {
         } else {
             dims[0]
         };
-        let (centre, spread) = match (min == max, min) {
-            (true, c) if c == 1.0 => (1.0, 0.1),
-            (true, _) => (0.0, 0.1),
-            (false, _) => (0.0, (fan_in as f64).powf(-0.5)),
+        let (centre, spread) = if min != max {
+            (0.0, (fan_in as f64).powf(-0.5))
+        } else if min == 1.0 {
+            (1.0, 0.1)
+        } else {
+            (0.0, 0.1)
         };
         let vals: Vec<f64> = det_values(t.elem_count(), i as u64 + 1)
             .iter()
