@@ -700,7 +700,11 @@ mod tests {
                 );
                 // The SSE2 path too, which `horizontal` skips on CPUs with AVX2.
                 #[cfg(target_arch = "x86_64")]
-                assert_eq!(sse2::baseline(&split, &src, 300, nw as usize), want, "{msg}");
+                assert_eq!(
+                    sse2::baseline(&split, &src, 300, nw as usize),
+                    want,
+                    "{msg}"
+                );
             }
         }
         assert!(SplitKernel::new(&fixed(&coeffs(20, 2, Filter::Lanczos)), 20).is_none());
