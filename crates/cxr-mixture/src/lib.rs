@@ -33,7 +33,7 @@ pub use device::Device;
 pub use error::{MixtureError, Result};
 pub use gaussian::{GaussianMixture, GmmParams, InitMethod};
 pub use pseudo::{
-    FittedMixture, LabelerState, MixtureKind, MixtureState, PseudoLabelConfig, PseudoLabelSource,
-    PseudoLabeler, EPOCH_BOOTSTRAP_CAPACITY,
+    ComponentRule, FittedMixture, LabelerState, MixtureKind, MixtureState, PseudoLabelConfig,
+    PseudoLabelSource, PseudoLabeler, EPOCH_BOOTSTRAP_CAPACITY,
 };
 pub use student::{NuPolicy, ScaleUpdate, StudentMixture, StudentParams};

@@ -44,6 +44,29 @@ impl Default for PseudoLabelSource {
     }
 }
 
+/// How many components a fit on `n` embeddings gets.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ComponentRule {
+    /// The configured `k`, clipped to `n` (warned once).
+    #[default]
+    Fixed,
+    /// The released CXR-CML code's per-batch rule: `min(5, n / 3)` below 50 embeddings, else
+    /// `min(k, n / 4)` (its `k` is 40); at least 1. Five clusters at batch 32.
+    ReleasedCode,
+}
+
+impl ComponentRule {
+    /// Components for a fit on `n >= 1` embeddings with the configured `k`.
+    pub fn components(self, k: usize, n: usize) -> usize {
+        let k = match self {
+            ComponentRule::Fixed => k.min(n),
+            ComponentRule::ReleasedCode if n < 50 => 5.min(n / 3),
+            ComponentRule::ReleasedCode => k.min(n / 4),
+        };
+        k.max(1)
+    }
+}
+
 /// Which mixture assigns the labels.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum MixtureKind {
@@ -79,6 +102,8 @@ pub struct PseudoLabelConfig {
     pub source: PseudoLabelSource,
     /// Components (default 40, the paper's K).
     pub k: usize,
+    /// How `k` adapts to the number of embeddings of a fit (default: clipped to it).
+    pub k_rule: ComponentRule,
     /// Gaussian or Student-t (default Student-t with `nu = 6`, the paper's best).
     pub kind: MixtureKind,
     /// Covariance shape (default diagonal: full 512 x 512 covariances are rank-deficient from
@@ -103,6 +128,7 @@ impl Default for PseudoLabelConfig {
         Self {
             source: PseudoLabelSource::default(),
             k: 40,
+            k_rule: ComponentRule::Fixed,
             kind: MixtureKind::default(),
             covariance: CovarianceType::Diag,
             reg_covar: 1e-6,
@@ -335,8 +361,8 @@ impl PseudoLabeler {
     /// Fit on `x`, warm-starting from the current fit when allowed and K matches.
     fn fit(&mut self, x: ArrayView2<'_, f64>, warm: bool) -> Result<FittedMixture> {
         let n = x.nrows();
-        let k = self.cfg.k.min(n);
-        if k < self.cfg.k && !self.warned_clip {
+        let k = self.cfg.k_rule.components(self.cfg.k, n);
+        if self.cfg.k_rule == ComponentRule::Fixed && k < self.cfg.k && !self.warned_clip {
             tracing::warn!(
                 k = self.cfg.k,
                 n_samples = n,

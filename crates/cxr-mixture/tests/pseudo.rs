@@ -3,8 +3,8 @@
 mod common;
 
 use cxr_mixture::{
-    CovarianceType, FittedMixture, GaussianMixture, MixtureKind, NuPolicy, PseudoLabelConfig,
-    PseudoLabelSource, PseudoLabeler, StudentMixture,
+    ComponentRule, CovarianceType, FittedMixture, GaussianMixture, MixtureKind, NuPolicy,
+    PseudoLabelConfig, PseudoLabelSource, PseudoLabeler, StudentMixture,
 };
 use ndarray::{s, Array2};
 
@@ -198,4 +198,30 @@ fn one_pass_student_t_scores_the_gaussian_fit_with_t_densities() {
     .unwrap_err()
     .to_string();
     assert!(bad.contains("nu"), "{bad}");
+}
+
+#[test]
+fn released_code_component_rule_follows_the_batch_size() {
+    let rule = ComponentRule::ReleasedCode;
+    let got: Vec<usize> = [2, 10, 32, 49, 50, 64, 200, 1000]
+        .iter()
+        .map(|&n| rule.components(40, n))
+        .collect();
+    assert_eq!(got, vec![1, 3, 5, 5, 12, 16, 40, 40]);
+    assert_eq!(ComponentRule::Fixed.components(40, 32), 32);
+    assert_eq!(ComponentRule::Fixed.components(4, 32), 4);
+
+    let x = embeddings();
+    let mut pl = PseudoLabeler::new(PseudoLabelConfig {
+        k: 40,
+        k_rule: ComponentRule::ReleasedCode,
+        source: PseudoLabelSource::PerBatch,
+        ..Default::default()
+    })
+    .unwrap();
+    for (n, k) in [(32, 5), (10, 3), (64, 16)] {
+        let labels = pl.assign(x.slice(s![0..n, ..])).unwrap();
+        assert_eq!(labels.len(), n);
+        assert_eq!(pl.model().unwrap().n_components(), k, "batch of {n}");
+    }
 }
