@@ -231,11 +231,13 @@ fn gradient_accumulation_reproduces_the_full_batch_steps() -> anyhow::Result<()>
     assert!(cml.iter().all(|l| l.is_finite()));
 
     // The released code's weighted metric loss (soft pseudo-labels, learnable temperature) on
-    // its one-pass Student-t posteriors: accumulation is exact for it too, temperature
-    // gradient included.
+    // its one-pass Student-t posteriors of per-batch fits with its K rule (5 at batch 16):
+    // accumulation is exact for it too, temperature gradient included.
     cfg.loss.metric = "weighted".into();
     cfg.mixture.kind = "student-t-one-pass".into();
     cfg.mixture.nu = 8.0;
+    cfg.mixture.source = "per-batch".into();
+    cfg.mixture.k_rule = "released-code".into();
     cfg.loss.margin = 0.3;
     cfg.train_loop.accumulate = 1;
     let full = losses(&cfg, "weighted-full")?;

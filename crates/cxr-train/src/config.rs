@@ -167,6 +167,9 @@ impl Default for TextConfig {
 pub struct MixtureConfig {
     /// Number of components (paper: 40).
     pub k: usize,
+    /// `fixed` (K clipped to the points of a fit) or `released-code` (the released code's
+    /// per-batch rule: min(5, N/3) below 50 points, else min(K, N/4); 5 at batch 32).
+    pub k_rule: String,
     /// `student-t` (GMM refined by a Student-t mixture, the paper), `gaussian`, or
     /// `student-t-one-pass` (the released code: the GMM's parameters score one pass of
     /// Student-t densities with `nu`, no Student-t EM).
@@ -194,6 +197,7 @@ impl Default for MixtureConfig {
     fn default() -> Self {
         Self {
             k: 40,
+            k_rule: "fixed".into(),
             kind: "student-t".into(),
             nu: 6.0,
             source: "memory-bank".into(),
@@ -443,7 +447,7 @@ impl TrainConfig {
 
     /// The released CXR-CML implementation's values (see the reference notes): AdamW lr 1e-6,
     /// weight decay 1e-4, 10 epochs, plateau patience 3, per-batch full-covariance GMM with
-    /// K = 5 scored by one Student-t pass with nu = 8, the weighted metric loss on soft pseudo-labels (base margin 0.3),
+    /// the released K rule (5 at batch 32) scored by one Student-t pass with nu = 8, the weighted metric loss on soft pseudo-labels (base margin 0.3),
     /// "Adenopathy is present. ..." text, init from a CheXzero checkpoint (set `model.weights`).
     pub fn released_code() -> Self {
         let mut c = Self::paper();
@@ -461,8 +465,9 @@ impl TrainConfig {
             ..OptimConfig::default()
         };
         c.schedule.patience = 3;
-        // Per batch: min(5, N/3) below 50 points, so 5 clusters at batch 32.
-        c.mixture.k = 5;
+        // Per batch: min(5, N/3) below 50 points, so 5 clusters at batch 32; min(40, N/4) above.
+        c.mixture.k = 40;
+        c.mixture.k_rule = "released-code".into();
         c.mixture.max_iter = 100;
         c.mixture.n_init = 3;
         c.loss.metric = "weighted".into();
@@ -555,10 +560,11 @@ impl TrainConfig {
                 "student-t-one-pass" => format!("nu{}onepass", self.mixture.nu),
                 _ => format!("nu{}", self.mixture.nu),
             };
-            name.push_str(&format!(
-                "-k{}-{mix}-{}",
-                self.mixture.k, self.mixture.source
-            ));
+            let k = match self.mixture.k_rule.as_str() {
+                "released-code" => format!("released{}", self.mixture.k),
+                _ => self.mixture.k.to_string(),
+            };
+            name.push_str(&format!("-k{k}-{mix}-{}", self.mixture.source));
         }
         name
     }
@@ -603,6 +609,11 @@ impl TrainConfig {
             "text.prompts",
             &self.text.prompts,
             &["chexzero", "present-absent"],
+        )?;
+        one_of(
+            "mixture.k_rule",
+            &self.mixture.k_rule,
+            &["fixed", "released-code"],
         )?;
         one_of(
             "mixture.kind",
@@ -750,9 +761,14 @@ mod tests {
             (r.optim.lr, r.schedule.patience, r.mixture.nu),
             (1e-6, 3, 8.0)
         );
-        assert_eq!((r.mixture.k, r.mixture.n_init), (5, 3));
+        assert_eq!((r.mixture.k, r.mixture.n_init), (40, 3));
+        assert_eq!(r.mixture.k_rule, "released-code");
         assert_eq!(r.mixture.kind, "student-t-one-pass");
-        assert!(r.run_name().contains("nu8onepass"), "{}", r.run_name());
+        assert!(
+            r.run_name().contains("-kreleased40-nu8onepass-"),
+            "{}",
+            r.run_name()
+        );
         assert_eq!(r.loss.metric, "weighted");
         assert_eq!((r.loss.margin, r.loss.sharpen), (0.3, 0.05));
         assert_eq!(c.loss.metric, "triplet");

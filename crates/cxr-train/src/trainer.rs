@@ -208,7 +208,7 @@ pub(crate) fn triplet_config(cfg: &TrainConfig) -> TripletConfig {
 
 fn pseudo_labeler(cfg: &TrainConfig) -> Result<PseudoLabeler> {
     use cxr_mixture::{
-        CovarianceType, MixtureKind, NuPolicy, PseudoLabelConfig, PseudoLabelSource,
+        ComponentRule, CovarianceType, MixtureKind, NuPolicy, PseudoLabelConfig, PseudoLabelSource,
     };
     let m = &cfg.mixture;
     let source = match m.source.as_str() {
@@ -233,6 +233,10 @@ fn pseudo_labeler(cfg: &TrainConfig) -> Result<PseudoLabeler> {
     let pcfg = PseudoLabelConfig {
         source,
         k: m.k,
+        k_rule: match m.k_rule.as_str() {
+            "released-code" => ComponentRule::ReleasedCode,
+            _ => ComponentRule::Fixed,
+        },
         kind,
         covariance,
         reg_covar: m.reg_covar,
