@@ -220,8 +220,10 @@ pub struct LossConfig {
     /// (the released code: weighted metric loss on image-text distances with soft
     /// pseudo-labels and a learnable temperature; a documented reconstruction).
     pub metric: String,
-    /// Weight of the metric loss next to the CLIP loss (paper: equal, 1.0).
-    pub triplet_weight: f64,
+    /// Weight of the metric loss (triplet or weighted) next to the CLIP loss (paper: equal,
+    /// 1.0). Configs written before it weighted either loss call it `triplet_weight`.
+    #[serde(alias = "triplet_weight")]
+    pub metric_weight: f64,
     /// Triplet margin alpha (not stated in the paper; 0.2 on unit-norm embeddings); with
     /// `metric = "weighted"`, the base margin `m` of `m * (1 + exp(-mean_pos))` (released: 0.3).
     pub margin: f64,
@@ -239,7 +241,7 @@ impl Default for LossConfig {
     fn default() -> Self {
         Self {
             metric: "triplet".into(),
-            triplet_weight: 1.0,
+            metric_weight: 1.0,
             margin: 0.2,
             mining: "batch-all".into(),
             sharpen: 0.05,
@@ -491,8 +493,14 @@ impl TrainConfig {
     pub fn from_toml_over(base: &Self, text: &str) -> Result<Self> {
         let mut value = toml::Value::try_from(base)
             .map_err(|e| TrainError::Config(format!("cannot serialise config: {e}")))?;
-        let patch: toml::Value =
+        let mut patch: toml::Value =
             toml::from_str(text).map_err(|e| TrainError::Config(format!("invalid TOML: {e}")))?;
+        // A key under its old name would sit beside the base's new one: move it over.
+        if let Some(loss) = patch.get_mut("loss").and_then(|v| v.as_table_mut()) {
+            if let Some(w) = loss.remove("triplet_weight") {
+                loss.insert("metric_weight".into(), w);
+            }
+        }
         merge(&mut value, patch);
         let cfg: Self = value
             .try_into()
@@ -509,7 +517,11 @@ impl TrainConfig {
                 "override `{assignment}` is not of the form key=value"
             ))
         })?;
-        let key = key.trim();
+        // The old name of `loss.metric_weight` (a serde alias in files) names the same slot.
+        let key = match key.trim() {
+            "loss.triplet_weight" => "loss.metric_weight",
+            other => other,
+        };
         let raw = raw.trim();
         let literal = toml::from_str::<toml::Table>(&format!("v = {raw}"))
             .ok()
@@ -693,8 +705,8 @@ impl TrainConfig {
         if !(self.optim.lr > 0.0 && self.optim.lr.is_finite()) {
             return err(format!("optim.lr = {} must be positive", self.optim.lr));
         }
-        if !(self.loss.margin >= 0.0) || !(self.loss.triplet_weight >= 0.0) {
-            return err("loss.margin and loss.triplet_weight must be non-negative".into());
+        if !(self.loss.margin >= 0.0) || !(self.loss.metric_weight >= 0.0) {
+            return err("loss.margin and loss.metric_weight must be non-negative".into());
         }
         if !(self.loss.sharpen > 0.0 && self.loss.sharpen.is_finite()) {
             return err(format!(
@@ -752,7 +764,7 @@ mod tests {
         assert_eq!(c.train_loop.batch_size, 32);
         assert_eq!(c.mixture.k, 40);
         assert_eq!(c.mixture.nu, 6.0);
-        assert_eq!(c.loss.triplet_weight, 1.0);
+        assert_eq!(c.loss.metric_weight, 1.0);
         assert_eq!((c.schedule.factor, c.schedule.patience), (0.1, 2));
         assert_eq!(c.model.image_size, 224);
         assert_eq!(c.model.preset, "vit-b-32");
@@ -788,6 +800,11 @@ mod tests {
             Some(std::path::Path::new("/mnt/mimic"))
         );
         assert_eq!(c.method, Method::Baseline);
+        // The metric-loss weight under its old name, as an override and in a saved file.
+        c.set("loss.triplet_weight=0.5").unwrap();
+        assert_eq!(c.loss.metric_weight, 0.5);
+        let old = TrainConfig::from_toml_over(&c, "[loss]\ntriplet_weight = 2.0").unwrap();
+        assert_eq!(old.loss.metric_weight, 2.0);
     }
 
     #[test]

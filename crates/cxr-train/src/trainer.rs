@@ -769,7 +769,7 @@ fn objective(
             ))
         }
     };
-    let total = (&clip + (&metric * cfg.loss.triplet_weight)?)?;
+    let total = (&clip + (&metric * cfg.loss.metric_weight)?)?;
     Ok((total, clip, Some(metric)))
 }
 
