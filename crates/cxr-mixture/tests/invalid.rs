@@ -96,6 +96,15 @@ fn non_positive_fixed_nu() {
 }
 
 #[test]
+fn one_pass_nu_must_be_positive_and_finite() {
+    let gmm = GaussianMixture::params(2).fit(data().view()).unwrap();
+    for nu in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+        assert_param(StudentMixture::from_gaussian(&gmm, nu), "nu");
+    }
+    assert!(StudentMixture::from_gaussian(&gmm, 8.0).is_ok());
+}
+
+#[test]
 fn non_positive_nu_init() {
     assert_param(
         StudentMixture::params(2)
