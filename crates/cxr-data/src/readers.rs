@@ -212,6 +212,12 @@ impl Csv {
     }
 }
 
+/// Whether a file's name ends in `.gz` (read gunzipped).
+fn is_gzip(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("gz"))
+}
+
 /// The bytes of a file, gunzipped when its name ends in `.gz`.
 pub(crate) fn read_bytes(path: &Path) -> Result<Vec<u8>> {
     if !path.is_file() {
@@ -220,10 +226,7 @@ pub(crate) fn read_bytes(path: &Path) -> Result<Vec<u8>> {
             std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
         ));
     }
-    let gz = path
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("gz"));
-    if !gz {
+    if !is_gzip(path) {
         return std::fs::read(path).map_err(|e| DataError::io(path, e));
     }
     use std::io::Read;
@@ -255,22 +258,23 @@ fn parse_id(s: &str) -> Option<u64> {
 /// The usual unquoted 0/1 files go through a specialised parallel parser (`fastcsv`); anything
 /// it is not sure about is read by polars, with the same result.
 pub fn read_cxr_lt(labels_csv: &Path) -> Result<LabelTable> {
-    let gz = labels_csv
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("gz"));
-    let fast = if gz || !labels_csv.is_file() {
-        None
+    let table = if is_gzip(labels_csv) {
+        // Gunzipped in memory, then the fast parser on the bytes.
+        let bytes = read_bytes(labels_csv)?;
+        match crate::fastcsv::read_cxr_lt(&bytes, labels_csv, &CXR_LT_META) {
+            Some(t) => t,
+            None => read_cxr_lt_polars(Csv::from_bytes(bytes, labels_csv)?)?,
+        }
     } else {
-        crate::fastcsv::read_cxr_lt_file(labels_csv, &CXR_LT_META)
-    };
-    let table = match fast {
-        Some(t) => t,
-        None => {
-            let bytes = read_bytes(labels_csv)?;
-            match crate::fastcsv::read_cxr_lt(&bytes, labels_csv, &CXR_LT_META) {
-                Some(t) if gz => t,
-                _ => read_cxr_lt_polars(Csv::from_bytes(bytes, labels_csv)?)?,
-            }
+        let fast = if labels_csv.is_file() {
+            crate::fastcsv::read_cxr_lt_file(labels_csv, &CXR_LT_META)
+        } else {
+            None
+        };
+        match fast {
+            Some(t) => t,
+            // Also the missing-file error, from `read_bytes`.
+            None => read_cxr_lt_with_polars(labels_csv)?,
         }
     };
     let unknown: Vec<&String> = table
@@ -445,6 +449,12 @@ mod tests {
             assert_eq!(streamed.as_ref(), Some(&slow), "block {block}");
         }
         assert_eq!(read_cxr_lt(&f).unwrap(), slow);
+        // Gzipped, as MIMIC ships its CSVs: the same table.
+        let gz = dir.path().join("big.csv.gz");
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut enc, rows.as_bytes()).unwrap();
+        std::fs::write(&gz, enc.finish().unwrap()).unwrap();
+        assert_eq!(read_cxr_lt(&gz).unwrap(), slow);
 
         // Float-coded labels (CheXpert style) and a many-chunk file.
         let mut rows = String::from(header);
