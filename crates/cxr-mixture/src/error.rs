@@ -58,6 +58,18 @@ pub(crate) fn check_k(k: usize) -> Result<()> {
     Ok(())
 }
 
+/// A fixed Student-t `nu`: finite and > 0. Shared by the Student-t builder, the one-pass
+/// mixture and the pseudo-label configuration.
+pub(crate) fn check_fixed_nu(nu: f64) -> Result<()> {
+    if !(nu > 0.0 && nu.is_finite()) {
+        return Err(invalid(
+            "nu",
+            format!("a fixed nu must be finite and > 0, got {nu}"),
+        ));
+    }
+    Ok(())
+}
+
 /// The EM loop's own parameters, shared by the Gaussian and Student-t builders.
 pub(crate) fn check_em(reg_covar: f64, tol: f64, max_iter: usize) -> Result<()> {
     if !(reg_covar >= 0.0 && reg_covar.is_finite()) {

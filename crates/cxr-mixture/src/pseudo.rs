@@ -15,7 +15,7 @@ use ndarray::{Array1, Array2, ArrayView2};
 use crate::components::{Components, CovarianceType};
 use crate::data::check_data;
 use crate::device::Device;
-use crate::error::{invalid, MixtureError, Result};
+use crate::error::{check_fixed_nu, invalid, MixtureError, Result};
 use crate::gaussian::{GaussianMixture, GmmParams, InitMethod};
 use crate::student::{NuPolicy, StudentMixture, StudentParams};
 
@@ -152,12 +152,7 @@ impl PseudoLabelConfig {
         }
         self.gmm_params(self.k, 0).check()?;
         if let MixtureKind::StudentTOnePass { nu } = self.kind {
-            if !(nu > 0.0 && nu.is_finite()) {
-                return Err(invalid(
-                    "nu",
-                    format!("must be positive and finite, got {nu}"),
-                ));
-            }
+            check_fixed_nu(nu)?;
         }
         if let Some(p) = self.student_params(self.k, 0) {
             p.check()?;

@@ -1,7 +1,7 @@
 //! Checked hyperparameters for [`StudentMixture`](super::StudentMixture).
 
 use crate::components::CovarianceType;
-use crate::error::{check_em, check_k, invalid, Result};
+use crate::error::{check_em, check_fixed_nu, check_k, invalid, Result};
 use crate::gaussian::{GaussianMixture, GmmParams};
 
 /// How the degrees of freedom `nu` are treated.
@@ -145,12 +145,7 @@ impl StudentParams {
     pub fn check(&self) -> Result<()> {
         check_k(self.k)?;
         if let NuPolicy::Fixed(nu) = self.nu {
-            if !(nu > 0.0 && nu.is_finite()) {
-                return Err(invalid(
-                    "nu",
-                    format!("a fixed nu must be finite and > 0, got {nu}"),
-                ));
-            }
+            check_fixed_nu(nu)?;
         }
         if !(self.nu_init > 0.0 && self.nu_init.is_finite()) {
             return Err(invalid(

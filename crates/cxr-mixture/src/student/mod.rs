@@ -17,7 +17,7 @@ use ndarray::{Array1, Array2};
 
 use crate::components::{Components, CovarianceType, Covariances};
 use crate::device::Device;
-use crate::error::{invalid, Result};
+use crate::error::{check_fixed_nu, Result};
 use crate::gaussian::GaussianMixture;
 
 /// A fitted Student-t mixture.
@@ -43,12 +43,7 @@ impl StudentMixture {
     /// released CXR-CML code's single pass of Student-t log densities with the GMM's
     /// parameters (there `nu = 8`). The paper's refinement is [`StudentParams::fit_from`].
     pub fn from_gaussian(gmm: &GaussianMixture, nu: f64) -> Result<Self> {
-        if !(nu > 0.0 && nu.is_finite()) {
-            return Err(invalid(
-                "nu",
-                format!("must be positive and finite, got {nu}"),
-            ));
-        }
+        check_fixed_nu(nu)?;
         Ok(Self {
             device: gmm.device,
             comps: gmm.comps.clone(),
