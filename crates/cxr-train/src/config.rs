@@ -493,15 +493,10 @@ impl TrainConfig {
     pub fn from_toml_over(base: &Self, text: &str) -> Result<Self> {
         let mut value = toml::Value::try_from(base)
             .map_err(|e| TrainError::Config(format!("cannot serialise config: {e}")))?;
-        let mut patch: toml::Value =
+        let patch: toml::Value =
             toml::from_str(text).map_err(|e| TrainError::Config(format!("invalid TOML: {e}")))?;
-        // A key under its old name would sit beside the base's new one: move it over.
-        if let Some(loss) = patch.get_mut("loss").and_then(|v| v.as_table_mut()) {
-            if let Some(w) = loss.remove("triplet_weight") {
-                loss.insert("metric_weight".into(), w);
-            }
-        }
         merge(&mut value, patch);
+        rename_old_keys(&mut value);
         let cfg: Self = value
             .try_into()
             .map_err(|e| TrainError::Config(format!("invalid config: {e}")))?;
@@ -517,11 +512,7 @@ impl TrainConfig {
                 "override `{assignment}` is not of the form key=value"
             ))
         })?;
-        // The old name of `loss.metric_weight` (a serde alias in files) names the same slot.
-        let key = match key.trim() {
-            "loss.triplet_weight" => "loss.metric_weight",
-            other => other,
-        };
+        let key = key.trim();
         let raw = raw.trim();
         let literal = toml::from_str::<toml::Table>(&format!("v = {raw}"))
             .ok()
@@ -544,6 +535,7 @@ impl TrainConfig {
                 TrainError::Config(format!("unknown config section `{part}` in `{key}`"))
             })?;
         }
+        rename_old_keys(&mut value);
         let cfg: Self = value
             .try_into()
             .map_err(|e| TrainError::Config(format!("override `{assignment}`: {e}")))?;
@@ -724,6 +716,17 @@ impl TrainConfig {
             return err("model.context_length must be at least 2".into());
         }
         Ok(())
+    }
+}
+
+/// Moves keys written under an old name onto the current one, overriding it: a file or
+/// override naming the old key sits beside the new key the base config serialised, which serde
+/// would reject as a duplicate (its alias only covers documents that hold one of the two).
+fn rename_old_keys(value: &mut toml::Value) {
+    if let Some(loss) = value.get_mut("loss").and_then(|v| v.as_table_mut()) {
+        if let Some(w) = loss.remove("triplet_weight") {
+            loss.insert("metric_weight".into(), w);
+        }
     }
 }
 
