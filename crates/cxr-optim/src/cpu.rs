@@ -99,6 +99,24 @@ pub(crate) fn contiguous(l: &Layout, what: &str) -> candle_core::Result<(usize, 
     })
 }
 
+/// The parameter's and gradient's element ranges for an AdamW step whose moments hold
+/// `m_len` and `v_len` elements: both operands contiguous, all four of one length. Shared by
+/// the CPU and CUDA ops.
+pub(crate) fn adamw_ranges(
+    param: &Layout,
+    grad: &Layout,
+    m_len: usize,
+    v_len: usize,
+) -> candle_core::Result<(std::ops::Range<usize>, std::ops::Range<usize>)> {
+    let (p0, p1) = contiguous(param, "parameter")?;
+    let (g0, g1) = contiguous(grad, "gradient")?;
+    let n = p1 - p0;
+    if g1 - g0 != n || m_len != n || v_len != n {
+        candle_core::bail!("fused AdamW: parameter, gradient and moments differ in length");
+    }
+    Ok((p0..p1, g0..g1))
+}
+
 pub(crate) fn lock<T>(m: &Mutex<T>) -> candle_core::Result<std::sync::MutexGuard<'_, T>> {
     m.lock()
         .map_err(|_| candle_core::Error::Msg("fused optimiser: state lock poisoned".into()))
@@ -178,19 +196,15 @@ impl InplaceOp2 for AdamWOp<'_> {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> candle_core::Result<()> {
-        let (p0, p1) = contiguous(l1, "parameter")?;
-        let (g0, g1) = contiguous(l2, "gradient")?;
         let mut m = lock(&self.m)?;
         let mut v = lock(&self.v)?;
-        if p1 - p0 != g1 - g0 || m.len() != p1 - p0 || v.len() != p1 - p0 {
-            candle_core::bail!("fused AdamW: parameter, gradient and moments differ in length");
-        }
+        let (pr, gr) = adamw_ranges(l1, l2, m.len(), v.len())?;
         match (s1, s2, &mut **m, &mut **v) {
             (CpuStorage::F32(p), CpuStorage::F32(g), HostBuf::F32(m), HostBuf::F32(v)) => {
-                adamw_kernel(&mut p[p0..p1], &g[g0..g1], m, v, &self.h)
+                adamw_kernel(&mut p[pr], &g[gr], m, v, &self.h)
             }
             (CpuStorage::F64(p), CpuStorage::F64(g), HostBuf::F64(m), HostBuf::F64(v)) => {
-                adamw_kernel(&mut p[p0..p1], &g[g0..g1], m, v, &self.h)
+                adamw_kernel(&mut p[pr], &g[gr], m, v, &self.h)
             }
             (p, g, _, _) => candle_core::bail!(
                 "fused AdamW: unsupported dtypes param {:?} / grad {:?}",

@@ -21,7 +21,7 @@ use candle_core::cuda_backend::{CudaDType, CudaDevice, CudaStorage, WrapErr};
 use candle_core::op::BackpropOp;
 use candle_core::{CpuStorage, DType, InplaceOp2, Layout, Shape, Storage, Tensor};
 
-use crate::cpu::{contiguous, lock, AdamWStep, Real};
+use crate::cpu::{adamw_ranges, contiguous, lock, AdamWStep, Real};
 
 const PTX: &str = include_str!(concat!(env!("OUT_DIR"), "/adamw.ptx"));
 /// Key of our module in candle's per-device cache of custom modules.
@@ -172,27 +172,22 @@ impl InplaceOp2 for CudaAdamWOp<'_> {
         s2: &CudaStorage,
         l2: &Layout,
     ) -> candle_core::Result<()> {
-        let (p0, p1) = contiguous(l1, "parameter")?;
-        let (g0, g1) = contiguous(l2, "gradient")?;
         let mut m = lock(&self.m)?;
         let mut v = lock(&self.v)?;
-        let n = p1 - p0;
-        if g1 - g0 != n || m.len() != n || v.len() != n {
-            candle_core::bail!("fused AdamW: parameter, gradient and moments differ in length");
-        }
-        if n == 0 {
+        let (pr, gr) = adamw_ranges(l1, l2, m.len(), v.len())?;
+        if pr.is_empty() {
             return Ok(());
         }
         let dev = s1.device.clone();
         match (&mut m.data, &mut v.data) {
             (Data::F32(m), Data::F32(v)) => {
-                let p = s1.as_cuda_slice_mut::<f32>()?.slice_mut(p0..p1);
-                let g = s2.as_cuda_slice::<f32>()?.slice(g0..g1);
+                let p = s1.as_cuda_slice_mut::<f32>()?.slice_mut(pr);
+                let g = s2.as_cuda_slice::<f32>()?.slice(gr);
                 launch(&dev, "cxr_adamw_f32", p, g, m, v, &self.h)
             }
             (Data::F64(m), Data::F64(v)) => {
-                let p = s1.as_cuda_slice_mut::<f64>()?.slice_mut(p0..p1);
-                let g = s2.as_cuda_slice::<f64>()?.slice(g0..g1);
+                let p = s1.as_cuda_slice_mut::<f64>()?.slice_mut(pr);
+                let g = s2.as_cuda_slice::<f64>()?.slice(gr);
                 launch(&dev, "cxr_adamw_f64", p, g, m, v, &self.h)
             }
             _ => candle_core::bail!("fused AdamW: the two moments differ in dtype"),
