@@ -214,17 +214,20 @@ fn gradient_accumulation_reproduces_the_full_batch_steps() -> anyhow::Result<()>
             .map(|v| v["loss"].as_f64().unwrap())
             .collect())
     };
+    // Same data, same weights after each step: equal up to float summation order.
+    let assert_same_steps = |full: &[f64], micro: &[f64], what: &str| {
+        assert_eq!(full.len(), 3);
+        for (a, b) in full.iter().zip(micro) {
+            assert!(
+                (a - b).abs() < 1e-4 * a.abs().max(1.0),
+                "{what}: full batch {a} vs 4 micro-batches {b}"
+            );
+        }
+    };
     let full = losses(&cfg, "full")?;
     cfg.train_loop.accumulate = 4;
     let micro = losses(&cfg, "micro")?;
-    assert_eq!(full.len(), 3);
-    for (a, b) in full.iter().zip(&micro) {
-        // Same data, same weights after each step: equal up to float summation order.
-        assert!(
-            (a - b).abs() < 1e-4 * a.abs().max(1.0),
-            "full batch {a} vs 4 micro-batches {b}"
-        );
-    }
+    assert_same_steps(&full, &micro, "meta-labels");
     // CXR-CML (triplet loss on pseudo-labels) runs with accumulation too.
     cfg.method = Method::CxrCml;
     let cml = losses(&cfg, "cml-micro")?;
@@ -243,13 +246,7 @@ fn gradient_accumulation_reproduces_the_full_batch_steps() -> anyhow::Result<()>
     let full = losses(&cfg, "weighted-full")?;
     cfg.train_loop.accumulate = 4;
     let micro = losses(&cfg, "weighted-micro")?;
-    assert_eq!(full.len(), 3);
-    for (a, b) in full.iter().zip(&micro) {
-        assert!(
-            (a - b).abs() < 1e-4 * a.abs().max(1.0),
-            "weighted: full batch {a} vs 4 micro-batches {b}"
-        );
-    }
+    assert_same_steps(&full, &micro, "weighted");
     // The temperature is a trained, checkpointed parameter (initialised at ln 1 = 0).
     let ckpt = cxr_cml::train::checkpoint::latest(&tmp.path().join("weighted-full"))?
         .expect("a checkpoint");
