@@ -362,6 +362,15 @@ mod tests {
     }
 
     #[test]
+    fn paths_hash_is_pinned() {
+        // Cache folders built by earlier versions stay valid only while this value holds.
+        let p = Preprocess::default();
+        let h = paths_hash(&[rec("a.png"), rec("b/c.jpg")], &p);
+        assert_eq!(format!("{p:?}"), "Preprocess { mode: CheXzero, size: 224 }");
+        assert_eq!(h, "b39a364e58bcc1c6");
+    }
+
+    #[test]
     fn builds_skips_bad_images_and_reuses_shards() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("root");

@@ -175,6 +175,18 @@ mod tests {
     }
 
     #[test]
+    fn stable_hash_is_pinned() {
+        // Initial weights and image-cache folder names depend on these values (FNV-1a 64).
+        assert_eq!(stable_hash(""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(stable_hash("a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(stable_hash("foobar"), 0x8594_4171_f739_67e8);
+        assert_eq!(
+            stable_hash("text_model.embeddings.token_embedding.weight"),
+            0xb72f_e613_ce2f_afc1
+        );
+    }
+
+    #[test]
     fn same_seed_same_weights_other_seed_other_weights() {
         let a = build(7);
         assert_eq!(a, build(7));
