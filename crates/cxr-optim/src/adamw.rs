@@ -7,6 +7,7 @@ use candle_core::backprop::GradStore;
 use candle_core::{Device, Tensor, Var};
 use serde::{Deserialize, Serialize};
 
+use crate::Optimizer;
 use crate::cpu::{AdamWOp, AdamWStep, HostBuf};
 #[cfg(feature = "cuda")]
 use crate::cuda::{CudaAdamWOp, DeviceBuf};
@@ -176,10 +177,36 @@ impl AdamW {
         })
     }
 
+    /// The hyperparameters in use.
+    pub fn config(&self) -> &AdamWConfig {
+        &self.cfg
+    }
+
+    /// Number of completed steps (drives the bias correction).
+    pub fn step_count(&self) -> usize {
+        self.step
+    }
+
+    /// Names of the variables the last [`AdamW::step`] skipped for lack of a gradient.
+    pub fn skipped(&self) -> &[String] {
+        &self.skipped
+    }
+
+    /// Parameter names and whether each gets weight decay, in construction order.
+    pub fn decay_plan(&self) -> Vec<(&str, bool)> {
+        self.slots
+            .iter()
+            .map(|s| (s.name.as_str(), s.decay))
+            .collect()
+    }
+
+}
+
+impl Optimizer for AdamW {
     /// One update from `grads`. Variables without a gradient are skipped (their names are in
     /// [`AdamW::skipped`] and logged at `warn`); if *no* variable has one this is an error and
     /// nothing changes.
-    pub fn step(&mut self, grads: &GradStore) -> Result<()> {
+    fn step(&mut self, grads: &GradStore) -> Result<()> {
         let found: Vec<Option<Tensor>> = self
             .slots
             .iter()
@@ -261,41 +288,18 @@ impl AdamW {
     }
 
     /// The current learning rate.
-    pub fn learning_rate(&self) -> f64 {
+    fn learning_rate(&self) -> f64 {
         self.cfg.lr
     }
 
     /// Sets the learning rate (schedulers call this between steps).
-    pub fn set_learning_rate(&mut self, lr: f64) {
+    fn set_learning_rate(&mut self, lr: f64) {
         self.cfg.lr = lr;
-    }
-
-    /// The hyperparameters in use.
-    pub fn config(&self) -> &AdamWConfig {
-        &self.cfg
-    }
-
-    /// Number of completed steps (drives the bias correction).
-    pub fn step_count(&self) -> usize {
-        self.step
-    }
-
-    /// Names of the variables the last [`AdamW::step`] skipped for lack of a gradient.
-    pub fn skipped(&self) -> &[String] {
-        &self.skipped
-    }
-
-    /// Parameter names and whether each gets weight decay, in construction order.
-    pub fn decay_plan(&self) -> Vec<(&str, bool)> {
-        self.slots
-            .iter()
-            .map(|s| (s.name.as_str(), s.decay))
-            .collect()
     }
 
     /// The whole optimiser state for a checkpoint: `exp_avg/<name>`, `exp_avg_sq/<name>`
     /// (shaped like the parameter, on its device), `step` (i64 scalar) and `lr` (f64 scalar).
-    pub fn state_tensors(&self) -> Result<HashMap<String, Tensor>> {
+    fn state_tensors(&self) -> Result<HashMap<String, Tensor>> {
         let mut out = state::header(self.step, self.cfg.lr)?;
         for s in &self.slots {
             let (m, v) = match &s.moments {
@@ -317,7 +321,7 @@ impl AdamW {
     /// Restores what [`AdamW::state_tensors`] produced (possibly after a safetensors round trip:
     /// dtypes and devices are converted). Every parameter must have both moments with its
     /// shape; on error the optimiser is left unchanged.
-    pub fn load_state_tensors(&mut self, state: &HashMap<String, Tensor>) -> Result<()> {
+    fn load_state_tensors(&mut self, state: &HashMap<String, Tensor>) -> Result<()> {
         let (step, lr) = state::read_header(state)?;
         let mut staged = Vec::with_capacity(self.slots.len());
         for s in &self.slots {
@@ -348,4 +352,5 @@ impl AdamW {
         }
         Ok(())
     }
+
 }

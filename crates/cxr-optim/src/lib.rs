@@ -7,6 +7,7 @@
 //! - [`Sgd`]: SGD with momentum / Nesterov and weight decay, as `torch.optim.SGD` (CheXzero).
 //! - [`ReduceLrOnPlateau`]: torch's `ReduceLROnPlateau`, with serialisable state.
 //! - [`LrSchedule`]: constant, linear warmup, cosine with warmup (open_clip's `cosine_lr`).
+//! - [`Optimizer`]: the trait both optimisers implement (step, learning rate, checkpoint state).
 //! - [`clip_grad_norm`]: torch's `clip_grad_norm_` over a [`GradStore`](candle_core::backprop::GradStore).
 //!
 //! Per-parameter weight decay is chosen by name ([`default_decay_filter`]: no decay on norms,
@@ -24,10 +25,6 @@
 //! needs neither. `scripts/ci/cuda-check.sh` compile-checks it without a GPU. The kernel has
 //! not yet run on a GPU: `tests/cuda.rs` compares it with the CPU kernel where one exists.
 //!
-//! Note that candle's CUDA backend links cudarc dynamically (`dynamic-linking`), while
-//! `cxr-mixture`'s `cuda` feature loads it at run time (`dynamic-loading`): cudarc refuses
-//! both in one build, so the two `cuda` features cannot yet be enabled together.
-//!
 //! Goldens: `scripts/goldens/cxr-optim/make_optim_goldens.py` (torch).
 
 mod adamw;
@@ -36,6 +33,7 @@ mod cpu;
 mod cuda;
 mod error;
 mod grad_clip;
+mod optimizer;
 mod plateau;
 mod schedule;
 mod sgd;
@@ -44,6 +42,7 @@ mod state;
 pub use adamw::{AdamW, AdamWConfig};
 pub use error::{OptimError, Result};
 pub use grad_clip::{clip_grad_norm, grad_norm};
+pub use optimizer::Optimizer;
 pub use plateau::{PlateauConfig, PlateauMode, ReduceLrOnPlateau, ThresholdMode};
 pub use schedule::LrSchedule;
 pub use sgd::{Sgd, SgdConfig};

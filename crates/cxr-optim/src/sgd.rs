@@ -7,6 +7,7 @@ use candle_core::backprop::GradStore;
 use candle_core::{Device, Tensor, Var};
 use serde::{Deserialize, Serialize};
 
+use crate::Optimizer;
 use crate::cpu::{HostBuf, SgdOp, SgdStep};
 use crate::error::{OptimError, Result};
 use crate::{check_unique_names, state};
@@ -125,8 +126,26 @@ impl Sgd {
         })
     }
 
+    /// The hyperparameters in use.
+    pub fn config(&self) -> &SgdConfig {
+        &self.cfg
+    }
+
+    /// Number of completed steps.
+    pub fn step_count(&self) -> usize {
+        self.step
+    }
+
+    /// Names of the variables the last step skipped for lack of a gradient.
+    pub fn skipped(&self) -> &[String] {
+        &self.skipped
+    }
+
+}
+
+impl Optimizer for Sgd {
     /// One update; missing gradients are handled as in [`crate::AdamW::step`].
-    pub fn step(&mut self, grads: &GradStore) -> Result<()> {
+    fn step(&mut self, grads: &GradStore) -> Result<()> {
         let found: Vec<Option<Tensor>> = self
             .slots
             .iter()
@@ -197,32 +216,17 @@ impl Sgd {
     }
 
     /// The current learning rate.
-    pub fn learning_rate(&self) -> f64 {
+    fn learning_rate(&self) -> f64 {
         self.cfg.lr
     }
 
     /// Sets the learning rate.
-    pub fn set_learning_rate(&mut self, lr: f64) {
+    fn set_learning_rate(&mut self, lr: f64) {
         self.cfg.lr = lr;
     }
 
-    /// The hyperparameters in use.
-    pub fn config(&self) -> &SgdConfig {
-        &self.cfg
-    }
-
-    /// Number of completed steps.
-    pub fn step_count(&self) -> usize {
-        self.step
-    }
-
-    /// Names of the variables the last step skipped for lack of a gradient.
-    pub fn skipped(&self) -> &[String] {
-        &self.skipped
-    }
-
     /// State for a checkpoint: `momentum_buffer/<name>`, `step`, `lr`.
-    pub fn state_tensors(&self) -> Result<HashMap<String, Tensor>> {
+    fn state_tensors(&self) -> Result<HashMap<String, Tensor>> {
         let mut out = state::header(self.step, self.cfg.lr)?;
         for s in &self.slots {
             let b = match &s.buf {
@@ -235,7 +239,7 @@ impl Sgd {
     }
 
     /// Restores what [`Sgd::state_tensors`] produced; unchanged on error.
-    pub fn load_state_tensors(&mut self, state: &HashMap<String, Tensor>) -> Result<()> {
+    fn load_state_tensors(&mut self, state: &HashMap<String, Tensor>) -> Result<()> {
         let (step, lr) = state::read_header(state)?;
         let staged = self
             .slots
@@ -254,4 +258,5 @@ impl Sgd {
         }
         Ok(())
     }
+
 }

@@ -2,7 +2,7 @@
 
 use candle_core::{Device, Tensor, Var};
 use candle_nn::Optimizer;
-use cxr_optim::{AdamW, AdamWConfig};
+use cxr_optim::{AdamW, AdamWConfig, Optimizer as _};
 
 /// Deterministic pseudo-random values (no RNG dependency): a scrambled sine.
 fn values(n: usize, seed: f64) -> Vec<f32> {

@@ -9,7 +9,7 @@
 
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Device, Tensor, Var};
-use cxr_optim::{AdamW, AdamWConfig};
+use cxr_optim::{AdamW, AdamWConfig, Optimizer as _};
 
 /// CUDA device 0, or `None` after saying loudly why the test does not run.
 fn cuda_or_skip(test: &str) -> Option<Device> {
