@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
+use crate::fsio::{write_atomic, StableHasher};
 use crate::image::{load_gray, normalise_into, preprocess_u8, Preprocess};
 use crate::table::Record;
 use crate::{DataError, Result};
@@ -92,25 +93,13 @@ impl ShardBytes {
 
 /// FNV-1a over the record paths and the preprocessing: identifies what a cache holds.
 fn paths_hash(records: &[Record], p: &Preprocess) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut feed = |bytes: &[u8]| {
-        for &b in bytes {
-            h ^= b as u64;
-            h = h.wrapping_mul(0x100_0000_01b3);
-        }
-    };
-    feed(format!("{p:?}").as_bytes());
+    let mut h = StableHasher::new();
+    h.write(format!("{p:?}").as_bytes());
     for r in records {
-        feed(r.path.to_string_lossy().as_bytes());
-        feed(&[0]);
+        h.write(r.path.to_string_lossy().as_bytes());
+        h.write(&[0]);
     }
-    format!("{h:016x}")
-}
-
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes).map_err(|e| DataError::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| DataError::io(path, e))
+    format!("{:016x}", h.finish())
 }
 
 impl ImageCache {
@@ -337,7 +326,7 @@ impl ImageCache {
             .iter()
             .map(|(p, why)| format!("{}\t{}\n", p.display(), why.replace(['\n', '\t'], " ")))
             .collect();
-        std::fs::write(path, text).map_err(|e| DataError::io(path, e))
+        write_atomic(path, text.as_bytes())
     }
 }
 

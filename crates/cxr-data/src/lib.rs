@@ -12,6 +12,7 @@ pub mod classes;
 mod datasets;
 mod error;
 mod fastcsv;
+mod fsio;
 pub mod image;
 pub mod npy;
 mod readers;
@@ -25,6 +26,7 @@ pub use datasets::{
     Dataset, MimicData, Summary, NIH_CLASSES,
 };
 pub use error::{DataError, Result};
+pub use fsio::{stable_hash, write_atomic, StableHasher};
 pub use readers::{read_cxr_lt, read_cxr_lt_with_polars};
 pub use report::read_report_impression;
 pub use table::{

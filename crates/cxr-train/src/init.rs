@@ -39,13 +39,9 @@ impl SeededVarMap {
     }
 }
 
-/// FNV-1a: a stable string hash for seeds and cache keys (std's hasher is not stable across
-/// releases).
-pub(crate) fn stable_hash(name: &str) -> u64 {
-    name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
-}
+/// FNV-1a of a variable name: seeds and cache keys (std's hasher is not stable across
+/// releases). One copy for the workspace, in cxr-data.
+pub(crate) use cxr_data::stable_hash;
 
 /// The initial values `init` asks for, drawn from `rng`.
 fn sample(shape: &Shape, init: Init, rng: &mut ChaCha8Rng) -> candle_core::Result<Vec<f64>> {
@@ -172,18 +168,6 @@ mod tests {
             .collect();
         out.sort_by(|a, b| a.0.cmp(&b.0));
         out
-    }
-
-    #[test]
-    fn stable_hash_is_pinned() {
-        // Initial weights and image-cache folder names depend on these values (FNV-1a 64).
-        assert_eq!(stable_hash(""), 0xcbf2_9ce4_8422_2325);
-        assert_eq!(stable_hash("a"), 0xaf63_dc4c_8601_ec8c);
-        assert_eq!(stable_hash("foobar"), 0x8594_4171_f739_67e8);
-        assert_eq!(
-            stable_hash("text_model.embeddings.token_embedding.weight"),
-            0xb72f_e613_ce2f_afc1
-        );
     }
 
     #[test]
