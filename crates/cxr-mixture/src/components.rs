@@ -4,16 +4,18 @@
 
 use ndarray::{s, Array1, Array2, Array3, ArrayView1, ArrayView2, Axis};
 use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
 
-use crate::device::Device;
 use crate::error::{MixtureError, Result};
 use crate::linalg::{
     as_mat, chunk_range, gemm, n_chunks, precision_cholesky_into, slice_mat, slice_mat_mut,
     sq_dist, upper_tri_matmul, CHUNK,
 };
 
-/// Shape of each component's covariance (or Student-t scale) matrix.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+/// Shape of each component's covariance (or Student-t scale) matrix. In configuration files:
+/// `"full"`, `"diag"` or `"spherical"`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum CovarianceType {
     /// A full `D x D` matrix per component (`D (D + 1) / 2` parameters each).
     #[default]
@@ -330,34 +332,6 @@ impl Components {
                 }
             });
     }
-
-    /// Weighted Gaussian log densities `log w_k + log N(x | mu_k, cov_k)`, `N x K`. With
-    /// `prune`, pairs that provably cannot matter are `-inf` (see [`crate::pruned`]).
-    pub fn weighted_log_gaussian(
-        &self,
-        x: ArrayView2<'_, f64>,
-        device: Device,
-        prune: bool,
-    ) -> Result<Array2<f64>> {
-        let d = self.n_features() as f64;
-        let c = d * (2.0 * std::f64::consts::PI).ln();
-        let lw = self.weights.mapv(f64::ln);
-        let density = |k: usize, delta: f64| lw[k] + (-0.5 * (c + delta) + self.log_det[k]);
-        let mut m = if prune {
-            self.sq_mahalanobis_fit(x, device, density)?
-        } else {
-            self.sq_mahalanobis_on(x, device)?
-        };
-        m.as_slice_mut()
-            .expect("fresh array")
-            .par_chunks_mut(self.n_components())
-            .for_each(|row| {
-                for (k, v) in row.iter_mut().enumerate() {
-                    *v = density(k, *v);
-                }
-            });
-        Ok(m)
-    }
 }
 
 /// `[x^2 | x]` per row, `rows x 2D`, into `z` (a buffer reused across chunks), for the
@@ -628,39 +602,4 @@ fn reseed_empty(
         }
     }
     empty
-}
-
-/// Normalise weighted log probabilities `N x K` in place into log responsibilities; returns
-/// the per-sample log-likelihoods (`logsumexp` over components), computed in parallel.
-pub(crate) fn normalize_log_resp(weighted: &mut Array2<f64>) -> Array1<f64> {
-    let k_n = weighted.ncols();
-    let lpn: Vec<f64> = weighted
-        .as_slice_mut()
-        .expect("standard layout")
-        .par_chunks_mut(k_n)
-        .map(|row| {
-            let l = crate::linalg::logsumexp(row);
-            row.iter_mut().for_each(|v| *v -= l);
-            l
-        })
-        .collect();
-    Array1::from(lpn)
-}
-
-/// Row-wise argmax.
-pub(crate) fn argmax_rows(m: &Array2<f64>) -> Array1<usize> {
-    m.outer_iter()
-        .map(|r| {
-            r.iter()
-                .enumerate()
-                .fold((0, f64::NEG_INFINITY), |(bi, bv), (i, &v)| {
-                    if v > bv {
-                        (i, v)
-                    } else {
-                        (bi, bv)
-                    }
-                })
-                .0
-        })
-        .collect()
 }

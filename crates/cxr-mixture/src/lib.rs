@@ -17,11 +17,12 @@ mod components;
 #[cfg(feature = "cuda")]
 mod cuda;
 mod data;
-mod device;
 mod error;
+mod estep;
 mod gaussian;
 mod init;
 mod linalg;
+mod mixture;
 mod pruned;
 mod pseudo;
 #[cfg(test)]
@@ -29,11 +30,12 @@ mod reference;
 mod student;
 
 pub use components::{CovarianceType, Covariances};
-pub use device::Device;
 pub use error::{MixtureError, Result};
-pub use gaussian::{GaussianMixture, GmmParams, InitMethod};
+pub use estep::Device;
+pub use gaussian::{Gaussian, GaussianMixture, GmmParams, InitMethod};
+pub use mixture::{Density, Mixture};
 pub use pseudo::{
     ComponentRule, FittedMixture, LabelerState, MixtureKind, MixtureState, PseudoLabelConfig,
     PseudoLabelSource, PseudoLabeler, EPOCH_BOOTSTRAP_CAPACITY,
 };
-pub use student::{NuPolicy, ScaleUpdate, StudentMixture, StudentParams};
+pub use student::{NuPolicy, ScaleUpdate, StudentMixture, StudentParams, StudentT};

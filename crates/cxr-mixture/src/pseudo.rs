@@ -11,11 +11,12 @@ mod state;
 pub use state::{LabelerState, MixtureState};
 
 use ndarray::{Array1, Array2, ArrayView2};
+use serde::{Deserialize, Serialize};
 
 use crate::components::{Components, CovarianceType};
 use crate::data::check_data;
-use crate::device::Device;
 use crate::error::{check_fixed_nu, invalid, MixtureError, Result};
+use crate::estep::Device;
 use crate::gaussian::{GaussianMixture, GmmParams, InitMethod};
 use crate::student::{NuPolicy, StudentMixture, StudentParams};
 
@@ -44,8 +45,10 @@ impl Default for PseudoLabelSource {
     }
 }
 
-/// How many components a fit on `n` embeddings gets.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// How many components a fit on `n` embeddings gets. In configuration files: `"fixed"` or
+/// `"released-code"`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum ComponentRule {
     /// The configured `k`, clipped to `n` (warned once).
     #[default]
@@ -422,5 +425,45 @@ impl PseudoLabeler {
         let x = batch.mapv(f64::from);
         check_data(x.view())?;
         Ok(x)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ComponentRule;
+    use crate::CovarianceType;
+
+    /// The names a configuration file uses, both ways; an unknown name is an error.
+    #[test]
+    fn config_enums_serialise_as_kebab_case_names() {
+        let covariance = [
+            (CovarianceType::Full, "\"full\""),
+            (CovarianceType::Diag, "\"diag\""),
+            (CovarianceType::Spherical, "\"spherical\""),
+        ];
+        for (t, name) in covariance {
+            assert_eq!(serde_json::to_string(&t).unwrap(), name);
+            assert_eq!(serde_json::from_str::<CovarianceType>(name).unwrap(), t);
+        }
+        let rules = [
+            (ComponentRule::Fixed, "\"fixed\""),
+            (ComponentRule::ReleasedCode, "\"released-code\""),
+        ];
+        for (r, name) in rules {
+            assert_eq!(serde_json::to_string(&r).unwrap(), name);
+            assert_eq!(serde_json::from_str::<ComponentRule>(name).unwrap(), r);
+        }
+        for bad in [
+            "\"Full\"",
+            "\"tied\"",
+            "\"released_code\"",
+            "\"ReleasedCode\"",
+        ] {
+            assert!(
+                serde_json::from_str::<CovarianceType>(bad).is_err(),
+                "{bad}"
+            );
+            assert!(serde_json::from_str::<ComponentRule>(bad).is_err(), "{bad}");
+        }
     }
 }

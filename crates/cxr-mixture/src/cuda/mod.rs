@@ -3,8 +3,9 @@
 //! so building needs nvcc but no CUDA libraries. The M-step, log-sum-exp and factorisations
 //! stay on the CPU: at K = 40, D = 512 the distances dominate.
 //!
-//! Not yet verified on hardware: the task that wrote it had no GPU. The tests in
-//! `tests/device.rs` compare it with the CPU kernel once one is available.
+//! Not yet verified on hardware: the task that wrote it had no GPU. With the `cuda` feature,
+//! `distances_cuda` in `src/estep.rs` (unit test) compares it with the plain reference kernel,
+//! and the `*_cuda` variants of the golden tests in `tests/parity.rs` run whole fits on it.
 
 // cudarc's kernel launch is `unsafe` (argument types are not checked against the PTX); each
 // launch below says why its arguments match.

@@ -1,17 +1,16 @@
-//! EM for the Gaussian mixture, and prediction.
+//! EM for the Gaussian mixture (prediction is [`crate::mixture`]'s).
 
 use ndarray::{Array1, Array2, ArrayView2, Axis};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use super::{GaussianMixture, GmmParams, InitMethod};
-use crate::components::{
-    argmax_rows, m_step, normalize_log_resp, Components, CovarianceType, Divisor,
-};
-use crate::data::{check_data, check_data_dim};
-use crate::device::Device;
+use super::{Gaussian, GaussianMixture, GmmParams, InitMethod};
+use crate::components::{m_step, Components, CovarianceType, Divisor};
+use crate::data::check_data;
 use crate::error::{MixtureError, Result};
+use crate::estep::{self, Device};
 use crate::init;
+use crate::mixture::sealed::Sealed;
 
 /// One EM run's result.
 struct Run {
@@ -67,6 +66,7 @@ impl GmmParams {
             );
         }
         Ok(GaussianMixture {
+            density: Gaussian,
             device: self.device,
             comps: best.comps,
             converged: best.converged,
@@ -123,7 +123,7 @@ impl GmmParams {
         let mut n_iter = 0;
         for iter in 1..=self.max_iter {
             let prev = lower_bound;
-            let (log_resp, per_sample) = e_step(&comps, x, self.device, true)?;
+            let (log_resp, per_sample) = e_step(&comps, x, self.device)?;
             lower_bound = per_sample.mean().expect("n >= 1");
             if !lower_bound.is_finite() {
                 return Err(MixtureError::Diverged { iteration: iter });
@@ -174,58 +174,13 @@ pub(crate) fn components_from_resp(
     Components::new(weights, ms.means, ms.covariances)
 }
 
-/// E-step: log responsibilities and per-sample log-likelihoods. With `prune` (inside a
-/// fit), responsibilities below `exp(-80)` may come out as exactly 0.
-pub(crate) fn e_step(
+/// E-step inside a fit: log responsibilities and per-sample log-likelihoods, with
+/// responsibilities below `exp(-80)` possibly exactly 0 (see [`crate::pruned`]).
+fn e_step(
     comps: &Components,
     x: ArrayView2<'_, f64>,
     device: Device,
-    prune: bool,
 ) -> Result<(Array2<f64>, Array1<f64>)> {
-    let mut w = comps.weighted_log_gaussian(x, device, prune)?;
-    let lpn = normalize_log_resp(&mut w);
-    Ok((w, lpn))
-}
-
-impl GaussianMixture {
-    /// Hard labels: the component with the highest posterior.
-    pub fn predict(&self, x: ArrayView2<'_, f64>) -> Result<Array1<usize>> {
-        let x = check_data_dim(x, self.n_features())?;
-        Ok(argmax_rows(&self.comps.weighted_log_gaussian(
-            x.view(),
-            self.device,
-            false,
-        )?))
-    }
-
-    /// Posterior probabilities `N x K` (rows sum to one).
-    pub fn predict_proba(&self, x: ArrayView2<'_, f64>) -> Result<Array2<f64>> {
-        let x = check_data_dim(x, self.n_features())?;
-        Ok(e_step(&self.comps, x.view(), self.device, false)?
-            .0
-            .mapv(f64::exp))
-    }
-
-    /// Log-likelihood of each sample under the mixture.
-    pub fn score_samples(&self, x: ArrayView2<'_, f64>) -> Result<Array1<f64>> {
-        let x = check_data_dim(x, self.n_features())?;
-        Ok(e_step(&self.comps, x.view(), self.device, false)?.1)
-    }
-
-    /// Mean log-likelihood per sample (scikit-learn's `score`).
-    pub fn score(&self, x: ArrayView2<'_, f64>) -> Result<f64> {
-        Ok(self.score_samples(x)?.mean().expect("checked non-empty"))
-    }
-
-    /// Bayesian information criterion: `-2 N score + n_parameters ln N` (lower is better).
-    pub fn bic(&self, x: ArrayView2<'_, f64>) -> Result<f64> {
-        let n = x.nrows() as f64;
-        Ok(-2.0 * self.score(x)? * n + self.n_parameters() as f64 * n.ln())
-    }
-
-    /// Akaike information criterion: `-2 N score + 2 n_parameters`.
-    pub fn aic(&self, x: ArrayView2<'_, f64>) -> Result<f64> {
-        let n = x.nrows() as f64;
-        Ok(-2.0 * self.score(x)? * n + 2.0 * self.n_parameters() as f64)
-    }
+    let density = Gaussian.log_density(&comps.weights, &comps.log_det, comps.n_features());
+    estep::e_step(comps, x, device, true, &density)
 }

@@ -3,8 +3,8 @@
 use ndarray::{Array1, Array2};
 
 use crate::components::{CovarianceType, Covariances};
-use crate::device::Device;
 use crate::error::{check_em, check_k, invalid, Result};
+use crate::estep::Device;
 
 /// How EM's starting point is chosen (scikit-learn's `init_params`, plus given parameters).
 #[derive(Clone, Debug, PartialEq)]

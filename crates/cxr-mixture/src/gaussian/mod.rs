@@ -9,21 +9,38 @@ pub use hyperparams::{GmmParams, InitMethod};
 
 use ndarray::{Array1, Array2};
 
-use crate::components::{Components, CovarianceType, Covariances};
-use crate::device::Device;
+use crate::components::{Components, Covariances};
+use crate::mixture::{sealed, Density, Mixture};
 
-/// A fitted Gaussian mixture. Build with [`GaussianMixture::params`] then
-/// [`GmmParams::fit`], or from known parameters with [`GaussianMixture::from_parts`].
-#[derive(Clone, Debug)]
-pub struct GaussianMixture {
-    pub(crate) device: Device,
-    pub(crate) comps: Components,
-    pub(crate) converged: bool,
-    pub(crate) n_iter: usize,
-    pub(crate) lower_bound_history: Vec<f64>,
+/// The Gaussian component density `N(x | mu_k, cov_k)`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Gaussian;
+
+impl sealed::Sealed for Gaussian {
+    fn log_density<'a>(
+        &'a self,
+        weights: &'a Array1<f64>,
+        log_det: &'a Array1<f64>,
+        n_features: usize,
+    ) -> impl Fn(usize, f64) -> f64 + Sync + 'a {
+        let c = n_features as f64 * (2.0 * std::f64::consts::PI).ln();
+        let lw = weights.mapv(f64::ln);
+        move |k: usize, delta: f64| lw[k] + (-0.5 * (c + delta) + log_det[k])
+    }
+
+    fn extra_parameters(&self, _n_components: usize) -> usize {
+        0
+    }
 }
 
-impl GaussianMixture {
+impl Density for Gaussian {}
+
+/// A fitted Gaussian mixture. Build with [`GaussianMixture::params`] then
+/// [`GmmParams::fit`], or from known parameters with [`GaussianMixture::from_parts`]. The
+/// accessors, `predict`, `score`, `bic` and the rest are [`Mixture`]'s.
+pub type GaussianMixture = Mixture<Gaussian>;
+
+impl Mixture<Gaussian> {
     /// Hyperparameters for `k` components, with defaults (see [`GmmParams`]).
     pub fn params(k: usize) -> GmmParams {
         GmmParams::new(k)
@@ -39,78 +56,11 @@ impl GaussianMixture {
         let (k, d) = means.dim();
         let t = covariances.covariance_type();
         let comps = Components::from_init(&weights, &means, &covariances, k, d, t)?;
-        Ok(Self {
-            device: Device::Cpu,
-            comps,
-            converged: false,
-            n_iter: 0,
-            lower_bound_history: Vec::new(),
-        })
-    }
-
-    /// Mixture weights, `K`.
-    pub fn weights(&self) -> &Array1<f64> {
-        &self.comps.weights
-    }
-
-    /// Component means, `K x D`.
-    pub fn means(&self) -> &Array2<f64> {
-        &self.comps.means
+        Ok(Self::unfitted(Gaussian, comps))
     }
 
     /// Component covariances (regularised by `reg_covar`).
     pub fn covariances(&self) -> &Covariances {
         &self.comps.covariances
-    }
-
-    /// The covariance type.
-    pub fn covariance_type(&self) -> CovarianceType {
-        self.comps.covariances.covariance_type()
-    }
-
-    /// Whether the best run's change in mean log-likelihood fell below `tol`.
-    pub fn converged(&self) -> bool {
-        self.converged
-    }
-
-    /// EM iterations of the best run.
-    pub fn n_iter(&self) -> usize {
-        self.n_iter
-    }
-
-    /// Mean log-likelihood per sample at each iteration of the best run (scikit-learn's
-    /// `lower_bounds_`): iteration `i`'s value is evaluated before its M-step.
-    pub fn lower_bound_history(&self) -> &[f64] {
-        &self.lower_bound_history
-    }
-
-    /// The last entry of [`lower_bound_history`](Self::lower_bound_history)
-    /// (`-inf` for a mixture built by `from_parts`).
-    pub fn lower_bound(&self) -> f64 {
-        self.lower_bound_history
-            .last()
-            .copied()
-            .unwrap_or(f64::NEG_INFINITY)
-    }
-
-    /// Run predictions on `device` (a fit keeps the device it was fitted on).
-    pub fn with_device(mut self, device: Device) -> Self {
-        self.device = device;
-        self
-    }
-
-    /// Number of components.
-    pub fn n_components(&self) -> usize {
-        self.comps.n_components()
-    }
-
-    /// Number of features the mixture was fitted on.
-    pub fn n_features(&self) -> usize {
-        self.comps.n_features()
-    }
-
-    /// Free parameters (for BIC/AIC).
-    pub fn n_parameters(&self) -> usize {
-        self.comps.n_parameters()
     }
 }

@@ -8,8 +8,10 @@ use serde::{Deserialize, Serialize};
 use super::{FittedMixture, MixtureKind, PseudoLabeler};
 use crate::components::{Components, CovarianceType, Covariances};
 use crate::error::{invalid, Result};
-use crate::gaussian::GaussianMixture;
-use crate::student::{NuPolicy, StudentMixture};
+use crate::estep::Device;
+use crate::gaussian::Gaussian;
+use crate::mixture::{Density, Mixture};
+use crate::student::{NuPolicy, StudentT};
 
 /// Everything a [`PseudoLabeler`] holds besides its configuration (serde; floats round-trip
 /// exactly through JSON with serde_json's `float_roundtrip`).
@@ -83,43 +85,49 @@ fn components_from(s: &MixtureState) -> Result<Components> {
     Components::from_init(&weights, &means, &covariances, k, d, t)
 }
 
+/// A fitted mixture's parameters and fit diagnostics; `nu` empty for a Gaussian.
+fn mixture_state<D: Density>(m: &Mixture<D>, student: bool, nu: Vec<f64>) -> MixtureState {
+    let comps = &m.comps;
+    let (covariance_type, covariances) = components_state(comps);
+    let (k, d) = comps.means.dim();
+    MixtureState {
+        student,
+        k,
+        d,
+        covariance_type,
+        weights: comps.weights.to_vec(),
+        means: comps.means.iter().copied().collect(),
+        covariances,
+        nu,
+        converged: m.converged,
+        n_iter: m.n_iter,
+        lower_bound_history: m.lower_bound_history.clone(),
+    }
+}
+
+/// A mixture with `density` and `comps` and the saved fit diagnostics of `s`.
+fn restored<D: Density>(
+    density: D,
+    comps: Components,
+    device: Device,
+    s: &MixtureState,
+) -> Mixture<D> {
+    Mixture {
+        density,
+        device,
+        comps,
+        converged: s.converged,
+        n_iter: s.n_iter,
+        lower_bound_history: s.lower_bound_history.clone(),
+    }
+}
+
 impl PseudoLabeler {
     /// A snapshot of the bank and the current fit.
     pub fn state(&self) -> LabelerState {
-        let model = self.model.as_ref().map(|m| {
-            let (student, comps, nu, converged, n_iter, history) = match m {
-                FittedMixture::Gaussian(g) => (
-                    false,
-                    &g.comps,
-                    Vec::new(),
-                    g.converged,
-                    g.n_iter,
-                    g.lower_bound_history.clone(),
-                ),
-                FittedMixture::StudentT(t) => (
-                    true,
-                    &t.comps,
-                    t.nu.to_vec(),
-                    t.converged,
-                    t.n_iter,
-                    t.lower_bound_history.clone(),
-                ),
-            };
-            let (covariance_type, covariances) = components_state(comps);
-            let (k, d) = comps.means.dim();
-            MixtureState {
-                student,
-                k,
-                d,
-                covariance_type,
-                weights: comps.weights.to_vec(),
-                means: comps.means.iter().copied().collect(),
-                covariances,
-                nu,
-                converged,
-                n_iter,
-                lower_bound_history: history,
-            }
+        let model = self.model.as_ref().map(|m| match m {
+            FittedMixture::Gaussian(g) => mixture_state(g, false, Vec::new()),
+            FittedMixture::StudentT(t) => mixture_state(t, true, t.nu().to_vec()),
         });
         LabelerState {
             bank: self.bank.iter().cloned().collect(),
@@ -153,22 +161,11 @@ impl PseudoLabeler {
                     MixtureKind::StudentTOnePass { nu } => Some(NuPolicy::Fixed(nu)),
                 };
                 Some(match (s.student, student_nu) {
-                    (true, Some(nu_policy)) => FittedMixture::StudentT(StudentMixture {
-                        device,
-                        comps,
-                        nu: Array1::from(s.nu.clone()),
-                        nu_policy,
-                        converged: s.converged,
-                        n_iter: s.n_iter,
-                        lower_bound_history: s.lower_bound_history.clone(),
-                    }),
-                    (false, None) => FittedMixture::Gaussian(GaussianMixture {
-                        device,
-                        comps,
-                        converged: s.converged,
-                        n_iter: s.n_iter,
-                        lower_bound_history: s.lower_bound_history.clone(),
-                    }),
+                    (true, Some(policy)) => {
+                        let nu = Array1::from(s.nu.clone());
+                        FittedMixture::StudentT(restored(StudentT { nu, policy }, comps, device, s))
+                    }
+                    (false, None) => FittedMixture::Gaussian(restored(Gaussian, comps, device, s)),
                     _ => return Err(invalid(
                         "labeler state",
                         "saved mixture kind differs from this labeler's (Gaussian vs Student-t)",

@@ -1,13 +1,14 @@
-//! ECM for the Student-t mixture, the `nu` update, and prediction.
+//! ECM for the Student-t mixture, the `nu` update, the Student-t log density and latent
+//! weights (prediction is [`crate::mixture`]'s).
 
 use ndarray::{Array1, Array2, ArrayView2, Axis, Zip};
 
 use super::special::{digamma, ln_gamma, tetragamma, trigamma};
-use super::{NuPolicy, ScaleUpdate, StudentMixture, StudentParams};
-use crate::components::{argmax_rows, m_step, normalize_log_resp, Components, Divisor};
+use super::{NuPolicy, ScaleUpdate, StudentMixture, StudentParams, StudentT};
+use crate::components::{m_step, Components, Divisor};
 use crate::data::check_data_dim;
-use crate::device::Device;
 use crate::error::{invalid, MixtureError, Result};
+use crate::estep::{self, Device};
 use crate::gaussian::GaussianMixture;
 
 /// `studenttmixture` clips weights at this before taking logs.
@@ -29,23 +30,23 @@ impl StudentParams {
         x: ArrayView2<'_, f64>,
     ) -> Result<StudentMixture> {
         self.check()?;
-        if gmm.n_components() != self.k {
+        if gmm.n_components() != self.gmm.k {
             return Err(invalid(
                 "k",
                 format!(
                     "the Gaussian mixture has {} components, the parameters say {}",
                     gmm.n_components(),
-                    self.k
+                    self.gmm.k
                 ),
             ));
         }
-        if gmm.covariance_type() != self.covariance_type {
+        if gmm.covariance_type() != self.gmm.covariance_type {
             return Err(invalid(
                 "covariance_type",
                 format!(
                     "the Gaussian mixture is {:?}, the parameters say {:?}",
                     gmm.covariance_type(),
-                    self.covariance_type
+                    self.gmm.covariance_type
                 ),
             ));
         }
@@ -53,7 +54,7 @@ impl StudentParams {
             NuPolicy::Fixed(v) => v,
             _ => self.nu_init,
         };
-        self.fit_from_parts(gmm.comps.clone(), Array1::from_elem(self.k, nu0), x)
+        self.fit_from_parts(gmm.comps.clone(), Array1::from_elem(self.gmm.k, nu0), x)
     }
 
     /// Refine a fitted Student-t mixture (a warm start, e.g. for a memory bank).
@@ -63,15 +64,15 @@ impl StudentParams {
         x: ArrayView2<'_, f64>,
     ) -> Result<StudentMixture> {
         self.check()?;
-        if prev.n_components() != self.k || prev.covariance_type() != self.covariance_type {
+        if prev.n_components() != self.gmm.k || prev.covariance_type() != self.gmm.covariance_type {
             return Err(invalid(
                 "k",
                 "the previous Student-t mixture has a different k or scale type",
             ));
         }
         let nu = match self.nu {
-            NuPolicy::Fixed(v) => Array1::from_elem(self.k, v),
-            _ => prev.nu.clone(),
+            NuPolicy::Fixed(v) => Array1::from_elem(self.gmm.k, v),
+            _ => prev.nu().clone(),
         };
         self.fit_from_parts(prev.comps.clone(), nu, x)
     }
@@ -98,7 +99,7 @@ impl StudentParams {
         let mut converged = false;
         let mut n_iter = 0;
         for iter in 1..=self.max_iter {
-            let (log_resp, per_sample, u) = e_step(&comps, &nu, x, self.gmm.device, true)?;
+            let (log_resp, per_sample, u) = e_step(&comps, &nu, x, self.gmm.device)?;
             let current = per_sample.mean().expect("n >= 1");
             if !current.is_finite() {
                 return Err(MixtureError::Diverged { iteration: iter });
@@ -109,8 +110,8 @@ impl StudentParams {
                 x,
                 &resp,
                 Some(&u),
-                self.covariance_type,
-                self.reg_covar,
+                self.gmm.covariance_type,
+                self.gmm.reg_covar,
                 divisor,
                 per_sample.as_slice().expect("fresh array"),
             );
@@ -134,10 +135,12 @@ impl StudentParams {
             );
         }
         Ok(StudentMixture {
+            density: StudentT {
+                nu,
+                policy: self.nu,
+            },
             device: self.gmm.device,
             comps,
-            nu,
-            nu_policy: self.nu,
             converged,
             n_iter,
             lower_bound_history: history,
@@ -221,20 +224,18 @@ fn halley_nu(c: f64, x0: f64, tol: f64, maxiter: usize) -> f64 {
     p
 }
 
-/// Weighted Student-t log densities `log w_k + log t(x | ...)`, `N x K`, and the latent
-/// weights `E[u]`. With `prune` (inside a fit), pairs that provably cannot matter have log
-/// density `-inf` and `E[u] = 0` (see [`crate::pruned`]).
-fn log_student(
-    comps: &Components,
-    nu: &Array1<f64>,
-    x: ArrayView2<'_, f64>,
-    device: Device,
-    prune: bool,
-) -> Result<(Array2<f64>, Array2<f64>)> {
-    let d = comps.n_features() as f64;
+/// `(k, delta) -> log w_k + log t(x | mu_k, scale_k, nu_k)` at squared Mahalanobis distance
+/// `delta`, for the components' `log det P_k`.
+pub(super) fn log_density<'a>(
+    nu: &'a Array1<f64>,
+    weights: &Array1<f64>,
+    log_det: &Array1<f64>,
+    n_features: usize,
+) -> impl Fn(usize, f64) -> f64 + Sync + 'a {
+    let d = n_features as f64;
     let consts: Vec<f64> = nu
         .iter()
-        .zip(&comps.log_det)
+        .zip(log_det)
         .map(|(&v, &ld)| {
             ln_gamma(0.5 * (v + d))
                 - ln_gamma(0.5 * v)
@@ -242,78 +243,47 @@ fn log_student(
                 + ld
         })
         .collect();
-    let lw = comps.weights.mapv(|w| w.max(MIN_LOG_WEIGHT).ln());
-    let density =
-        |k: usize, delta: f64| consts[k] - 0.5 * (nu[k] + d) * (delta / nu[k]).ln_1p() + lw[k];
-    let mut maha = if prune {
-        comps.sq_mahalanobis_fit(x, device, density)?
-    } else {
-        comps.sq_mahalanobis_on(x, device)?
-    };
-    let mut u = Array2::<f64>::zeros(maha.raw_dim());
-    Zip::from(maha.rows_mut())
-        .and(u.rows_mut())
-        .par_for_each(|mut m, mut uu| {
-            for k in 0..m.len() {
-                let delta = m[k];
-                uu[k] = (nu[k] + d) / (nu[k] + delta);
-                m[k] = density(k, delta);
-            }
-        });
-    Ok((maha, u))
+    let lw = weights.mapv(|w| w.max(MIN_LOG_WEIGHT).ln());
+    move |k: usize, delta: f64| consts[k] - 0.5 * (nu[k] + d) * (delta / nu[k]).ln_1p() + lw[k]
 }
 
-/// E-step: log responsibilities, per-sample log-likelihoods and `E[u]`.
+/// Latent precision weights `E[u_nk] = (nu_k + D) / (nu_k + delta_nk)` from squared
+/// Mahalanobis distances `N x K` (0 where a pair was pruned, `delta = +inf`).
+fn latent_weights(maha: &Array2<f64>, nu: &Array1<f64>, d: f64) -> Array2<f64> {
+    let mut u = Array2::<f64>::zeros(maha.raw_dim());
+    Zip::from(maha.rows())
+        .and(u.rows_mut())
+        .par_for_each(|m, mut uu| {
+            for k in 0..m.len() {
+                uu[k] = (nu[k] + d) / (nu[k] + m[k]);
+            }
+        });
+    u
+}
+
+/// E-step inside a fit: log responsibilities, per-sample log-likelihoods and `E[u]`. Pairs
+/// that provably cannot matter have responsibility 0 and `E[u] = 0` (see [`crate::pruned`]).
 fn e_step(
     comps: &Components,
     nu: &Array1<f64>,
     x: ArrayView2<'_, f64>,
     device: Device,
-    prune: bool,
 ) -> Result<(Array2<f64>, Array1<f64>, Array2<f64>)> {
-    let (mut lp, u) = log_student(comps, nu, x, device, prune)?;
-    let lpn = normalize_log_resp(&mut lp);
+    let d = comps.n_features();
+    let density = log_density(nu, &comps.weights, &comps.log_det, d);
+    let mut lp = estep::distances(comps, x, device, true, &density)?;
+    let u = latent_weights(&lp, nu, d as f64);
+    estep::apply_log_density(&mut lp, &density);
+    let lpn = estep::normalize_log_resp(&mut lp);
     Ok((lp, lpn, u))
 }
 
 impl StudentMixture {
-    /// Hard labels: the component with the highest posterior.
-    pub fn predict(&self, x: ArrayView2<'_, f64>) -> Result<Array1<usize>> {
-        let x = check_data_dim(x, self.n_features())?;
-        Ok(argmax_rows(
-            &e_step(&self.comps, &self.nu, x.view(), self.device, false)?.0,
-        ))
-    }
-
-    /// Posterior probabilities `N x K`.
-    pub fn predict_proba(&self, x: ArrayView2<'_, f64>) -> Result<Array2<f64>> {
-        let x = check_data_dim(x, self.n_features())?;
-        Ok(e_step(&self.comps, &self.nu, x.view(), self.device, false)?
-            .0
-            .mapv(f64::exp))
-    }
-
-    /// Log-likelihood of each sample.
-    pub fn score_samples(&self, x: ArrayView2<'_, f64>) -> Result<Array1<f64>> {
-        let x = check_data_dim(x, self.n_features())?;
-        Ok(e_step(&self.comps, &self.nu, x.view(), self.device, false)?.1)
-    }
-
-    /// Mean log-likelihood per sample.
-    pub fn score(&self, x: ArrayView2<'_, f64>) -> Result<f64> {
-        Ok(self.score_samples(x)?.mean().expect("checked non-empty"))
-    }
-
     /// Latent precision weights `E[u_nk] = (nu_k + D) / (nu_k + delta_nk)`, `N x K`: small
     /// for samples far out in a component's tail.
     pub fn latent_weights(&self, x: ArrayView2<'_, f64>) -> Result<Array2<f64>> {
         let x = check_data_dim(x, self.n_features())?;
-        Ok(log_student(&self.comps, &self.nu, x.view(), self.device, false)?.1)
-    }
-
-    /// Bayesian information criterion (lower is better).
-    pub fn bic(&self, x: ArrayView2<'_, f64>) -> Result<f64> {
-        let n = x.nrows() as f64;
-        Ok(-2.0 * self.score(x)? * n + self.n_parameters() as f64 * n.ln())
+        let maha = estep::sq_mahalanobis(&self.comps, x.view(), self.device)?;
+        Ok(latent_weights(&maha, self.nu(), self.n_features() as f64))
     }
 }

@@ -30,39 +30,40 @@ pub enum ScaleUpdate {
 }
 
 /// Hyperparameters of a Student-t mixture fit. Build with
-/// [`StudentMixture::params`](super::StudentMixture::params).
+/// [`StudentMixture::params`](super::StudentMixture::params). The number of components, the
+/// scale type and `reg_covar` are those of the Gaussian initialisation's parameters, which
+/// hold them for both fits.
 #[derive(Clone, Debug, PartialEq)]
 pub struct StudentParams {
-    pub(crate) k: usize,
     pub(crate) nu: NuPolicy,
     pub(crate) nu_init: f64,
     pub(crate) nu_bounds: (f64, f64),
-    pub(crate) covariance_type: CovarianceType,
-    pub(crate) reg_covar: f64,
     pub(crate) tol: f64,
     pub(crate) max_iter: usize,
     pub(crate) scale_update: ScaleUpdate,
+    /// The Gaussian initialisation's parameters; also the source of `k`, the covariance type
+    /// and `reg_covar`.
     pub(crate) gmm: GmmParams,
+    /// Set by [`gmm_params`](Self::gmm_params) when the replacement's `k`, covariance type or
+    /// `reg_covar` differed from this builder's; reported by [`check`](Self::check).
+    pub(crate) gmm_mismatch: Option<String>,
 }
 
 impl StudentParams {
-    /// All defaults live here: `nu` fixed at 6 (the paper's best), full scales,
-    /// `reg_covar = 1e-6`, `tol = 1e-3` on the mean log-likelihood, 100 iterations, the
-    /// package's scale update, learned `nu` starting at 6 within `[1, 1000]`; the Gaussian
-    /// initialisation uses [`GaussianMixture::params`] defaults with the same `k`,
-    /// covariance type and `reg_covar`.
+    /// All defaults live here: `nu` fixed at 6 (the paper's best), `tol = 1e-3` on the mean
+    /// log-likelihood, 100 iterations, the package's scale update, learned `nu` starting at 6
+    /// within `[1, 1000]`; the Gaussian initialisation uses [`GaussianMixture::params`]
+    /// defaults with the same `k` (so full scales and `reg_covar = 1e-6`).
     pub(crate) fn new(k: usize) -> Self {
         Self {
-            k,
             nu: NuPolicy::Fixed(6.0),
             nu_init: 6.0,
             nu_bounds: (1.0, 1000.0),
-            covariance_type: CovarianceType::Full,
-            reg_covar: 1e-6,
             tol: 1e-3,
             max_iter: 100,
             scale_update: ScaleUpdate::default(),
             gmm: GaussianMixture::params(k),
+            gmm_mismatch: None,
         }
     }
 
@@ -86,14 +87,12 @@ impl StudentParams {
 
     /// Scale-matrix shape, also used by the Gaussian initialisation (default full).
     pub fn covariance_type(mut self, t: CovarianceType) -> Self {
-        self.covariance_type = t;
         self.gmm = self.gmm.covariance_type(t);
         self
     }
 
     /// Added to scale diagonals (default 1e-6, >= 0), also for the Gaussian initialisation.
     pub fn reg_covar(mut self, r: f64) -> Self {
-        self.reg_covar = r;
         self.gmm = self.gmm.reg_covar(r);
         self
     }
@@ -129,21 +128,37 @@ impl StudentParams {
         self
     }
 
-    /// Replace the Gaussian initialisation's parameters wholesale (its `k`, covariance type
-    /// and `reg_covar` must agree with this builder's; checked at fit).
+    /// Replace the Gaussian initialisation's parameters wholesale. Its `k`, covariance type
+    /// and `reg_covar` must agree with this builder's as they stand when this is called (set
+    /// those first); a mismatch is reported at fit.
     pub fn gmm_params(mut self, p: GmmParams) -> Self {
+        if p.k != self.gmm.k
+            || p.covariance_type != self.gmm.covariance_type
+            || p.reg_covar != self.gmm.reg_covar
+        {
+            self.gmm_mismatch = Some(format!(
+                "the Gaussian initialisation must have the same k, covariance_type and \
+                 reg_covar: got ({}, {:?}, {}), this builder has ({}, {:?}, {})",
+                p.k,
+                p.covariance_type,
+                p.reg_covar,
+                self.gmm.k,
+                self.gmm.covariance_type,
+                self.gmm.reg_covar
+            ));
+        }
         self.gmm = p;
         self
     }
 
     /// Number of components.
     pub fn k(&self) -> usize {
-        self.k
+        self.gmm.k
     }
 
     /// Reject out-of-range values with a message, before any work.
     pub fn check(&self) -> Result<()> {
-        check_k(self.k)?;
+        check_k(self.gmm.k)?;
         if let NuPolicy::Fixed(nu) = self.nu {
             check_fixed_nu(nu)?;
         }
@@ -160,16 +175,10 @@ impl StudentParams {
                 format!("need 0 < lo <= hi < inf, got ({lo}, {hi})"),
             ));
         }
-        check_em(self.reg_covar, self.tol, self.max_iter)?;
+        check_em(self.gmm.reg_covar, self.tol, self.max_iter)?;
         self.gmm.check()?;
-        if self.gmm.k != self.k
-            || self.gmm.covariance_type != self.covariance_type
-            || self.gmm.reg_covar != self.reg_covar
-        {
-            return Err(invalid(
-                "gmm_params",
-                "the Gaussian initialisation must have the same k, covariance_type and reg_covar",
-            ));
+        if let Some(reason) = &self.gmm_mismatch {
+            return Err(invalid("gmm_params", reason.clone()));
         }
         Ok(())
     }

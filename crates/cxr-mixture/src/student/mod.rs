@@ -13,26 +13,50 @@ pub(crate) mod special;
 
 pub use hyperparams::{NuPolicy, ScaleUpdate, StudentParams};
 
-use ndarray::{Array1, Array2};
+use ndarray::Array1;
 
-use crate::components::{Components, CovarianceType, Covariances};
-use crate::device::Device;
+use crate::components::Covariances;
 use crate::error::{check_fixed_nu, Result};
 use crate::gaussian::GaussianMixture;
+use crate::mixture::{sealed, Density, Mixture};
 
-/// A fitted Student-t mixture.
-#[derive(Clone, Debug)]
-pub struct StudentMixture {
-    pub(crate) device: Device,
-    pub(crate) comps: Components,
+/// The Student-t component density `t(x | mu_k, scale_k, nu_k)`, with its degrees of freedom.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StudentT {
+    /// Degrees of freedom per component, `K`.
     pub(crate) nu: Array1<f64>,
-    pub(crate) nu_policy: NuPolicy,
-    pub(crate) converged: bool,
-    pub(crate) n_iter: usize,
-    pub(crate) lower_bound_history: Vec<f64>,
+    /// How `nu` was fitted (it decides how many free parameters `nu` adds).
+    pub(crate) policy: NuPolicy,
 }
 
-impl StudentMixture {
+impl sealed::Sealed for StudentT {
+    fn log_density<'a>(
+        &'a self,
+        weights: &'a Array1<f64>,
+        log_det: &'a Array1<f64>,
+        n_features: usize,
+    ) -> impl Fn(usize, f64) -> f64 + Sync + 'a {
+        algorithm::log_density(&self.nu, weights, log_det, n_features)
+    }
+
+    fn extra_parameters(&self, n_components: usize) -> usize {
+        match self.policy {
+            NuPolicy::Fixed(_) => 0,
+            NuPolicy::Shared => 1,
+            NuPolicy::PerComponent => n_components,
+        }
+    }
+}
+
+impl Density for StudentT {}
+
+/// A fitted Student-t mixture. Build with [`StudentMixture::params`] then
+/// [`StudentParams::fit`] or [`StudentParams::fit_from`], or from a Gaussian fit with
+/// [`StudentMixture::from_gaussian`]. The accessors, `predict`, `score`, `bic` and the rest
+/// are [`Mixture`]'s.
+pub type StudentMixture = Mixture<StudentT>;
+
+impl Mixture<StudentT> {
     /// Hyperparameters for `k` components, with defaults (see [`StudentParams`]).
     pub fn params(k: usize) -> StudentParams {
         StudentParams::new(k)
@@ -44,25 +68,11 @@ impl StudentMixture {
     /// parameters (there `nu = 8`). The paper's refinement is [`StudentParams::fit_from`].
     pub fn from_gaussian(gmm: &GaussianMixture, nu: f64) -> Result<Self> {
         check_fixed_nu(nu)?;
-        Ok(Self {
-            device: gmm.device,
-            comps: gmm.comps.clone(),
+        let density = StudentT {
             nu: Array1::from_elem(gmm.n_components(), nu),
-            nu_policy: NuPolicy::Fixed(nu),
-            converged: false,
-            n_iter: 0,
-            lower_bound_history: Vec::new(),
-        })
-    }
-
-    /// Mixture weights, `K`.
-    pub fn weights(&self) -> &Array1<f64> {
-        &self.comps.weights
-    }
-
-    /// Component locations, `K x D`.
-    pub fn means(&self) -> &Array2<f64> {
-        &self.comps.means
+            policy: NuPolicy::Fixed(nu),
+        };
+        Ok(Self::unfitted(density, gmm.comps.clone()).with_device(gmm.device))
     }
 
     /// Component scale matrices (regularised by `reg_covar`). The covariance of component
@@ -73,54 +83,6 @@ impl StudentMixture {
 
     /// Degrees of freedom per component, `K` (all equal unless learned per component).
     pub fn nu(&self) -> &Array1<f64> {
-        &self.nu
-    }
-
-    /// The scale type.
-    pub fn covariance_type(&self) -> CovarianceType {
-        self.comps.covariances.covariance_type()
-    }
-
-    /// Whether the change in mean log-likelihood fell below `tol`.
-    pub fn converged(&self) -> bool {
-        self.converged
-    }
-
-    /// EM iterations run.
-    pub fn n_iter(&self) -> usize {
-        self.n_iter
-    }
-
-    /// Mean log-likelihood per sample at each iteration, evaluated before its M-step.
-    pub fn lower_bound_history(&self) -> &[f64] {
-        &self.lower_bound_history
-    }
-
-    /// The last entry of the history (`-inf` if none).
-    pub fn lower_bound(&self) -> f64 {
-        self.lower_bound_history
-            .last()
-            .copied()
-            .unwrap_or(f64::NEG_INFINITY)
-    }
-
-    /// Number of components.
-    pub fn n_components(&self) -> usize {
-        self.comps.n_components()
-    }
-
-    /// Number of features.
-    pub fn n_features(&self) -> usize {
-        self.comps.n_features()
-    }
-
-    /// Free parameters: the Gaussian count plus the learned `nu`s.
-    pub fn n_parameters(&self) -> usize {
-        let nu = match self.nu_policy {
-            NuPolicy::Fixed(_) => 0,
-            NuPolicy::Shared => 1,
-            NuPolicy::PerComponent => self.n_components(),
-        };
-        self.comps.n_parameters() + nu
+        &self.density.nu
     }
 }
