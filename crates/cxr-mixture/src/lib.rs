@@ -8,10 +8,19 @@
 //!   `studenttmixture` package, with McLachlan and Peel's update as an option.
 //! - [`PseudoLabeler`]: per-batch, memory-bank or epoch-level fits for training.
 //!
+//! Both mixtures are a [`Mixture`] (weights, components, fit diagnostics, `predict`, `score`,
+//! `bic`, ...) over a component [`Density`]; only the log density and the EM differ.
+//!
 //! Numerics: log-sum-exp responsibilities; Cholesky precision factors (faer, pure Rust);
 //! empty components are re-seeded with a warning; NaN/inf input is an error. The E- and
 //! M-steps are parallel over samples (rayon). This crate does no I/O and knows nothing about
 //! the models whose embeddings it clusters.
+//!
+//! Modules, each using only those listed before it: `linalg`, `error`; `data` (input checks);
+//! `init` (initial responsibilities); `components` (covariances, precision factors, distance
+//! kernel, M-step); `pruned` (the pruned full-covariance E-step); `cuda` (feature `cuda`);
+//! `estep` ([`Device`] dispatch, distances to log responsibilities); `mixture` (the shared
+//! fitted-model core); `gaussian`; `student`; `pseudo`.
 
 mod components;
 #[cfg(feature = "cuda")]
