@@ -22,9 +22,15 @@
 //!
 //! Determinism: the structure comes from one ChaCha8 stream seeded by `seed`; image `i` is drawn
 //! from ChaCha8 seeded by `seed` on stream `i + 1`, so the bytes do not depend on thread count.
+//!
+//! [`generate_from_labels`] draws the same scenes for the rows of a real CheXpert or NIH
+//! ChestX-ray14 label file instead (a sample of its patients, rows kept as they are).
 
 mod draw;
+mod from_labels;
 mod text;
+
+pub use from_labels::{generate_from_labels, LabelledSynthConfig, LabelledSynthSummary};
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -75,19 +81,24 @@ impl Default for SynthConfig {
     }
 }
 
+/// The checks both generators' configs share: at least one patient, a drawable image size.
+fn check_patients_and_size(patients: usize, image_size: u32) -> Result<()> {
+    if patients == 0 {
+        return Err(DataError::InvalidParam(
+            "synthetic dataset needs at least 1 patient".into(),
+        ));
+    }
+    if !(32..=4096).contains(&image_size) {
+        return Err(DataError::InvalidParam(format!(
+            "image_size {image_size} out of range 32..=4096"
+        )));
+    }
+    Ok(())
+}
+
 impl SynthConfig {
     fn validate(&self) -> Result<()> {
-        if self.patients == 0 {
-            return Err(DataError::InvalidParam(
-                "synthetic dataset needs at least 1 patient".into(),
-            ));
-        }
-        if !(32..=4096).contains(&self.image_size) {
-            return Err(DataError::InvalidParam(format!(
-                "image_size {} out of range 32..=4096",
-                self.image_size
-            )));
-        }
+        check_patients_and_size(self.patients, self.image_size)?;
         if self.max_studies_per_patient == 0 {
             return Err(DataError::InvalidParam(
                 "max_studies_per_patient must be at least 1".into(),
@@ -330,19 +341,9 @@ pub fn generate(out: &Path, cfg: &SynthConfig) -> Result<SynthSummary> {
             let mut r = ChaCha8Rng::seed_from_u64(cfg.seed);
             r.set_stream(i as u64 + 1);
             let st = &studies[im.study_idx];
-            let pixels = render(&mut r, size, st, im.view);
+            let pixels = render(&mut r, size, &st.labels, &st.severity, im.view);
             let path = out.join(mimic_image_path(im.subject_id, im.study_id, &im.dicom_id));
-            if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir).map_err(|e| DataError::io(dir, e))?;
-            }
-            let mut buf = Vec::new();
-            image::codecs::jpeg::JpegEncoder::new_with_quality(&mut buf, JPEG_QUALITY)
-                .encode(&pixels, size, size, image::ExtendedColorType::L8)
-                .map_err(|e| DataError::Image {
-                    path: path.clone(),
-                    message: e.to_string(),
-                })?;
-            std::fs::write(&path, buf).map_err(|e| DataError::io(&path, e))
+            write_gray(&path, &pixels, size)
         })?;
     // Reports.
     studies
@@ -482,22 +483,62 @@ fn top_up_rare(studies: &mut [Study], rng: &mut ChaCha8Rng) {
     }
 }
 
-/// Draw one image of a study.
-fn render(rng: &mut ChaCha8Rng, size: u32, st: &Study, view: Option<&str>) -> Vec<u8> {
+/// Write a square grayscale image: PNG when `path` ends in `.png` (NIH ChestX-ray14's kind),
+/// otherwise a JPEG of quality [`JPEG_QUALITY`]. Creates the parent folders.
+fn write_gray(path: &Path, pixels: &[u8], size: u32) -> Result<()> {
+    use image::ImageEncoder as _;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| DataError::io(dir, e))?;
+    }
+    let png = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("png"));
+    let mut buf = Vec::new();
+    let encoded = if png {
+        image::codecs::png::PngEncoder::new(&mut buf).write_image(
+            pixels,
+            size,
+            size,
+            image::ExtendedColorType::L8,
+        )
+    } else {
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut buf, JPEG_QUALITY).encode(
+            pixels,
+            size,
+            size,
+            image::ExtendedColorType::L8,
+        )
+    };
+    encoded.map_err(|e| DataError::Image {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    std::fs::write(path, buf).map_err(|e| DataError::io(path, e))
+}
+
+/// Draw one image: a frontal scene with one sign per positive class (`labels`, indices into
+/// the 40 CXR-LT classes, drawn with `severity`), or a lateral scene (which shows no signs).
+fn render(
+    rng: &mut ChaCha8Rng,
+    size: u32,
+    labels: &[bool; 40],
+    severity: &[f32; 40],
+    view: Option<&str>,
+) -> Vec<u8> {
     let mut c = draw::Canvas::new(size as usize);
     let lateral = matches!(view, Some("LATERAL") | Some("LL"));
     if lateral {
         draw::lateral_background(&mut c, rng);
     } else {
         let a = draw::Anatomy::sample(rng);
-        let sv = |k: usize| if st.labels[k] { st.severity[k] } else { 0.0 };
+        let sv = |k: usize| if labels[k] { severity[k] } else { 0.0 };
         let cardio = 1.0 + 0.45 * sv(4) + 0.05 * rng.gen_range(-1.0..1.0f32);
         let widen = 0.6 * sv(9) + 0.8 * sv(0) * 0.3;
         draw::frontal_background(&mut c, &a, rng, cardio, widen, sv(8) * 1.6, sv(18) * 1.4);
-        let mut order: Vec<usize> = (0..40).filter(|&k| st.labels[k]).collect();
+        let mut order: Vec<usize> = (0..40).filter(|&k| labels[k]).collect();
         order.shuffle(rng);
         for k in order {
-            draw::sign(&mut c, &a, rng, k, st.severity[k]);
+            draw::sign(&mut c, &a, rng, k, severity[k]);
         }
     }
     // low-frequency mottling and film noise
