@@ -1,6 +1,7 @@
 //! Workspace integration test: a tiny synthetic dataset, a tiny CLIP, two methods trained for
 //! a few epochs and evaluated zero-shot on held-out patients, all in seconds.
 
+use cxr_cml::train::config::{LabelSource, MetricLoss, MixtureModel};
 use cxr_cml::train::{run_methods, Method, TrainConfig};
 
 mod common;
@@ -236,11 +237,11 @@ fn gradient_accumulation_reproduces_the_full_batch_steps() -> anyhow::Result<()>
     // The released code's weighted metric loss (soft pseudo-labels, learnable temperature) on
     // its one-pass Student-t posteriors of per-batch fits with its K rule (5 at batch 16):
     // accumulation is exact for it too, temperature gradient included.
-    cfg.loss.metric = "weighted".into();
-    cfg.mixture.kind = "student-t-one-pass".into();
+    cfg.loss.metric = MetricLoss::Weighted;
+    cfg.mixture.kind = MixtureModel::StudentTOnePass;
     cfg.mixture.nu = 8.0;
-    cfg.mixture.source = "per-batch".into();
-    cfg.mixture.k_rule = "released-code".into();
+    cfg.mixture.source = LabelSource::PerBatch;
+    cfg.mixture.k_rule = cxr_cml::mixture::ComponentRule::ReleasedCode;
     cfg.loss.margin = 0.3;
     cfg.train_loop.accumulate = 1;
     let full = losses(&cfg, "weighted-full")?;

@@ -52,7 +52,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             let out = args.out.clone().unwrap_or_else(|| {
                 PathBuf::from("runs").join(format!("cv-{}-{}", args.config.preset, utc_stamp()))
             });
-            let methods = methods_or_all(&args.methods);
+            let methods = methods_or_all(&args.methods, &cfg);
             let s = cv::run_cv(&cfg, &methods, args.folds, args.scheme, args.fold, &out)?;
             println!("Run folder: {}", out.display());
             s

@@ -17,10 +17,17 @@ pub struct ConfigArgs {
     /// `--print-config` shows (documented in crates/cxr-train/src/config.rs).
     #[arg(long)]
     config: Option<PathBuf>,
-    /// MIMIC-CXR-JPG root (the folder holding files/). Default: the synthetic demo dataset.
+    /// Label format of --data-root: cxr-lt (CXR-LT 2024, default), mimic (MIMIC-CXR-JPG's
+    /// CheXpert labels), chexpert or nih (ChestX-ray14). CheXpert and NIH have no reports, so
+    /// they train meta-labels and cxr-cml only (`data.dataset`).
+    #[arg(long, value_parser = parse_dataset)]
+    dataset: Option<cxr_data::Dataset>,
+    /// Dataset root: MIMIC-CXR-JPG (the folder holding files/), or the CheXpert / NIH folder
+    /// the label file's image paths are relative to. Default: the synthetic demo dataset.
     #[arg(long)]
     data_root: Option<PathBuf>,
-    /// CXR-LT 2024 label CSV (default: <data-root>/train_labeled.csv).
+    /// Label CSV (default: the dataset's usual file under --data-root; CXR-LT:
+    /// train_labeled.csv).
     #[arg(long)]
     labels: Option<PathBuf>,
     /// MIMIC-CXR reports folder for the baseline's report text (default: the data root).
@@ -85,6 +92,9 @@ pub fn resolve_config(args: &ConfigArgs) -> anyhow::Result<TrainConfig> {
         cfg = TrainConfig::from_toml_over(&cfg, &text)
             .with_context(|| format!("in {}", path.display()))?;
     }
+    if let Some(v) = args.dataset {
+        cfg.data.dataset = v;
+    }
     if let Some(v) = &args.data_root {
         cfg.data.root = Some(v.clone());
     }
@@ -131,7 +141,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         print!("{}", cfg.to_toml());
         return Ok(());
     }
-    let methods = methods_or_all(&args.methods);
+    let methods = methods_or_all(&args.methods, &cfg);
     let out = args.out.clone().unwrap_or_else(|| {
         PathBuf::from("runs").join(format!("{}-{}", args.config.preset, utc_stamp()))
     });
@@ -154,6 +164,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         out.display()
     );
     Ok(())
+}
+
+fn parse_dataset(s: &str) -> Result<cxr_data::Dataset, String> {
+    s.parse().map_err(|e: cxr_data::DataError| e.to_string())
 }
 
 /// `YYYYMMDD-HHMMSS` in UTC, for default run folders.
@@ -181,11 +195,18 @@ pub fn utc_stamp() -> String {
     )
 }
 
-/// The methods asked for, or all three.
-pub fn methods_or_all(methods: &[Method]) -> Vec<Method> {
-    if methods.is_empty() {
-        Method::ALL.to_vec()
-    } else {
-        methods.to_vec()
+/// The methods asked for, or every method the dataset supports (all three where it has
+/// report text; meta-labels and cxr-cml otherwise).
+pub fn methods_or_all(methods: &[Method], cfg: &TrainConfig) -> Vec<Method> {
+    if !methods.is_empty() {
+        return methods.to_vec();
     }
+    let dataset = cfg.data.dataset;
+    if dataset.has_reports() {
+        return Method::ALL.to_vec();
+    }
+    tracing::info!(
+        "{dataset} has no report text: training meta-labels and cxr-cml, not the baseline"
+    );
+    vec![Method::MetaLabels, Method::CxrCml]
 }

@@ -13,12 +13,41 @@ use crate::table::{checked_relative_path, mimic_image_path, LabelState, LabelTab
 use crate::{DataError, Result};
 
 /// The datasets this crate reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+/// Serialises as `mimic`, `cxr-lt`, `chexpert`, `nih` (the names [`std::str::FromStr`] takes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Dataset {
     Mimic,
     CxrLt,
+    #[serde(rename = "chexpert")]
     CheXpert,
     Nih,
+}
+
+impl Dataset {
+    pub const ALL: [Dataset; 4] = [Self::CxrLt, Self::Mimic, Self::CheXpert, Self::Nih];
+
+    /// The canonical name (as serialised and parsed).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Mimic => "mimic",
+            Self::CxrLt => "cxr-lt",
+            Self::CheXpert => "chexpert",
+            Self::Nih => "nih",
+        }
+    }
+
+    /// Whether the dataset comes with free-text reports (MIMIC-CXR's), which the report-text
+    /// baseline trains on.
+    pub fn has_reports(self) -> bool {
+        matches!(self, Self::Mimic | Self::CxrLt)
+    }
+}
+
+impl std::fmt::Display for Dataset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl std::str::FromStr for Dataset {

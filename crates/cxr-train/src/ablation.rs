@@ -7,9 +7,10 @@ use std::path::Path;
 use cxr_eval::EvalResults;
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Method, TrainConfig};
+use crate::config::{Method, MixtureModel, TrainConfig};
+use crate::files::{write_atomic, write_json};
 use crate::prepare::prepare;
-use crate::report::{default_split, run_methods_on, write_atomic};
+use crate::report::{default_split, run_methods_on};
 use crate::Result;
 
 /// One row of the ablation table.
@@ -18,18 +19,18 @@ pub struct AblationRow {
     pub label: String,
     pub method: Method,
     pub batch_size: usize,
-    pub mixture: Option<String>,
+    pub mixture: Option<MixtureModel>,
     pub test: EvalResults,
 }
 
 /// The variants of the grid, as (label, config).
 pub fn grid(base: &TrainConfig) -> Vec<(String, TrainConfig)> {
-    let with = |method: Method, batch: usize, mixture: Option<(&str, f64)>| {
+    let with = |method: Method, batch: usize, mixture: Option<(MixtureModel, f64)>| {
         let mut c = base.clone();
         c.method = method;
         c.train_loop.batch_size = batch;
         if let Some((kind, nu)) = mixture {
-            c.mixture.kind = kind.to_string();
+            c.mixture.kind = kind;
             c.mixture.nu = nu;
         }
         c
@@ -45,9 +46,9 @@ pub fn grid(base: &TrainConfig) -> Vec<(String, TrainConfig)> {
         ),
     ];
     for (label, kind, nu) in [
-        ("nu = 1", "student-t", 1.0),
-        ("nu = 6", "student-t", 6.0),
-        ("Gaussian", "gaussian", 6.0),
+        ("nu = 1", MixtureModel::StudentT, 1.0),
+        ("nu = 6", MixtureModel::StudentT, 6.0),
+        ("Gaussian", MixtureModel::Gaussian, 6.0),
     ] {
         rows.push((
             format!("CXR-CML ({label}, batch 32)"),
@@ -57,7 +58,7 @@ pub fn grid(base: &TrainConfig) -> Vec<(String, TrainConfig)> {
     for batch in [8, 16, 64] {
         rows.push((
             format!("CXR-CML (nu = 6, batch {batch})"),
-            with(Method::CxrCml, batch, Some(("student-t", 6.0))),
+            with(Method::CxrCml, batch, Some((MixtureModel::StudentT, 6.0))),
         ));
     }
     rows
@@ -75,14 +76,11 @@ pub fn run_ablation(base: &TrainConfig, out: &Path) -> Result<Vec<AblationRow>> 
             label,
             method: cfg.method,
             batch_size: cfg.train_loop.batch_size,
-            mixture: (cfg.method == Method::CxrCml).then(|| cfg.mixture.kind.clone()),
+            mixture: (cfg.method == Method::CxrCml).then_some(cfg.mixture.kind),
             test: r.test,
         });
     }
-    write_atomic(
-        &out.join("ablation.json"),
-        &serde_json::to_vec_pretty(&rows).expect("serialises"),
-    )?;
+    write_json(&out.join("ablation.json"), &rows)?;
     write_atomic(&out.join("ablation.md"), render(&rows).as_bytes())?;
     Ok(rows)
 }
@@ -113,10 +111,10 @@ mod tests {
             .filter(|c| c.method == Method::CxrCml)
             .collect();
         assert_eq!(cml.len(), 6);
-        assert!(cml.iter().any(|c| c.mixture.kind == "gaussian"));
+        assert!(cml.iter().any(|c| c.mixture.kind == MixtureModel::Gaussian));
         assert!(cml
             .iter()
-            .any(|c| c.mixture.nu == 1.0 && c.mixture.kind == "student-t"));
+            .any(|c| c.mixture.nu == 1.0 && c.mixture.kind == MixtureModel::StudentT));
         let batches: Vec<usize> = cml.iter().map(|c| c.train_loop.batch_size).collect();
         for b in [8, 16, 32, 64] {
             assert!(batches.contains(&b), "batch {b}");

@@ -9,15 +9,17 @@
 //! so a crash leaves either the complete checkpoint or none; `state.json` is written last and a
 //! folder without it is never used.
 
-use std::fs::{self, File};
+use std::fs;
 use std::path::{Path, PathBuf};
 
 use candle_nn::VarMap;
 use serde::{Deserialize, Serialize};
 
 use cxr_mixture::PseudoLabeler;
+use cxr_optim::Optimizer;
 
 use crate::error::IoContext;
+use crate::files::{replace_dir, sync_dir, sync_file};
 use crate::{Result, TrainError};
 
 /// Training progress stored next to the weights.
@@ -49,22 +51,11 @@ pub fn best_dir(run_dir: &Path) -> PathBuf {
     checkpoints_dir(run_dir).join("best")
 }
 
-fn sync_file(path: &Path) -> Result<()> {
-    File::open(path).and_then(|f| f.sync_all()).at(path)
-}
-
-fn sync_dir(path: &Path) {
-    // Directory fsync makes the rename durable; not every filesystem supports it.
-    if let Ok(f) = File::open(path) {
-        let _ = f.sync_all();
-    }
-}
-
 /// Write the checkpoint for `state.epoch`; also make it `best/` when `is_best`.
 pub fn save(
     run_dir: &Path,
     varmap: &VarMap,
-    opt: &crate::trainer::Optimizer,
+    opt: &dyn Optimizer,
     labeler: Option<&PseudoLabeler>,
     state: &CheckpointState,
     is_best: bool,
@@ -125,22 +116,6 @@ pub fn save(
     prune(&root, keep_last.max(1))?;
     sync_dir(&root);
     Ok(dest)
-}
-
-/// Move `from` to `to`, replacing `to` only once the new folder is complete.
-fn replace_dir(from: &Path, to: &Path) -> Result<()> {
-    if to.exists() {
-        let old = to.with_extension("old");
-        if old.exists() {
-            fs::remove_dir_all(&old).at(&old)?;
-        }
-        fs::rename(to, &old).at(to)?;
-        fs::rename(from, to).at(from)?;
-        fs::remove_dir_all(&old).at(&old)?;
-    } else {
-        fs::rename(from, to).at(from)?;
-    }
-    Ok(())
 }
 
 /// Complete epoch checkpoints, oldest first.

@@ -7,6 +7,10 @@
 
 use std::path::PathBuf;
 
+use cxr_data::image::PreprocessMode;
+use cxr_data::Dataset;
+use cxr_losses::Mining;
+use cxr_mixture::{ComponentRule, CovarianceType};
 use serde::{Deserialize, Serialize};
 
 use crate::{Result, TrainError};
@@ -58,14 +62,199 @@ impl std::str::FromStr for Method {
     }
 }
 
+/// Declares a config-side enum whose TOML spelling is given per variant, with `as_str` (the
+/// spelling) and `ALL` (every variant, for messages and tests). Serde reads and writes the same
+/// spellings, so an unknown value is an error that lists the valid ones.
+macro_rules! config_enum {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal,)+ }) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        pub enum $name {
+            $($(#[$vmeta])* #[serde(rename = $text)] $variant,)+
+        }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// The spelling in TOML files and `--set` overrides.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text,)+
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+config_enum! {
+    /// Which images of a study are used.
+    Views {
+        /// PA and AP only (the paper).
+        Frontal = "frontal",
+        All = "all",
+    }
+}
+
+config_enum! {
+    /// Image preprocessing (`cxr_data::image::PreprocessMode`).
+    Preprocessing {
+        /// CheXzero: aspect-preserving resize, zero padding, CheXzero's mean / std.
+        CheXzero = "chexzero",
+        /// OpenAI CLIP: resize the short side, centre crop, CLIP's mean / std.
+        Clip = "clip",
+    }
+}
+
+impl Preprocessing {
+    pub fn mode(self) -> PreprocessMode {
+        match self {
+            Preprocessing::CheXzero => PreprocessMode::CheXzero,
+            Preprocessing::Clip => PreprocessMode::Clip,
+        }
+    }
+}
+
+config_enum! {
+    /// Which classes count as rare in the base / rare macro AUCs.
+    RareSet {
+        /// The paper's fixed 12 rare classes.
+        Paper = "paper",
+        /// CXR-LT 2024 training counts below `data.rare_threshold` (other datasets' classes
+        /// fall back to this run's counts).
+        Official = "official",
+        /// This run's training counts below `data.rare_threshold`.
+        Counts = "counts",
+    }
+}
+
+config_enum! {
+    /// The CLIP architecture.
+    ModelPreset {
+        /// A few-layer CLIP for the demo and tests (`model.image_size` px).
+        Tiny = "tiny",
+        VitB32 = "vit-b-32",
+        VitB16 = "vit-b-16",
+        VitL14 = "vit-l-14",
+    }
+}
+
+config_enum! {
+    /// How meta-label training text is written.
+    MetaLabelStyle {
+        /// "adenopathy is present, pleural effusion is present".
+        Paper = "paper",
+        /// "Adenopathy is present. Pleural Effusion is present."
+        ReleasedCode = "released-code",
+    }
+}
+
+config_enum! {
+    /// The zero-shot prompt pairs.
+    PromptStyle {
+        /// CheXzero's "{}" / "no {}".
+        CheXzero = "chexzero",
+        /// "{} is present" / "{} is absent".
+        PresentAbsent = "present-absent",
+    }
+}
+
+config_enum! {
+    /// The mixture model whose assignments are the pseudo-labels (`cxr_mixture::MixtureKind`,
+    /// whose Student-t variants take `mixture.nu`).
+    MixtureModel {
+        /// A GMM refined by Student-t EM with fixed `nu` (the paper).
+        StudentT = "student-t",
+        Gaussian = "gaussian",
+        /// The released code: the GMM's parameters score one pass of Student-t densities.
+        StudentTOnePass = "student-t-one-pass",
+    }
+}
+
+config_enum! {
+    /// Which embeddings each pseudo-label fit sees (`cxr_mixture::PseudoLabelSource`, whose
+    /// memory bank takes `mixture.bank_capacity`).
+    LabelSource {
+        MemoryBank = "memory-bank",
+        /// The paper's wording; K is clipped to the batch.
+        PerBatch = "per-batch",
+        /// Refit on all training embeddings after each epoch.
+        Epoch = "epoch",
+    }
+}
+
+config_enum! {
+    /// The metric loss on pseudo-labels (CXR-CML).
+    MetricLoss {
+        /// Triplet margin loss on hard assignments (the paper).
+        Triplet = "triplet",
+        /// The released code's weighted metric loss on soft assignments.
+        Weighted = "weighted",
+    }
+}
+
+config_enum! {
+    /// The optimiser.
+    OptimizerKind {
+        AdamW = "adamw",
+        /// SGD with momentum (CheXzero).
+        Sgd = "sgd",
+    }
+}
+
+config_enum! {
+    /// The learning-rate schedule.
+    ScheduleKind {
+        /// ReduceLROnPlateau on the validation loss (the paper).
+        Plateau = "plateau",
+        /// Cosine decay with linear warmup over the run's steps.
+        Cosine = "cosine",
+        Constant = "constant",
+    }
+}
+
+config_enum! {
+    /// A CLIP tower.
+    Tower {
+        /// The image encoder and its projection.
+        Vision = "vision",
+        /// The text encoder and its projection.
+        Text = "text",
+    }
+}
+
+impl Tower {
+    /// Whether the parameter `name` (Hugging Face naming) belongs to this tower.
+    pub fn owns(self, name: &str) -> bool {
+        match self {
+            Tower::Vision => {
+                name.starts_with("vision_model.") || name.starts_with("visual_projection")
+            }
+            Tower::Text => name.starts_with("text_model.") || name.starts_with("text_projection"),
+        }
+    }
+}
+
 /// Where images, labels and reports come from and how they are split.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DataConfig {
-    /// MIMIC-CXR-JPG root (holding `files/`). `None`: the synthetic demo dataset, generated
+    /// The label format: `cxr-lt` (CXR-LT 2024, the paper), `mimic` (MIMIC-CXR-JPG's CheXpert
+    /// labels with its metadata), `chexpert` or `nih` (ChestX-ray14). Datasets without reports
+    /// (CheXpert, NIH) train the meta-label methods only.
+    pub dataset: Dataset,
+    /// Dataset root: image paths in the label file are relative to it (MIMIC-CXR-JPG: the
+    /// folder holding `files/`). `None`: the synthetic demo dataset (CXR-LT only), generated
     /// into `synth_dir` (or reused from there).
     pub root: Option<PathBuf>,
-    /// CXR-LT 2024 label CSV. Default: `<root>/train_labeled.csv`.
+    /// Label CSV. Default: the dataset's usual file under the root (CXR-LT:
+    /// `train_labeled.csv`; CheXpert: `CheXpert-v1.0-small/train.csv`; NIH:
+    /// `Data_Entry_2017_v2020.csv`; MIMIC: `mimic-cxr-2.0.0-chexpert.csv`).
     pub labels: Option<PathBuf>,
     /// Folder holding MIMIC-CXR report texts (`files/pXX/pSUBJECT/sSTUDY.txt`), needed by the
     /// baseline. Default: the data root.
@@ -76,23 +265,24 @@ pub struct DataConfig {
     pub synth_image_size: u32,
     pub synth_dir: Option<PathBuf>,
     /// `frontal` (PA/AP, the paper) or `all`.
-    pub views: String,
+    pub views: Views,
     /// Patient-level test fraction (paper: 0.2) and validation fraction of the training part.
     pub test_fraction: f64,
     pub val_fraction: f64,
     /// Preprocessing: `chexzero` or `clip`; the output side equals the model's image size.
-    pub preprocess: String,
+    pub preprocess: Preprocessing,
     /// Preprocessed image cache folder. Default: `.cache/images/<key>` under the working dir.
     pub cache_dir: Option<PathBuf>,
     /// Rare classes: `paper` (the paper's fixed 12), `official` (CXR-LT 2024 training counts
     /// below `rare_threshold`), or `counts` (this run's training counts below the threshold).
-    pub rare_set: String,
+    pub rare_set: RareSet,
     pub rare_threshold: usize,
 }
 
 impl Default for DataConfig {
     fn default() -> Self {
         Self {
+            dataset: Dataset::CxrLt,
             root: None,
             labels: None,
             reports_root: None,
@@ -100,12 +290,12 @@ impl Default for DataConfig {
             synth_seed: 0,
             synth_image_size: 128,
             synth_dir: None,
-            views: "frontal".into(),
+            views: Views::Frontal,
             test_fraction: 0.2,
             val_fraction: 0.1,
-            preprocess: "chexzero".into(),
+            preprocess: Preprocessing::CheXzero,
             cache_dir: None,
-            rare_set: "paper".into(),
+            rare_set: RareSet::Paper,
             rare_threshold: 1000,
         }
     }
@@ -117,7 +307,7 @@ impl Default for DataConfig {
 pub struct ModelConfig {
     /// `tiny`, `vit-b-32`, `vit-b-16` or `vit-l-14`. Ignored for the architecture when
     /// `weights` is a folder or hub id with its own `config.json`.
-    pub preset: String,
+    pub preset: ModelPreset,
     /// Input side for the `tiny` preset (the ViT presets use 224).
     pub image_size: usize,
     /// Initial weights: a folder with `config.json` + `model.safetensors`, a Hugging Face id
@@ -130,7 +320,7 @@ pub struct ModelConfig {
 impl Default for ModelConfig {
     fn default() -> Self {
         Self {
-            preset: "tiny".into(),
+            preset: ModelPreset::Tiny,
             image_size: 64,
             weights: None,
             context_length: 77,
@@ -144,19 +334,19 @@ impl Default for ModelConfig {
 pub struct TextConfig {
     /// `paper` ("adenopathy is present, pleural effusion is present") or `released-code`
     /// ("Adenopathy is present. Pleural Effusion is present.").
-    pub meta_label: String,
+    pub meta_label: MetaLabelStyle,
     /// Shuffle the class order inside each meta-label text (seeded per step).
     pub shuffle_order: bool,
     /// Zero-shot prompt pairs: `chexzero` ("{}" / "no {}") or `present-absent`.
-    pub prompts: String,
+    pub prompts: PromptStyle,
 }
 
 impl Default for TextConfig {
     fn default() -> Self {
         Self {
-            meta_label: "paper".into(),
+            meta_label: MetaLabelStyle::Paper,
             shuffle_order: false,
-            prompts: "chexzero".into(),
+            prompts: PromptStyle::CheXzero,
         }
     }
 }
@@ -169,20 +359,20 @@ pub struct MixtureConfig {
     pub k: usize,
     /// `fixed` (K clipped to the points of a fit) or `released-code` (the released code's
     /// per-batch rule: min(5, N/3) below 50 points, else min(K, N/4); 5 at batch 32).
-    pub k_rule: String,
+    pub k_rule: ComponentRule,
     /// `student-t` (GMM refined by a Student-t mixture, the paper), `gaussian`, or
     /// `student-t-one-pass` (the released code: the GMM's parameters score one pass of
     /// Student-t densities with `nu`, no Student-t EM).
-    pub kind: String,
+    pub kind: MixtureModel,
     /// Degrees of freedom of the Student-t mixture (paper best: 6).
     pub nu: f64,
     /// `memory-bank` (default), `per-batch` (the paper's wording; K is clipped to the batch)
     /// or `epoch` (refit on all training embeddings each epoch).
-    pub source: String,
+    pub source: LabelSource,
     /// Memory-bank capacity in embeddings.
     pub bank_capacity: usize,
     /// `diag` or `full` (full on 512-d embeddings needs many more points than a batch).
-    pub covariance: String,
+    pub covariance: CovarianceType,
     pub reg_covar: f64,
     pub max_iter: usize,
     /// Convergence threshold on the mean log-likelihood of each fit.
@@ -197,12 +387,12 @@ impl Default for MixtureConfig {
     fn default() -> Self {
         Self {
             k: 40,
-            k_rule: "fixed".into(),
-            kind: "student-t".into(),
+            k_rule: ComponentRule::Fixed,
+            kind: MixtureModel::StudentT,
             nu: 6.0,
-            source: "memory-bank".into(),
+            source: LabelSource::MemoryBank,
             bank_capacity: 1024,
-            covariance: "diag".into(),
+            covariance: CovarianceType::Diag,
             reg_covar: 1e-4,
             max_iter: 20,
             tol: 1e-3,
@@ -219,7 +409,7 @@ pub struct LossConfig {
     /// `triplet` (the paper: triplet margin loss on hard cluster assignments) or `weighted`
     /// (the released code: weighted metric loss on image-text distances with soft
     /// pseudo-labels and a learnable temperature; a documented reconstruction).
-    pub metric: String,
+    pub metric: MetricLoss,
     /// Weight of the metric loss (triplet or weighted) next to the CLIP loss (paper: equal,
     /// 1.0). Configs written before it weighted either loss call it `triplet_weight`.
     #[serde(alias = "triplet_weight")]
@@ -228,7 +418,7 @@ pub struct LossConfig {
     /// `metric = "weighted"`, the base margin `m` of `m * (1 + exp(-mean_pos))` (released: 0.3).
     pub margin: f64,
     /// `batch-all`, `batch-hard` or `semi-hard` (triplet only).
-    pub mining: String,
+    pub mining: Mining,
     /// Sharpening temperature of the soft pseudo-labels, `softmax(log p / sharpen)`
     /// (weighted only; released code: 0.05).
     pub sharpen: f64,
@@ -240,10 +430,10 @@ pub struct LossConfig {
 impl Default for LossConfig {
     fn default() -> Self {
         Self {
-            metric: "triplet".into(),
+            metric: MetricLoss::Triplet,
             metric_weight: 1.0,
             margin: 0.2,
-            mining: "batch-all".into(),
+            mining: Mining::BatchAll,
             sharpen: 0.05,
             temperature_init: 1.0,
         }
@@ -255,7 +445,7 @@ impl Default for LossConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct OptimConfig {
     /// `adamw` or `sgd` (CheXzero: SGD, momentum 0.9).
-    pub kind: String,
+    pub kind: OptimizerKind,
     pub lr: f64,
     pub weight_decay: f64,
     pub beta1: f64,
@@ -269,7 +459,7 @@ pub struct OptimConfig {
 impl Default for OptimConfig {
     fn default() -> Self {
         Self {
-            kind: "adamw".into(),
+            kind: OptimizerKind::AdamW,
             lr: 5e-4,
             weight_decay: 0.05,
             beta1: 0.9,
@@ -286,7 +476,7 @@ impl Default for OptimConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct ScheduleConfig {
     /// `plateau` (ReduceLROnPlateau on validation loss, the paper), `cosine` or `constant`.
-    pub kind: String,
+    pub kind: ScheduleKind,
     pub factor: f64,
     pub patience: usize,
     pub warmup_steps: usize,
@@ -296,7 +486,7 @@ pub struct ScheduleConfig {
 impl Default for ScheduleConfig {
     fn default() -> Self {
         Self {
-            kind: "plateau".into(),
+            kind: ScheduleKind::Plateau,
             factor: 0.1,
             patience: 2,
             warmup_steps: 0,
@@ -320,7 +510,7 @@ pub struct LoopConfig {
     /// Show progress bars.
     pub progress: bool,
     /// Towers kept frozen (not updated): any of `vision`, `text`.
-    pub freeze: Vec<String>,
+    pub freeze: Vec<Tower>,
     /// Split each batch into this many micro-batches with the exact full-batch gradient
     /// (GradCache: the contrastive and triplet losses still see the whole batch); saves memory.
     pub accumulate: usize,
@@ -330,6 +520,13 @@ pub struct LoopConfig {
     /// Where the model trains: `cpu`, `cuda` or `cuda:N` (CUDA needs a build with the `cuda`
     /// feature). Runtime only: a run may resume on another device.
     pub device: String,
+}
+
+impl LoopConfig {
+    /// Whether the parameter `name` belongs to a frozen tower.
+    pub fn is_frozen(&self, name: &str) -> bool {
+        self.freeze.iter().any(|tower| tower.owns(name))
+    }
 }
 
 impl Default for LoopConfig {
@@ -409,7 +606,7 @@ impl TrainConfig {
             data: DataConfig::default(),
             model: ModelConfig::default(),
             text: TextConfig {
-                prompts: "present-absent".into(),
+                prompts: PromptStyle::PresentAbsent,
                 ..TextConfig::default()
             },
             mixture: MixtureConfig {
@@ -429,9 +626,9 @@ impl TrainConfig {
     /// The learning rate is not stated in the paper; 1e-5 is our choice (documented).
     pub fn paper() -> Self {
         let mut c = Self::demo();
-        c.data.rare_set = "paper".into();
+        c.data.rare_set = RareSet::Paper;
         c.model = ModelConfig {
-            preset: "vit-b-32".into(),
+            preset: ModelPreset::VitB32,
             image_size: 224,
             weights: Some("openai/clip-vit-base-patch32".into()),
             context_length: 77,
@@ -454,11 +651,11 @@ impl TrainConfig {
     pub fn released_code() -> Self {
         let mut c = Self::paper();
         c.model.weights = None;
-        c.text.meta_label = "released-code".into();
-        c.mixture.source = "per-batch".into();
-        c.mixture.kind = "student-t-one-pass".into();
+        c.text.meta_label = MetaLabelStyle::ReleasedCode;
+        c.mixture.source = LabelSource::PerBatch;
+        c.mixture.kind = MixtureModel::StudentTOnePass;
         c.mixture.nu = 8.0;
-        c.mixture.covariance = "full".into();
+        c.mixture.covariance = CovarianceType::Full;
         c.optim = OptimConfig {
             lr: 1e-6,
             weight_decay: 1e-4,
@@ -469,10 +666,10 @@ impl TrainConfig {
         c.schedule.patience = 3;
         // Per batch: min(5, N/3) below 50 points, so 5 clusters at batch 32; min(40, N/4) above.
         c.mixture.k = 40;
-        c.mixture.k_rule = "released-code".into();
+        c.mixture.k_rule = ComponentRule::ReleasedCode;
         c.mixture.max_iter = 100;
         c.mixture.n_init = 3;
-        c.loss.metric = "weighted".into();
+        c.loss.metric = MetricLoss::Weighted;
         c.loss.margin = 0.3;
         c
     }
@@ -553,20 +750,20 @@ impl TrainConfig {
         let mut name = format!(
             "{}-{}-bs{}-e{}-s{}",
             self.method.as_str(),
-            self.model.preset,
+            self.model.preset.as_str(),
             self.train_loop.batch_size,
             self.train_loop.epochs,
             self.seed
         );
         if self.method == Method::CxrCml {
-            let mix = match self.mixture.kind.as_str() {
-                "gaussian" => "gauss".to_string(),
-                "student-t-one-pass" => format!("nu{}onepass", self.mixture.nu),
-                _ => format!("nu{}", self.mixture.nu),
+            let mix = match self.mixture.kind {
+                MixtureModel::Gaussian => "gauss".to_string(),
+                MixtureModel::StudentTOnePass => format!("nu{}onepass", self.mixture.nu),
+                MixtureModel::StudentT => format!("nu{}", self.mixture.nu),
             };
-            let k = match self.mixture.k_rule.as_str() {
-                "released-code" => format!("released{}", self.mixture.k),
-                _ => self.mixture.k.to_string(),
+            let k = match self.mixture.k_rule {
+                ComponentRule::ReleasedCode => format!("released{}", self.mixture.k),
+                ComponentRule::Fixed => self.mixture.k.to_string(),
             };
             name.push_str(&format!("-k{k}-{mix}-{}", self.mixture.source));
         }
@@ -578,74 +775,6 @@ impl TrainConfig {
     #[allow(clippy::neg_cmp_op_on_partial_ord)]
     pub fn validate(&self) -> Result<()> {
         let err = |m: String| Err(TrainError::Config(m));
-        let one_of = |field: &str, v: &str, allowed: &[&str]| -> Result<()> {
-            if allowed.contains(&v) {
-                Ok(())
-            } else {
-                Err(TrainError::Config(format!(
-                    "{field} = `{v}` is not one of {}",
-                    allowed.join(", ")
-                )))
-            }
-        };
-        one_of("data.views", &self.data.views, &["frontal", "all"])?;
-        one_of(
-            "data.preprocess",
-            &self.data.preprocess,
-            &["chexzero", "clip"],
-        )?;
-        one_of(
-            "data.rare_set",
-            &self.data.rare_set,
-            &["paper", "official", "counts"],
-        )?;
-        one_of(
-            "model.preset",
-            &self.model.preset,
-            &["tiny", "vit-b-32", "vit-b-16", "vit-l-14"],
-        )?;
-        one_of(
-            "text.meta_label",
-            &self.text.meta_label,
-            &["paper", "released-code"],
-        )?;
-        one_of(
-            "text.prompts",
-            &self.text.prompts,
-            &["chexzero", "present-absent"],
-        )?;
-        one_of(
-            "mixture.k_rule",
-            &self.mixture.k_rule,
-            &["fixed", "released-code"],
-        )?;
-        one_of(
-            "mixture.kind",
-            &self.mixture.kind,
-            &["student-t", "gaussian", "student-t-one-pass"],
-        )?;
-        one_of(
-            "mixture.source",
-            &self.mixture.source,
-            &["memory-bank", "per-batch", "epoch"],
-        )?;
-        one_of(
-            "mixture.covariance",
-            &self.mixture.covariance,
-            &["diag", "full", "spherical"],
-        )?;
-        one_of("loss.metric", &self.loss.metric, &["triplet", "weighted"])?;
-        one_of(
-            "loss.mining",
-            &self.loss.mining,
-            &["batch-all", "batch-hard", "semi-hard"],
-        )?;
-        one_of("optim.kind", &self.optim.kind, &["adamw", "sgd"])?;
-        one_of(
-            "schedule.kind",
-            &self.schedule.kind,
-            &["plateau", "cosine", "constant"],
-        )?;
         if !(0.0..1.0).contains(&self.data.test_fraction) || self.data.test_fraction == 0.0 {
             return err(format!(
                 "data.test_fraction = {} must be in (0, 1)",
@@ -671,10 +800,17 @@ impl TrainConfig {
                 self.mixture.n_init, self.mixture.tol
             ));
         }
-        for tower in &self.train_loop.freeze {
-            one_of("loop.freeze", tower, &["vision", "text"])?;
+        if self.method == Method::Baseline && !self.data.dataset.has_reports() {
+            return err(format!(
+                "the baseline trains on MIMIC-CXR report text, which data.dataset = {} does not \
+                 have: train meta-labels or cxr-cml on it (--method meta-labels --method cxr-cml)",
+                self.data.dataset
+            ));
         }
-        if self.train_loop.freeze.len() >= 2 {
+        if Tower::ALL
+            .iter()
+            .all(|t| self.train_loop.freeze.contains(t))
+        {
             return err("loop.freeze cannot freeze both towers: nothing would train".into());
         }
         if self.train_loop.accumulate == 0
@@ -770,23 +906,23 @@ mod tests {
         assert_eq!(c.loss.metric_weight, 1.0);
         assert_eq!((c.schedule.factor, c.schedule.patience), (0.1, 2));
         assert_eq!(c.model.image_size, 224);
-        assert_eq!(c.model.preset, "vit-b-32");
+        assert_eq!(c.model.preset, ModelPreset::VitB32);
         let r = TrainConfig::released_code();
         assert_eq!(
             (r.optim.lr, r.schedule.patience, r.mixture.nu),
             (1e-6, 3, 8.0)
         );
         assert_eq!((r.mixture.k, r.mixture.n_init), (40, 3));
-        assert_eq!(r.mixture.k_rule, "released-code");
-        assert_eq!(r.mixture.kind, "student-t-one-pass");
+        assert_eq!(r.mixture.k_rule, ComponentRule::ReleasedCode);
+        assert_eq!(r.mixture.kind, MixtureModel::StudentTOnePass);
         assert!(
             r.run_name().contains("-kreleased40-nu8onepass-"),
             "{}",
             r.run_name()
         );
-        assert_eq!(r.loss.metric, "weighted");
+        assert_eq!(r.loss.metric, MetricLoss::Weighted);
         assert_eq!((r.loss.margin, r.loss.sharpen), (0.3, 0.05));
-        assert_eq!(c.loss.metric, "triplet");
+        assert_eq!(c.loss.metric, MetricLoss::Triplet);
     }
 
     #[test]
@@ -835,19 +971,68 @@ mod tests {
     fn freezing_names_towers_and_never_both() {
         let mut c = TrainConfig::demo();
         c.set("loop.freeze=[\"text\"]").unwrap();
-        assert_eq!(c.train_loop.freeze, vec!["text".to_string()]);
-        assert!(crate::trainer::is_frozen(
-            &c,
-            "text_model.embeddings.token_embedding.weight"
-        ));
-        assert!(crate::trainer::is_frozen(&c, "text_projection.weight"));
-        assert!(!crate::trainer::is_frozen(
-            &c,
-            "vision_model.post_layernorm.weight"
-        ));
-        assert!(!crate::trainer::is_frozen(&c, "logit_scale"));
+        assert_eq!(c.train_loop.freeze, vec![Tower::Text]);
+        assert!(c
+            .train_loop
+            .is_frozen("text_model.embeddings.token_embedding.weight"));
+        assert!(c.train_loop.is_frozen("text_projection.weight"));
+        assert!(!c.train_loop.is_frozen("vision_model.post_layernorm.weight"));
+        assert!(!c.train_loop.is_frozen("logit_scale"));
         assert!(c.set("loop.freeze=[\"text\", \"vision\"]").is_err());
         assert!(c.set("loop.freeze=[\"audio\"]").is_err());
+    }
+
+    #[test]
+    fn a_wrong_kind_is_an_error_that_lists_the_valid_values() {
+        let mut c = TrainConfig::demo();
+        let e = c.set("mixture.kind=cauchy").unwrap_err().to_string();
+        for valid in MixtureModel::ALL {
+            assert!(e.contains(valid.as_str()), "{e}");
+        }
+        assert!(e.contains("cauchy"), "{e}");
+        let e = TrainConfig::from_toml_over(&c, "[optim]\nkind = \"adam\"")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("`adamw` or `sgd`") && e.contains("optim.kind"),
+            "{e}"
+        );
+        let e = TrainConfig::from_toml_over(&c, "[data]\ndataset = \"padchest\"")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`cxr-lt`") && e.contains("`chexpert`"), "{e}");
+        let e = c.set("loss.mining=hardest").unwrap_err().to_string();
+        assert!(e.contains("`semi-hard`"), "{e}");
+        assert_eq!(c, TrainConfig::demo());
+    }
+
+    #[test]
+    fn kinds_keep_their_toml_spellings() {
+        let toml = TrainConfig::released_code().to_toml();
+        for line in [
+            "kind = \"student-t-one-pass\"",
+            "k_rule = \"released-code\"",
+            "covariance = \"full\"",
+            "source = \"per-batch\"",
+            "metric = \"weighted\"",
+            "mining = \"batch-all\"",
+            "kind = \"adamw\"",
+            "kind = \"plateau\"",
+            "meta_label = \"released-code\"",
+            "prompts = \"chexzero\"",
+            "views = \"frontal\"",
+            "preprocess = \"chexzero\"",
+            "rare_set = \"paper\"",
+            "preset = \"vit-b-32\"",
+            "dataset = \"cxr-lt\"",
+        ] {
+            assert!(toml.contains(line), "{line} not in\n{toml}");
+        }
+        let mut c = TrainConfig::demo();
+        c.set("data.dataset=chexpert").unwrap();
+        assert_eq!(c.data.dataset, Dataset::CheXpert);
+        c.set("model.preset=vit-l-14").unwrap();
+        assert_eq!(c.model.preset, ModelPreset::VitL14);
     }
 
     #[test]

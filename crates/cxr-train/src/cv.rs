@@ -12,8 +12,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{Method, TrainConfig};
 use crate::error::IoContext;
+use crate::files::{write_atomic, write_json};
 use crate::prepare::{prepare, Prepared, Split};
-use crate::report::{read_results, run_methods_on, write_atomic};
+use crate::report::{read_results, run_methods_on};
 use crate::{Result, TrainError};
 
 /// How folds are drawn.
@@ -175,10 +176,7 @@ pub fn aggregate(out: &Path) -> Result<CvSummary> {
         folds_found,
         methods,
     };
-    write_atomic(
-        &out.join("cv-summary.json"),
-        &serde_json::to_vec_pretty(&summary).expect("serialises"),
-    )?;
+    write_json(&out.join("cv-summary.json"), &summary)?;
     let rows: Vec<(&str, &FoldSummary)> = summary
         .methods
         .iter()

@@ -8,9 +8,9 @@ use ndarray::{Array2, Axis};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::config::TrainConfig;
+use crate::batch::{batch_tensors, image_batch, TextSource};
+use crate::config::{PromptStyle, TrainConfig};
 use crate::prepare::Prepared;
-use crate::trainer::{batch_tensors, l2_normalise, TextSource};
 use crate::Result;
 
 /// Embed images in batches: `N x D`, L2-normalised rows.
@@ -21,12 +21,11 @@ pub fn embed_images(
     batch: usize,
     device: &Device,
 ) -> Result<Array2<f32>> {
-    let s = data.image_size;
     let mut rows: Vec<f32> = Vec::new();
     let mut dim = 0;
     for chunk in idx.chunks(batch.max(1)) {
-        let pixels = Tensor::from_vec(data.cache.batch_f32(chunk), (chunk.len(), 3, s, s), device)?;
-        let emb = l2_normalise(&model.encode_image(&pixels)?.detach())?;
+        let pixels = image_batch(data, chunk, device)?;
+        let emb = cxr_losses::l2_normalise(&model.encode_image(&pixels)?.detach())?;
         dim = emb.dim(1)?;
         rows.extend(emb.flatten_all()?.to_vec1::<f32>()?);
     }
@@ -44,7 +43,7 @@ pub fn embed_texts(
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     let tokens = tokenizer.encode_batch(&refs, context_length)?;
     let ids = Tensor::from_vec(tokens.ids, (tokens.batch, tokens.context_length), device)?;
-    let emb = l2_normalise(&model.encode_text(&ids)?.detach())?;
+    let emb = cxr_losses::l2_normalise(&model.encode_text(&ids)?.detach())?;
     let dim = emb.dim(1)?;
     Ok(
         Array2::from_shape_vec((texts.len(), dim), emb.flatten_all()?.to_vec1::<f32>()?)
@@ -63,9 +62,9 @@ pub struct ZeroShot {
 
 impl ZeroShot {
     pub fn new(cfg: &TrainConfig, data: &Prepared) -> Result<Self> {
-        let prompts = match cfg.text.prompts.as_str() {
-            "present-absent" => PromptSet::present_absent(),
-            _ => PromptSet::chexzero(),
+        let prompts = match cfg.text.prompts {
+            PromptStyle::PresentAbsent => PromptSet::present_absent(),
+            PromptStyle::CheXzero => PromptSet::chexzero(),
         };
         Ok(Self {
             tokenizer: ClipTokenizer::bundled()?,

@@ -10,17 +10,22 @@
 //! `metrics.csv`, `checkpoints/`, `results.json` and `report.md`.
 
 pub mod ablation;
+pub mod batch;
 pub mod checkpoint;
 pub mod config;
 pub mod cv;
 pub mod device;
 mod error;
 pub mod evaluate;
+pub mod files;
 pub mod init;
 pub mod metrics;
+pub mod model;
 pub mod prepare;
 pub mod report;
 pub mod run_eval;
+pub mod start;
+pub mod step;
 pub mod trainer;
 
 pub use config::{Method, TrainConfig};

@@ -9,6 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
 use crate::error::IoContext;
+use crate::files::write_atomic;
 use crate::Result;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -33,6 +34,35 @@ pub struct EpochRecord {
     pub val_loss: f64,
     pub val_macro_auc: Option<f64>,
     pub lr: f64,
+}
+
+/// A mid-epoch validation (every `loop.validate_every` steps).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ValidationRecord {
+    pub epoch: usize,
+    pub step: usize,
+    pub val_macro_auc: Option<f64>,
+}
+
+/// One line of `metrics.jsonl`, tagged by `kind`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum MetricsLine {
+    Step(StepRecord),
+    Validation(ValidationRecord),
+    Epoch(EpochRecord),
+}
+
+impl MetricsLine {
+    /// Whether the line was written before the checkpoint that ends `epoch` after `step`
+    /// steps (a resumed run keeps those and sets the others aside).
+    fn precedes(&self, epoch: usize, step: usize) -> bool {
+        match self {
+            MetricsLine::Step(r) => r.step < step,
+            MetricsLine::Validation(r) => r.step <= step,
+            MetricsLine::Epoch(r) => r.epoch <= epoch,
+        }
+    }
 }
 
 pub struct MetricsWriter {
@@ -62,10 +92,13 @@ impl MetricsWriter {
         })
     }
 
+    fn line(&mut self, line: &MetricsLine) -> Result<()> {
+        let json = serde_json::to_string(line).expect("metrics serialise");
+        writeln!(self.jsonl, "{json}").at(&self.jsonl_path)
+    }
+
     pub fn step(&mut self, r: &StepRecord) -> Result<()> {
-        let mut v = serde_json::to_value(r).expect("serialises");
-        v["kind"] = "step".into();
-        writeln!(self.jsonl, "{v}").at(&self.jsonl_path)
+        self.line(&MetricsLine::Step(r.clone()))
     }
 
     /// A mid-epoch validation (every `loop.validate_every` steps).
@@ -75,14 +108,15 @@ impl MetricsWriter {
         step: usize,
         val_macro_auc: Option<f64>,
     ) -> Result<()> {
-        let v = serde_json::json!({"kind": "validation", "epoch": epoch, "step": step, "val_macro_auc": val_macro_auc});
-        writeln!(self.jsonl, "{v}").at(&self.jsonl_path)
+        self.line(&MetricsLine::Validation(ValidationRecord {
+            epoch,
+            step,
+            val_macro_auc,
+        }))
     }
 
     pub fn epoch(&mut self, r: &EpochRecord) -> Result<()> {
-        let mut v = serde_json::to_value(r).expect("serialises");
-        v["kind"] = "epoch".into();
-        writeln!(self.jsonl, "{v}").at(&self.jsonl_path)?;
+        self.line(&MetricsLine::Epoch(r.clone()))?;
         self.jsonl.flush().at(&self.jsonl_path)?;
         write!(self.csv, "{}", csv_row(r)).at(&self.csv_path)?;
         self.csv.flush().at(&self.csv_path)
@@ -123,26 +157,11 @@ pub fn truncate_after(run_dir: &Path, epoch: usize, step: usize) -> Result<Vec<E
     };
     let (mut kept, mut discarded, mut epochs) = (String::new(), String::new(), Vec::new());
     for line in text.lines() {
-        let v: serde_json::Value = match serde_json::from_str(line) {
-            Ok(v) => v,
-            Err(_) => {
-                // A line cut by the crash.
-                discarded.push_str(line);
-                discarded.push('\n');
-                continue;
-            }
-        };
-        let keep = match v["kind"].as_str() {
-            Some("step") => v["step"].as_u64().is_some_and(|s| (s as usize) < step),
-            Some("validation") => v["step"].as_u64().is_some_and(|s| (s as usize) <= step),
-            Some("epoch") => v["epoch"].as_u64().is_some_and(|e| (e as usize) <= epoch),
-            _ => false,
-        };
-        if keep {
-            if v["kind"] == "epoch" {
-                if let Ok(r) = serde_json::from_value::<EpochRecord>(v.clone()) {
-                    epochs.push(r);
-                }
+        // A line cut by the crash does not parse and is set aside.
+        let parsed = serde_json::from_str::<MetricsLine>(line).ok();
+        if let Some(record) = parsed.filter(|r| r.precedes(epoch, step)) {
+            if let MetricsLine::Epoch(r) = record {
+                epochs.push(r);
             }
             kept.push_str(line);
             kept.push('\n');
@@ -160,12 +179,12 @@ pub fn truncate_after(run_dir: &Path, epoch: usize, step: usize) -> Result<Vec<E
             .at(&path)?;
         f.write_all(discarded.as_bytes()).at(&path)?;
     }
-    crate::report::write_atomic(&jsonl_path, kept.as_bytes())?;
+    write_atomic(&jsonl_path, kept.as_bytes())?;
     let mut csv = String::from("epoch,step,train_loss,val_loss,val_macro_auc,lr\n");
     for r in &epochs {
         csv.push_str(&csv_row(r));
     }
-    crate::report::write_atomic(&run_dir.join("metrics.csv"), csv.as_bytes())?;
+    write_atomic(&run_dir.join("metrics.csv"), csv.as_bytes())?;
     Ok(epochs)
 }
 

@@ -6,11 +6,12 @@ use std::path::{Path, PathBuf};
 use cxr_data::cache::ImageCache;
 use cxr_data::classes::{CXR_LT_CLASSES, PAPER_RARE_CLASSES};
 use cxr_data::image::{Preprocess, PreprocessMode};
-use cxr_data::{LabelTable, UncertainPolicy, ViewFilter};
+use cxr_data::{Dataset, LabelTable, UncertainPolicy, ViewFilter};
 use cxr_eval::ClassGroup;
 use ndarray::Array2;
+use serde::{Deserialize, Serialize};
 
-use crate::config::{DataConfig, TrainConfig};
+use crate::config::{DataConfig, ModelPreset, RareSet, TrainConfig, Views};
 use crate::{Result, TrainError};
 
 /// Train / validation / test indices into [`Prepared::table`]'s records. No patient appears in
@@ -103,24 +104,25 @@ impl Prepared {
         counts
     }
 
-    /// Base / rare group per class, as `data.rare_set` says.
+    /// Base / rare group per class, as `data.rare_set` says (see [`rare_set`]).
     pub fn class_groups(&self, cfg: &DataConfig, train_idx: &[usize]) -> Vec<ClassGroup> {
         let counts = self.positive_counts(train_idx);
+        let rare_set = rare_set(cfg);
         self.table
             .classes
             .iter()
             .enumerate()
             .map(|(j, name)| {
-                let rare = match cfg.rare_set.as_str() {
-                    "paper" => PAPER_RARE_CLASSES
+                let rare = match rare_set {
+                    RareSet::Paper => PAPER_RARE_CLASSES
                         .iter()
                         .any(|r| r.eq_ignore_ascii_case(name)),
-                    "official" => CXR_LT_CLASSES
+                    RareSet::Official => CXR_LT_CLASSES
                         .iter()
                         .find(|c| c.name.eq_ignore_ascii_case(name))
                         .map(|c| (c.train_count as usize) < cfg.rare_threshold)
                         .unwrap_or(counts[j] < cfg.rare_threshold),
-                    _ => counts[j] < cfg.rare_threshold,
+                    RareSet::Counts => counts[j] < cfg.rare_threshold,
                 };
                 if rare {
                     ClassGroup::Rare
@@ -129,6 +131,66 @@ impl Prepared {
                 }
             })
             .collect()
+    }
+}
+
+/// The split of a run, by image id, as written into the run folder before step 0.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SplitIds {
+    pub train: Vec<String>,
+    pub val: Vec<String>,
+    pub test: Vec<String>,
+}
+
+pub const SPLIT_FILE: &str = "split.json";
+
+impl SplitIds {
+    pub fn of(data: &Prepared, split: &Split) -> Self {
+        let ids = |idx: &[usize]| {
+            idx.iter()
+                .map(|&i| data.table.records[i].dicom_id.clone())
+                .collect()
+        };
+        Self {
+            train: ids(&split.train),
+            val: ids(&split.val),
+            test: ids(&split.test),
+        }
+    }
+
+    /// Back to record indices; every id must be in `data`.
+    pub fn resolve(&self, data: &Prepared) -> Result<Split> {
+        let index: std::collections::HashMap<&str, usize> = data
+            .table
+            .records
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.dicom_id.as_str(), i))
+            .collect();
+        let map = |ids: &[String]| -> Result<Vec<usize>> {
+            ids.iter()
+                .map(|id| {
+                    index.get(id.as_str()).copied().ok_or_else(|| {
+                        TrainError::Dataset(format!("image {id} of the run's split is not in the dataset: is this the same label CSV?"))
+                    })
+                })
+                .collect()
+        };
+        Ok(Split {
+            train: map(&self.train)?,
+            val: map(&self.val)?,
+            test: map(&self.test)?,
+        })
+    }
+}
+
+/// The rare set in force: the paper's 12 rare classes are CXR-LT classes, so on another
+/// dataset `paper` means this run's training counts below `data.rare_threshold` (`counts`).
+pub fn rare_set(cfg: &DataConfig) -> RareSet {
+    match (cfg.rare_set, cfg.dataset) {
+        (RareSet::Paper, Dataset::CxrLt) => RareSet::Paper,
+        (RareSet::Paper, _) => RareSet::Counts,
+        (set, _) => set,
     }
 }
 
@@ -170,26 +232,46 @@ pub fn ensure_synthetic(cfg: &DataConfig) -> Result<PathBuf> {
     Ok(dir)
 }
 
+/// What a dataset's root holds, for error messages.
+fn root_hint(dataset: Dataset) -> &'static str {
+    match dataset {
+        Dataset::CxrLt | Dataset::Mimic => "the MIMIC-CXR-JPG folder holding files/",
+        Dataset::CheXpert => "the folder holding CheXpert-v1.0-small/ (or CheXpert-v1.0/)",
+        Dataset::Nih => "the ChestX-ray14 folder holding the image folders",
+    }
+}
+
 /// The data root, label CSV and reports root this config points at (generating the
 /// synthetic dataset when no root is given).
 pub fn resolve_paths(cfg: &DataConfig) -> Result<(PathBuf, PathBuf, PathBuf)> {
-    let root = match &cfg.root {
-        Some(root) => root.clone(),
-        None => ensure_synthetic(cfg)?,
+    let dataset = cfg.dataset;
+    let root = match (&cfg.root, dataset) {
+        (Some(root), _) => root.clone(),
+        (None, Dataset::CxrLt) => ensure_synthetic(cfg)?,
+        (None, _) => {
+            return Err(TrainError::Dataset(format!(
+                "data.dataset = {dataset} needs a data root (--data-root): {}; \
+                 `cargo xtask synth --dataset {dataset} --out DIR` writes a synthetic one",
+                root_hint(dataset)
+            )))
+        }
     };
     if !root.is_dir() {
         return Err(TrainError::Dataset(format!(
-            "data root {} is not a folder: point data.root (--data-root) at the MIMIC-CXR-JPG folder holding files/",
-            root.display()
+            "data root {} is not a folder: point data.root (--data-root) at {}",
+            root.display(),
+            root_hint(dataset)
         )));
     }
-    let labels = cfg
-        .labels
-        .clone()
-        .unwrap_or_else(|| root.join("train_labeled.csv"));
+    let labels = match &cfg.labels {
+        Some(labels) => labels.clone(),
+        None => cxr_data::default_labels(dataset, &root).map_err(|e| {
+            TrainError::Dataset(format!("{e}: pass the {dataset} label CSV with --labels"))
+        })?,
+    };
     if !labels.is_file() {
         return Err(TrainError::Dataset(format!(
-            "label CSV {} not found: pass the CXR-LT 2024 train_labeled.csv with --labels",
+            "label CSV {} not found: pass the {dataset} label CSV with --labels",
             labels.display()
         )));
     }
@@ -200,8 +282,15 @@ pub fn resolve_paths(cfg: &DataConfig) -> Result<(PathBuf, PathBuf, PathBuf)> {
 /// Read labels, keep the configured views, build (or reuse) the preprocessed image cache.
 pub fn prepare(cfg: &TrainConfig) -> Result<Prepared> {
     let (root, labels_csv, reports_root) = resolve_paths(&cfg.data)?;
-    let mut table = cxr_data::read_cxr_lt(&labels_csv)?;
-    if cfg.data.views == "frontal" {
+    let mut table = cxr_data::load_table(cfg.data.dataset, &root, Some(&labels_csv))?;
+    if rare_set(&cfg.data) != cfg.data.rare_set {
+        tracing::info!(
+            "data.rare_set = paper names CXR-LT classes: on {} the rare classes are those with fewer than {} training images",
+            cfg.data.dataset,
+            cfg.data.rare_threshold
+        );
+    }
+    if cfg.data.views == Views::Frontal {
         let removed = table.filter_views(&ViewFilter::frontal());
         tracing::info!(
             "kept {} frontal images, dropped {removed} other views",
@@ -215,10 +304,7 @@ pub fn prepare(cfg: &TrainConfig) -> Result<Prepared> {
         )));
     }
     let labels = table.multi_hot(UncertainPolicy::default());
-    let mode = match cfg.data.preprocess.as_str() {
-        "clip" => PreprocessMode::Clip,
-        _ => PreprocessMode::CheXzero,
-    };
+    let mode = cfg.data.preprocess.mode();
     let image_size = model_image_size(cfg);
     let preprocess = Preprocess {
         mode,
@@ -267,7 +353,7 @@ pub fn prepare(cfg: &TrainConfig) -> Result<Prepared> {
 
 /// The input side the model expects.
 pub fn model_image_size(cfg: &TrainConfig) -> usize {
-    if cfg.model.preset == "tiny" {
+    if cfg.model.preset == ModelPreset::Tiny {
         cfg.model.image_size
     } else {
         224

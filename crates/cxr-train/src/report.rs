@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::checkpoint;
 use crate::config::{Method, TrainConfig};
 use crate::error::IoContext;
+use crate::files::{write_atomic, write_json};
 use crate::prepare::{prepare, Prepared, Split};
 use crate::trainer::{train_resumable, TrainOutcome};
 use crate::Result;
@@ -132,23 +133,9 @@ pub fn read_results(dir: &Path) -> Result<Option<Vec<MethodResult>>> {
 
 /// `results.json` and `report.md` for a set of method results.
 pub fn write_results(dir: &Path, results: &[MethodResult]) -> Result<()> {
-    let json = dir.join("results.json");
-    write_atomic(
-        &json,
-        &serde_json::to_vec_pretty(results).expect("results serialise"),
-    )?;
+    write_json(&dir.join("results.json"), &results)?;
     let md = dir.join("report.md");
     write_atomic(&md, render_report(results).as_bytes())
-}
-
-/// Write via a temporary file and rename, so a crash never leaves a half-written file.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes).at(&tmp)?;
-    std::fs::File::open(&tmp)
-        .and_then(|f| f.sync_all())
-        .at(&tmp)?;
-    std::fs::rename(&tmp, path).at(path)
 }
 
 /// The macro-AUC table (Total / Base / Rare) as Markdown.

@@ -8,69 +8,18 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use candle_core::Tensor;
 use cxr_eval::{EvalResults, TsneConfig};
 use ndarray::{Array2, Axis};
-use serde::{Deserialize, Serialize};
 
 use crate::checkpoint;
 use crate::config::TrainConfig;
 use crate::error::IoContext;
 use crate::evaluate::{embed_images, ZeroShot};
+use crate::files::{write_atomic, write_json};
+use crate::model::build_model;
 use crate::prepare::{prepare, Prepared, Split};
-use crate::report::write_atomic;
-use crate::trainer::build_model;
+pub use crate::prepare::{SplitIds, SPLIT_FILE};
 use crate::{Result, TrainError};
-
-/// The split of a run, by image id, as written into the run folder before step 0.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct SplitIds {
-    pub train: Vec<String>,
-    pub val: Vec<String>,
-    pub test: Vec<String>,
-}
-
-pub const SPLIT_FILE: &str = "split.json";
-
-impl SplitIds {
-    pub fn of(data: &Prepared, split: &Split) -> Self {
-        let ids = |idx: &[usize]| {
-            idx.iter()
-                .map(|&i| data.table.records[i].dicom_id.clone())
-                .collect()
-        };
-        Self {
-            train: ids(&split.train),
-            val: ids(&split.val),
-            test: ids(&split.test),
-        }
-    }
-
-    /// Back to record indices; every id must be in `data`.
-    pub fn resolve(&self, data: &Prepared) -> Result<Split> {
-        let index: std::collections::HashMap<&str, usize> = data
-            .table
-            .records
-            .iter()
-            .enumerate()
-            .map(|(i, r)| (r.dicom_id.as_str(), i))
-            .collect();
-        let map = |ids: &[String]| -> Result<Vec<usize>> {
-            ids.iter()
-                .map(|id| {
-                    index.get(id.as_str()).copied().ok_or_else(|| {
-                        TrainError::Dataset(format!("image {id} of the run's split is not in the dataset: is this the same label CSV?"))
-                    })
-                })
-                .collect()
-        };
-        Ok(Split {
-            train: map(&self.train)?,
-            val: map(&self.val)?,
-            test: map(&self.test)?,
-        })
-    }
-}
 
 /// Which records of a split.
 fn part<'a>(split: &'a Split, name: &str) -> Result<&'a [usize]> {
@@ -200,10 +149,7 @@ pub fn evaluate_loaded(
 
     let out = run_dir.join("eval").join(format!("{label}-{split_name}"));
     std::fs::create_dir_all(&out).at(&out)?;
-    write_atomic(
-        &out.join("results.json"),
-        &serde_json::to_vec_pretty(&results).expect("serialises"),
-    )?;
+    write_json(&out.join("results.json"), &results)?;
     let md = format!(
         "# Zero-shot evaluation of `{}` ({label} checkpoint, {split_name} split, {} images)\n\n{}\n{}",
         run_dir.display(),
@@ -216,7 +162,11 @@ pub fn evaluate_loaded(
     write_matrix_csv(&out.join("labels.csv"), data.classes(), &labels)?;
     let emb = embed_images(model, data, idx, cfg.train_loop.batch_size.max(32), &device)?;
     let npy = out.join("image_embeddings.npy");
-    Tensor::from_slice(emb.as_slice().expect("contiguous"), emb.dim(), &device)?.write_npy(&npy)?;
+    cxr_data::npy::write(
+        &npy,
+        &[emb.nrows(), emb.ncols()],
+        emb.as_slice().expect("contiguous"),
+    )?;
     if figures {
         write_figures(&out, cfg, &scores, &labels, &results, &emb, &train_counts)?;
     }

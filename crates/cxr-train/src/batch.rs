@@ -1,0 +1,120 @@
+//! Batches: the order of an epoch, each record's training text and a batch as tensors.
+//!
+//! Determinism: the epoch's batch order and any text shuffling are derived from
+//! `(seed, epoch, step)`, never from a running RNG, so a resumed run replays the same batches.
+
+use candle_core::{Device, Tensor};
+use cxr_text::{ClipTokenizer, MetaLabelText};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use crate::config::{MetaLabelStyle, Method, TrainConfig};
+use crate::prepare::Prepared;
+use crate::{Result, TrainError};
+
+/// Where each record's training text comes from.
+pub enum TextSource {
+    MetaLabels {
+        writer: MetaLabelText,
+        shuffle: bool,
+    },
+    /// Report impressions, one per record (empty when the report is missing).
+    Reports(Vec<String>),
+}
+
+impl TextSource {
+    pub fn new(cfg: &TrainConfig, data: &Prepared) -> Result<Self> {
+        if cfg.method == Method::Baseline {
+            return Ok(TextSource::Reports(read_reports(data)?));
+        }
+        let writer = match cfg.text.meta_label {
+            MetaLabelStyle::ReleasedCode => MetaLabelText::released_code(),
+            MetaLabelStyle::Paper => MetaLabelText::paper(),
+        };
+        Ok(TextSource::MetaLabels {
+            writer,
+            shuffle: cfg.text.shuffle_order,
+        })
+    }
+
+    pub fn text(&self, data: &Prepared, record: usize, rng: &mut ChaCha8Rng) -> String {
+        match self {
+            TextSource::Reports(texts) => texts[record].clone(),
+            TextSource::MetaLabels { writer, shuffle } => {
+                let names = data.table.positive_class_names(record);
+                if *shuffle {
+                    writer.render_shuffled(&names, rng)
+                } else {
+                    writer.render(&names)
+                }
+            }
+        }
+    }
+}
+
+/// The report impression of every record, for the report-text baseline (a dataset without
+/// reports is refused by [`TrainConfig::validate`]).
+fn read_reports(data: &Prepared) -> Result<Vec<String>> {
+    let mut missing = 0usize;
+    let texts = data
+        .table
+        .records
+        .iter()
+        .map(|r| {
+            let text =
+                cxr_data::read_report_impression(&data.reports_root, r.subject_id, r.study_id)?;
+            Ok(text.unwrap_or_else(|| {
+                missing += 1;
+                String::new()
+            }))
+        })
+        .collect::<Result<Vec<String>>>()?;
+    if missing == data.table.records.len() {
+        return Err(TrainError::Dataset(format!(
+            "the baseline trains on report text, but no report was found under {} (files/pXX/pSUBJECT/sSTUDY.txt): set data.reports_root (--reports-root) to the MIMIC-CXR reports folder",
+            data.reports_root.display()
+        )));
+    }
+    if missing > 0 {
+        tracing::warn!("{missing} images have no report; they train on an empty text");
+    }
+    Ok(texts)
+}
+
+/// One batch as tensors: pixels `B x 3 x S x S` and token ids `B x context_length`.
+pub fn batch_tensors(
+    data: &Prepared,
+    texts: &TextSource,
+    tokenizer: &ClipTokenizer,
+    idx: &[usize],
+    context_length: usize,
+    rng: &mut ChaCha8Rng,
+    device: &Device,
+) -> Result<(Tensor, Tensor)> {
+    let pixels = image_batch(data, idx, device)?;
+    let strings: Vec<String> = idx.iter().map(|&i| texts.text(data, i, rng)).collect();
+    let refs: Vec<&str> = strings.iter().map(String::as_str).collect();
+    let tokens = tokenizer.encode_batch(&refs, context_length)?;
+    let ids = Tensor::from_vec(tokens.ids, (tokens.batch, tokens.context_length), device)?;
+    Ok((pixels, ids))
+}
+
+/// The cached pixels of records `idx` as a `B x 3 x S x S` tensor.
+pub fn image_batch(data: &Prepared, idx: &[usize], device: &Device) -> Result<Tensor> {
+    let s = data.image_size;
+    Ok(Tensor::from_vec(
+        data.cache.batch_f32(idx),
+        (idx.len(), 3, s, s),
+        device,
+    )?)
+}
+
+/// The batch order of one epoch, derived from `(seed, epoch)` alone.
+pub fn epoch_order(train: &[usize], seed: u64, epoch: usize) -> Vec<usize> {
+    let mut order = train.to_vec();
+    let mut rng =
+        ChaCha8Rng::seed_from_u64(seed ^ (0x9e37_79b9_7f4a_7c15u64.wrapping_mul(epoch as u64 + 1)));
+    order.shuffle(&mut rng);
+    order
+}

@@ -1,0 +1,105 @@
+//! The model a run trains: the CLIP architecture for a config, its initial weights, which
+//! parameters the optimiser updates, and the optimiser itself.
+
+use candle_core::{DType, Device, Tensor, Var};
+use candle_nn::VarMap;
+use cxr_clip::{ClipConfig, ClipModel};
+use cxr_optim::{AdamW, AdamWConfig, Optimizer, Sgd, SgdConfig};
+
+use crate::config::{Method, MetricLoss, ModelPreset, OptimizerKind, TrainConfig};
+use crate::Result;
+
+/// The CLIP architecture for this config.
+pub fn clip_config(cfg: &TrainConfig) -> ClipConfig {
+    match cfg.model.preset {
+        ModelPreset::Tiny => ClipConfig::tiny(cfg.model.image_size),
+        ModelPreset::VitB32 => ClipConfig::vit_b_32(),
+        ModelPreset::VitB16 => ClipConfig::vit_b_16(),
+        ModelPreset::VitL14 => ClipConfig::vit_l_14(),
+    }
+}
+
+/// A model with all parameters in `varmap`, randomly initialised or loaded from
+/// `model.weights`.
+pub fn build_model(cfg: &TrainConfig, device: &Device) -> Result<(VarMap, ClipModel)> {
+    if let Some(spec) = &cfg.model.weights {
+        // The checkpoint's own config decides the architecture.
+        let weights = cxr_clip::ClipWeights::resolve(spec)?;
+        let (model, varmap) = weights.trainable(DType::F32, device)?;
+        return Ok((varmap, model));
+    }
+    let varmap = VarMap::new();
+    let vb = crate::init::SeededVarMap::builder(&varmap, cfg.seed, DType::F32, device);
+    let model = ClipModel::new(vb, &clip_config(cfg))?;
+    Ok((varmap, model))
+}
+
+/// The parameters of `varmap` sorted by name (a stable order for the optimiser and checkpoints).
+pub fn named_vars(varmap: &VarMap) -> Vec<(String, Var)> {
+    let data = varmap.data().lock().expect("varmap lock");
+    let mut vars: Vec<(String, Var)> = data.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    vars.sort_by(|a, b| a.0.cmp(&b.0));
+    vars
+}
+
+/// The parameters outside the frozen towers, sorted by name (gradients are clipped and
+/// accumulated over these).
+pub fn trainable_vars(cfg: &TrainConfig, varmap: &VarMap) -> Vec<Var> {
+    named_vars(varmap)
+        .into_iter()
+        .filter(|(n, _)| !cfg.train_loop.is_frozen(n))
+        .map(|(_, v)| v)
+        .collect()
+}
+
+/// The configured optimiser (AdamW, or SGD with momentum as CheXzero) over every parameter.
+pub fn build_optimizer(cfg: &TrainConfig, varmap: &VarMap) -> Result<Box<dyn Optimizer>> {
+    let o = &cfg.optim;
+    let params = named_vars(varmap);
+    let decay = cxr_optim::default_decay_filter;
+    Ok(match o.kind {
+        OptimizerKind::Sgd => {
+            let scfg = SgdConfig {
+                lr: o.lr,
+                momentum: o.momentum,
+                weight_decay: o.weight_decay,
+                ..SgdConfig::default()
+            };
+            Box::new(Sgd::new(params, scfg, decay)?)
+        }
+        OptimizerKind::AdamW => {
+            let acfg = AdamWConfig {
+                lr: o.lr,
+                beta1: o.beta1,
+                beta2: o.beta2,
+                eps: o.eps,
+                weight_decay: o.weight_decay,
+            };
+            Box::new(AdamW::new(params, acfg, decay)?)
+        }
+    })
+}
+
+/// The name of the weighted metric loss's learnable log temperature in the model's VarMap
+/// (saved and restored with the weights; no weight decay, by `default_decay_filter`).
+pub const METRIC_LOG_TEMPERATURE: &str = "metric_loss.log_temperature";
+
+/// The learnable log temperature of the weighted metric loss, added to `varmap` when the run
+/// uses it (before the optimiser is built, so that it is trained and checkpointed).
+pub fn metric_log_temperature(
+    cfg: &TrainConfig,
+    varmap: &VarMap,
+    device: &Device,
+) -> Result<Option<Tensor>> {
+    if cfg.method != Method::CxrCml || cfg.loss.metric != MetricLoss::Weighted {
+        return Ok(None);
+    }
+    let init = candle_nn::Init::Const(cfg.loss.temperature_init.ln());
+    Ok(Some(varmap.get(
+        (),
+        METRIC_LOG_TEMPERATURE,
+        init,
+        DType::F32,
+        device,
+    )?))
+}

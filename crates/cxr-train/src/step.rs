@@ -1,0 +1,281 @@
+//! One optimisation step: the objective (CLIP InfoNCE, plus for CXR-CML the metric loss on
+//! pseudo-labels that the mixture model assigns to the detached, L2-normalised image
+//! embeddings), its gradient (whole batch, or GradCache micro-batches), clipping and the
+//! optimiser update.
+
+use candle_core::backprop::GradStore;
+use candle_core::{DType, Tensor, Var};
+use cxr_clip::ClipModel;
+use cxr_losses::{TripletConfig, WeightedMetricConfig};
+use cxr_mixture::{MixtureKind, NuPolicy, PseudoLabelConfig, PseudoLabelSource, PseudoLabeler};
+use cxr_optim::Optimizer;
+
+use crate::config::{LabelSource, Method, MetricLoss, MixtureModel, TrainConfig};
+use crate::Result;
+
+/// The mixture pseudo-labeler a config asks for.
+pub fn pseudo_labeler(cfg: &TrainConfig) -> Result<PseudoLabeler> {
+    let m = &cfg.mixture;
+    let source = match m.source {
+        LabelSource::PerBatch => PseudoLabelSource::PerBatch,
+        LabelSource::Epoch => PseudoLabelSource::Epoch,
+        LabelSource::MemoryBank => PseudoLabelSource::MemoryBank {
+            capacity: m.bank_capacity,
+        },
+    };
+    let kind = match m.kind {
+        MixtureModel::Gaussian => MixtureKind::Gaussian,
+        MixtureModel::StudentTOnePass => MixtureKind::StudentTOnePass { nu: m.nu },
+        MixtureModel::StudentT => MixtureKind::StudentT {
+            nu: NuPolicy::Fixed(m.nu),
+        },
+    };
+    let pcfg = PseudoLabelConfig {
+        source,
+        k: m.k,
+        k_rule: m.k_rule,
+        kind,
+        covariance: m.covariance,
+        reg_covar: m.reg_covar,
+        max_iter: m.max_iter,
+        tol: m.tol,
+        n_init: m.n_init,
+        seed: cfg.seed,
+        device: crate::device::mixture(&m.device)?,
+    };
+    Ok(PseudoLabeler::new(pcfg)?)
+}
+
+/// The training objective of a run: the CLIP loss, and for CXR-CML the metric loss with its
+/// pseudo-labeler and (weighted loss) learnable log temperature.
+pub struct Objective<'a> {
+    cfg: &'a TrainConfig,
+    /// CXR-CML only.
+    pub labeler: Option<PseudoLabeler>,
+    log_temperature: Option<Tensor>,
+    triplet: TripletConfig,
+}
+
+/// The losses of one step (scalars) and the parameter gradients.
+pub struct StepLoss {
+    pub total: Tensor,
+    pub clip: Tensor,
+    /// The unweighted metric loss (CXR-CML only).
+    pub metric: Option<Tensor>,
+    pub grads: GradStore,
+}
+
+/// One batch's pseudo-label targets for the metric loss.
+enum Targets {
+    /// Cluster ids, for the triplet loss.
+    Hard(Vec<usize>),
+    /// Sharpened, mass-reweighted posteriors (`batch x clusters`), for the weighted loss.
+    Soft(Tensor),
+}
+
+impl<'a> Objective<'a> {
+    pub fn new(cfg: &'a TrainConfig, log_temperature: Option<Tensor>) -> Result<Self> {
+        let labeler = match cfg.method {
+            Method::CxrCml => Some(pseudo_labeler(cfg)?),
+            Method::Baseline | Method::MetaLabels => None,
+        };
+        Ok(Self {
+            cfg,
+            labeler,
+            log_temperature,
+            triplet: TripletConfig {
+                margin: cfg.loss.margin as f32,
+                mining: cfg.loss.mining,
+                normalise: true,
+            },
+        })
+    }
+
+    /// Losses and gradients of one batch; `params` are the parameters whose gradients are
+    /// kept when the batch is split into `loop.accumulate` micro-batches.
+    pub fn loss_and_grads(
+        &mut self,
+        model: &ClipModel,
+        pixels: &Tensor,
+        ids: &Tensor,
+        params: &[Var],
+    ) -> Result<StepLoss> {
+        let accumulate = self.cfg.train_loop.accumulate.max(1);
+        if accumulate > 1 {
+            return self.accumulated(model, pixels, ids, accumulate, params);
+        }
+        let img = model.encode_image(pixels)?;
+        let txt = model.encode_text(ids)?;
+        let targets = self.targets(&img)?;
+        let (total, clip, metric) = self.losses(
+            &img,
+            &txt,
+            model.logit_scale(),
+            self.log_temperature.as_ref(),
+            targets.as_ref(),
+        )?;
+        let grads = total.backward()?;
+        Ok(StepLoss {
+            total,
+            clip,
+            metric,
+            grads,
+        })
+    }
+
+    /// Pseudo-labels of a batch from its detached, L2-normalised image embeddings; the fit is
+    /// updated as the source says, then hard (triplet) or soft (weighted) targets are read off
+    /// it. `None` without a labeler.
+    fn targets(&mut self, img: &Tensor) -> Result<Option<Targets>> {
+        let Some(labeler) = self.labeler.as_mut() else {
+            return Ok(None);
+        };
+        let n = img.dim(0)?;
+        let flat: Vec<f32> = cxr_losses::l2_normalise(&img.detach())?
+            .to_dtype(DType::F32)?
+            .flatten_all()?
+            .to_vec1()?;
+        let view =
+            ndarray::ArrayView2::from_shape((n, flat.len() / n), &flat).expect("embedding shape");
+        match self.cfg.loss.metric {
+            MetricLoss::Triplet => Ok(Some(Targets::Hard(labeler.assign(view)?))),
+            MetricLoss::Weighted => {
+                let proba = labeler.assign_proba(view)?;
+                let k = proba.ncols();
+                let posteriors =
+                    Tensor::from_vec(proba.iter().copied().collect(), (n, k), img.device())?;
+                let soft = cxr_losses::soft_pseudo_labels(&posteriors, self.cfg.loss.sharpen)?;
+                Ok(Some(Targets::Soft(soft.to_dtype(img.dtype())?)))
+            }
+        }
+    }
+
+    /// The step objective from embeddings: CLIP InfoNCE plus, with pseudo-labels, the metric
+    /// loss (triplet on hard targets; the released code's weighted loss on soft targets, with
+    /// distances divided by `exp(log_temperature)`). Returns (total, clip, metric).
+    fn losses(
+        &self,
+        img: &Tensor,
+        txt: &Tensor,
+        logit_scale: &Tensor,
+        log_temperature: Option<&Tensor>,
+        targets: Option<&Targets>,
+    ) -> cxr_losses::Result<(Tensor, Tensor, Option<Tensor>)> {
+        let clip = cxr_losses::clip_loss(img, txt, logit_scale)?;
+        let metric = match (targets, log_temperature) {
+            (None, _) => return Ok((clip.clone(), clip, None)),
+            (Some(Targets::Hard(labels)), _) => {
+                cxr_losses::triplet_loss(img, labels, &self.triplet)?
+            }
+            (Some(Targets::Soft(soft)), Some(log_t)) => {
+                let wcfg = WeightedMetricConfig {
+                    base_margin: self.cfg.loss.margin,
+                };
+                cxr_losses::weighted_metric_loss(img, txt, soft, &log_t.exp()?, &wcfg)?
+            }
+            (Some(Targets::Soft(_)), None) => {
+                return Err(cxr_losses::LossError::Config(
+                    "the weighted metric loss needs its learnable temperature".into(),
+                ))
+            }
+        };
+        let total = (&clip + (&metric * self.cfg.loss.metric_weight)?)?;
+        Ok((total, clip, Some(metric)))
+    }
+
+    /// One step in `micro` micro-batches whose parameter gradient equals the full batch's
+    /// exactly (GradCache): embed every micro-batch without a graph, take the batch loss and
+    /// its gradient with respect to the embeddings, then re-run each micro-batch with a graph
+    /// and backpropagate its slice of that gradient. Peak activation memory is one
+    /// micro-batch's.
+    fn accumulated(
+        &mut self,
+        model: &ClipModel,
+        pixels: &Tensor,
+        ids: &Tensor,
+        micro: usize,
+        params: &[Var],
+    ) -> Result<StepLoss> {
+        let n = pixels.dim(0)?;
+        let size = n.div_ceil(micro);
+        let parts: Vec<(usize, usize)> =
+            (0..n).step_by(size).map(|s| (s, size.min(n - s))).collect();
+        let mut imgs = Vec::new();
+        let mut txts = Vec::new();
+        for &(s, len) in &parts {
+            imgs.push(model.encode_image(&pixels.narrow(0, s, len)?)?.detach());
+            txts.push(model.encode_text(&ids.narrow(0, s, len)?)?.detach());
+        }
+        let img = Tensor::cat(&imgs, 0)?;
+        let txt = Tensor::cat(&txts, 0)?;
+        let targets = self.targets(&img)?;
+        let scale = model.logit_scale();
+        let log_temperature = self.log_temperature.as_ref();
+        // Batch-level inputs: the logit scale and, for the weighted loss, the log temperature.
+        let mut inputs = vec![&img, &txt, scale];
+        inputs.extend(log_temperature);
+        let (_, input_grads) = cxr_losses::input_gradients(&inputs, |x| {
+            self.losses(&x[0], &x[1], &x[2], x.get(3), targets.as_ref())
+                .map(|o| o.0)
+        })?;
+        let (total, clip, metric) = self.losses(
+            &img,
+            &txt,
+            &scale.detach(),
+            log_temperature.map(Tensor::detach).as_ref(),
+            targets.as_ref(),
+        )?;
+        let mut grads = GradStore::default();
+        for (k, &(s, len)) in parts.iter().enumerate() {
+            let img_k = model.encode_image(&pixels.narrow(0, s, len)?)?;
+            let txt_k = model.encode_text(&ids.narrow(0, s, len)?)?;
+            let g_img = input_grads[0].narrow(0, s, len)?;
+            let g_txt = input_grads[1].narrow(0, s, len)?;
+            let mut outs = vec![&img_k, &txt_k];
+            let mut gs = vec![&g_img, &g_txt];
+            if k == 0 {
+                // The logit scale and temperature are used once per batch, not per micro-batch.
+                outs.extend(&inputs[2..]);
+                gs.extend(&input_grads[2..]);
+            }
+            let part = cxr_losses::surrogate(&outs, &gs)?.backward()?;
+            add_grads(&mut grads, &part, params)?;
+        }
+        Ok(StepLoss {
+            total,
+            clip,
+            metric,
+            grads,
+        })
+    }
+}
+
+/// `total += part` for the gradients of `params`.
+fn add_grads(total: &mut GradStore, part: &GradStore, params: &[Var]) -> Result<()> {
+    for p in params {
+        if let Some(g) = part.get(p.as_tensor()) {
+            let sum = match total.get(p.as_tensor()) {
+                Some(t) => (t + g)?,
+                None => g.clone(),
+            };
+            total.insert(p.as_tensor(), sum);
+        }
+    }
+    Ok(())
+}
+
+/// Clip the gradient norm of `params` when the config asks for it, then update. Returns the
+/// norm before clipping.
+pub fn apply(
+    cfg: &TrainConfig,
+    opt: &mut dyn Optimizer,
+    grads: &mut GradStore,
+    params: &[Var],
+) -> Result<Option<f64>> {
+    let grad_norm = match cfg.optim.grad_clip {
+        Some(max) => Some(cxr_optim::clip_grad_norm(params, grads, max)?),
+        None => None,
+    };
+    opt.step(grads)?;
+    Ok(grad_norm)
+}
