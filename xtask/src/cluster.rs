@@ -1,14 +1,15 @@
 //! `cargo xtask cluster`: fit a Gaussian or Student-t mixture to an `.npy` matrix and write the
-//! fit as JSON. A thin edge around `cxr-mixture` (which does no I/O); the `.npy` reader
-//! handles little-endian float32/float64 in C or Fortran order, which is what numpy writes.
+//! fit as JSON. A thin edge around `cxr-mixture` (which does no I/O); the matrix is read by
+//! `cxr_data::npy` (little-endian float16/32/64 in C or Fortran order, what numpy writes).
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use cxr_data::npy;
 use cxr_mixture::{
     CovarianceType, Covariances, GaussianMixture, NuPolicy, ScaleUpdate, StudentMixture,
 };
-use ndarray::{Array2, ShapeBuilder};
+use ndarray::Array2;
 use serde_json::{json, Value};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -182,110 +183,18 @@ pub fn fit_to_json(args: &Args, x: &Array2<f64>) -> Result<Value> {
     Ok(out)
 }
 
-/// Read a 2-d (or 1-d, as one column) little-endian float32/float64 `.npy` file as f64.
+/// Read a 2-d (or 1-d, as one column) `.npy` matrix as f64.
 pub fn read_npy(path: &Path) -> Result<Array2<f64>> {
-    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    parse_npy(&bytes).with_context(|| format!("parsing {} as .npy", path.display()))
-}
-
-fn parse_npy(b: &[u8]) -> Result<Array2<f64>> {
-    if b.len() < 10 || &b[..6] != b"\x93NUMPY" {
-        bail!("not an .npy file (bad magic)");
-    }
-    let (hlen, start) = match b[6] {
-        1 => (u16::from_le_bytes([b[8], b[9]]) as usize, 10),
-        2 | 3 => {
-            if b.len() < 12 {
-                bail!("truncated header");
-            }
-            (u32::from_le_bytes([b[8], b[9], b[10], b[11]]) as usize, 12)
-        }
-        v => bail!("unsupported .npy version {v}"),
-    };
-    let header = std::str::from_utf8(b.get(start..start + hlen).context("truncated header")?)?;
-    let field = |key: &str| -> Result<&str> {
-        let i = header
-            .find(&format!("'{key}'"))
-            .with_context(|| format!("header lacks '{key}'"))?;
-        Ok(header[i + key.len() + 2..]
-            .trim_start()
-            .trim_start_matches(':')
-            .trim_start())
-    };
-    let descr = field("descr")?;
-    let width = if descr.starts_with("'<f8'") || descr.starts_with("'float64'") {
-        8
-    } else if descr.starts_with("'<f4'") {
-        4
-    } else {
-        bail!(
-            "dtype {} unsupported: save float32 or float64 (little-endian)",
-            &descr[..descr.find(',').unwrap_or(descr.len())]
-        );
-    };
-    let fortran = field("fortran_order")?.starts_with("True");
-    let shape_s = field("shape")?;
-    let inner =
-        &shape_s[shape_s.find('(').context("shape")? + 1..shape_s.find(')').context("shape")?];
-    let dims: Vec<usize> = inner
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| s.parse::<usize>())
-        .collect::<std::result::Result<_, _>>()?;
-    let (n, d) = match dims.as_slice() {
+    let (shape, values) = npy::read::<f64>(path)?;
+    let (n, d) = match shape.as_slice() {
         [n] => (*n, 1),
         [n, d] => (*n, *d),
-        other => bail!("expected a 1-d or 2-d array, got shape {other:?}"),
+        other => bail!(
+            "{}: expected a 1-d or 2-d array, got shape {other:?}",
+            path.display()
+        ),
     };
-    let data = &b[start + hlen..];
-    if data.len() < n * d * width {
-        bail!(
-            "file holds {} data bytes, shape {:?} needs {}",
-            data.len(),
-            (n, d),
-            n * d * width
-        );
-    }
-    let values: Vec<f64> = if width == 8 {
-        data.chunks_exact(8)
-            .take(n * d)
-            .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")))
-            .collect()
-    } else {
-        data.chunks_exact(4)
-            .take(n * d)
-            .map(|c| f64::from(f32::from_le_bytes(c.try_into().expect("4 bytes"))))
-            .collect()
-    };
-    let a = if fortran {
-        Array2::from_shape_vec((n, d).f(), values)?
-            .as_standard_layout()
-            .to_owned()
-    } else {
-        Array2::from_shape_vec((n, d), values)?
-    };
-    Ok(a)
-}
-
-/// Write a float64 C-order `.npy` (for the tests).
-#[cfg(test)]
-fn write_npy_f64(path: &Path, a: &Array2<f64>) -> Result<()> {
-    let mut header = format!(
-        "{{'descr': '<f8', 'fortran_order': False, 'shape': ({}, {}), }}",
-        a.nrows(),
-        a.ncols()
-    );
-    let pad = 64 - (10 + header.len() + 1) % 64;
-    header.push_str(&" ".repeat(pad % 64));
-    header.push('\n');
-    let mut out = b"\x93NUMPY\x01\x00".to_vec();
-    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
-    out.extend_from_slice(header.as_bytes());
-    for v in a.as_standard_layout().iter() {
-        out.extend_from_slice(&v.to_le_bytes());
-    }
-    std::fs::write(path, out).with_context(|| format!("writing {}", path.display()))
+    Ok(Array2::from_shape_vec((n, d), values)?)
 }
 
 #[cfg(test)]
@@ -321,7 +230,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("xtask-cluster-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let p = dir.join("x.npy");
-        write_npy_f64(&p, &x).unwrap();
+        npy::write(&p, &[40, 3], x.as_slice().unwrap()).unwrap();
         assert_eq!(read_npy(&p).unwrap(), x);
         for (model, cov) in [(Model::Gmm, Cov::Full), (Model::StudentT, Cov::Diag)] {
             let v = fit_to_json(&args(p.clone(), model, cov), &x).unwrap();
@@ -346,30 +255,15 @@ mod tests {
     }
 
     #[test]
-    fn reads_float32_fortran_order() {
-        // numpy.asfortranarray(np.array([[1, 2, 3], [4, 5, 6]], dtype='<f4')) saved by np.save.
-        let header = "{'descr': '<f4', 'fortran_order': True, 'shape': (2, 3), }";
-        let mut h = header.to_string();
-        h.push_str(&" ".repeat(64 - (10 + h.len() + 1) % 64));
-        h.push('\n');
-        let mut b = b"\x93NUMPY\x01\x00".to_vec();
-        b.extend_from_slice(&(h.len() as u16).to_le_bytes());
-        b.extend_from_slice(h.as_bytes());
-        for v in [1f32, 4., 2., 5., 3., 6.] {
-            b.extend_from_slice(&v.to_le_bytes());
-        }
-        let a = parse_npy(&b).unwrap();
-        assert_eq!(a, ndarray::array![[1., 2., 3.], [4., 5., 6.]]);
-    }
-
-    #[test]
-    fn rejects_integer_dtype() {
-        let h = "{'descr': '<i8', 'fortran_order': False, 'shape': (1, 1), }\n";
-        let mut b = b"\x93NUMPY\x01\x00".to_vec();
-        b.extend_from_slice(&(h.len() as u16).to_le_bytes());
-        b.extend_from_slice(h.as_bytes());
-        b.extend_from_slice(&[0; 8]);
-        let e = parse_npy(&b).unwrap_err().to_string();
-        assert!(e.contains("float32 or float64"), "{e}");
+    fn one_dimensional_input_is_one_column_and_3d_is_refused() {
+        let dir = std::env::temp_dir().join(format!("xtask-cluster-1d-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("v.npy");
+        npy::write(&p, &[3], &[1f32, 2., 3.]).unwrap();
+        assert_eq!(read_npy(&p).unwrap(), ndarray::array![[1.], [2.], [3.]]);
+        npy::write(&p, &[1, 1, 2], &[1f64, 2.]).unwrap();
+        let e = read_npy(&p).unwrap_err().to_string();
+        assert!(e.contains("v.npy") && e.contains("1-d or 2-d"), "{e}");
+        std::fs::remove_dir_all(&dir).ok();
     }
 }

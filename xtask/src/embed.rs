@@ -5,7 +5,7 @@
 //! Images go through cxr-data's CheXzero or CLIP preprocessing at the model's input size, texts
 //! through the bundled CLIP tokenizer at the model's context length.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use candle_core::{DType, Device, Tensor};
@@ -69,18 +69,20 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             batch,
             &device,
         )?)?;
-        let path = args.out.join("image_embeds.npy");
-        emb.write_npy(&path)
-            .with_context(|| format!("writing {}", path.display()))?;
-        tracing::info!("wrote {} ({:?})", path.display(), emb.dims());
+        write_npy(&args.out.join("image_embeds.npy"), &emb)?;
     }
     if !args.texts.is_empty() {
         let emb = finish(embed_texts(&model, &args.texts, batch, &device)?)?;
-        let path = args.out.join("text_embeds.npy");
-        emb.write_npy(&path)
-            .with_context(|| format!("writing {}", path.display()))?;
-        tracing::info!("wrote {} ({:?})", path.display(), emb.dims());
+        write_npy(&args.out.join("text_embeds.npy"), &emb)?;
     }
+    Ok(())
+}
+
+/// An N x D float32 embedding matrix as `.npy`.
+fn write_npy(path: &Path, emb: &Tensor) -> anyhow::Result<()> {
+    let (n, d) = emb.dims2()?;
+    cxr_data::npy::write(path, &[n, d], &emb.flatten_all()?.to_vec1::<f32>()?)?;
+    tracing::info!("wrote {} ({n} x {d})", path.display());
     Ok(())
 }
 
