@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use cxr_eval::{
-    evaluate, parse_matrix_csv_columns, render_class_table, select_columns, BootstrapConfig,
-    ClassGroup, EvalOptions,
+    evaluate, parse_csv_header, parse_matrix_csv_columns, render_class_table, select_columns,
+    BootstrapConfig, ClassGroup, EvalOptions,
 };
 
 #[derive(clap::Args, Debug)]
@@ -47,12 +47,9 @@ fn read(path: &Path) -> anyhow::Result<String> {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let scores_text = read(&args.scores)?;
-    let header: Vec<String> = scores_text
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .split(',')
-        .map(|f| f.trim().trim_matches('"').trim().to_string())
+    let header: Vec<String> = parse_csv_header(&scores_text)
+        .with_context(|| format!("reading the header of {}", args.scores.display()))?
+        .into_iter()
         .filter(|n| !args.exclude.contains(n))
         .collect();
     let (names, scores) =

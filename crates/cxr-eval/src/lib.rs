@@ -21,7 +21,9 @@ mod zero_shot;
 
 pub use auc::{average_precision, best_f1_threshold, f1_at_threshold, roc_auc, F1Point};
 pub use bootstrap::{bootstrap_auc_ci, BootstrapCi, BootstrapConfig};
-pub use csv::{parse_matrix_csv, parse_matrix_csv_columns, select_columns};
+pub use csv::{
+    format_matrix_csv, parse_csv_header, parse_matrix_csv, parse_matrix_csv_columns, select_columns,
+};
 pub use delong::{delong, delong_per_class, delong_test, DeLong, DeLongTest};
 pub use error::{EvalError, Result};
 pub use evaluate::{evaluate, ClassGroup, ClassResult, EvalOptions, EvalResults};
