@@ -471,8 +471,47 @@ impl ClipModel {
     }
 }
 
-/// Rows divided by their L2 norm (differentiable).
-pub fn l2_normalize(xs: &Tensor) -> Result<Tensor> {
-    let norm = xs.sqr()?.sum_keepdim(D::Minus1)?.sqrt()?;
-    Ok(xs.broadcast_div(&norm)?)
+/// Norms below this are clamped to it (`torch.nn.functional.normalize`'s default `eps`).
+const L2_NORM_EPS: f64 = 1e-12;
+
+/// Rows (the last dimension) divided by their L2 norm, as PyTorch's
+/// `F.normalize(x, dim=-1)` (open_clip): `x / max(‖x‖, 1e-12)`, so a zero row stays zero
+/// instead of NaN and a row of norm below `1e-12` is scaled by `1e-12` rather than to unit
+/// length. Transformers' `CLIPModel` divides by the bare norm; the two agree on every row of
+/// norm at least `1e-12`, bit for bit.
+///
+/// Built from `sqr`, `sum`, `sqrt`, `maximum` and `div` so that it has a backward pass.
+/// `cxr_losses::l2_normalise` and `cxr_eval::l2_normalize_rows` (ndarray) compute the same.
+pub fn l2_normalize(xs: &Tensor) -> candle_core::Result<Tensor> {
+    let norm = xs
+        .sqr()?
+        .sum_keepdim(D::Minus1)?
+        .sqrt()?
+        .maximum(L2_NORM_EPS)?;
+    xs.broadcast_div(&norm)
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::Device;
+
+    use super::*;
+
+    #[test]
+    fn l2_normalize_clamps_small_norms_as_torch() {
+        let x = Tensor::new(
+            &[[3.0f32, 4.0], [0.0, 0.0], [3e-13, 4e-13], [-1e-3, 0.0]],
+            &Device::Cpu,
+        )
+        .unwrap();
+        let y = l2_normalize(&x).unwrap().to_vec2::<f32>().unwrap();
+        let want = [[0.6, 0.8], [0.0, 0.0], [0.3, 0.4], [-1.0, 0.0]];
+        for (got, want) in y.iter().flatten().zip(want.iter().flatten()) {
+            assert!((got - want).abs() < 1e-6, "{y:?}");
+        }
+        let batched = Tensor::ones((2, 3, 4), DType::F64, &Device::Cpu).unwrap();
+        let y = l2_normalize(&batched).unwrap();
+        assert_eq!(y.dims(), [2, 3, 4]);
+        assert!(y.flatten_all().unwrap().to_vec1::<f64>().unwrap() == [0.5; 24]);
+    }
 }

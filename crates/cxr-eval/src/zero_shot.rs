@@ -14,7 +14,9 @@ use crate::error::{shape_err, EvalError, Result};
 /// instead of becoming NaN.
 const NORM_EPS: f32 = 1e-12;
 
-/// Divides every row by its L2 norm (rows of norm < 1e-12 are left at zero scale).
+/// Divides every row by its L2 norm as PyTorch's `F.normalize(x, dim=1)`:
+/// `x / max(‖x‖, 1e-12)`, so a zero row stays zero and a row of norm below `1e-12` is scaled by
+/// `1e-12`. The ndarray twin of `cxr_clip::l2_normalize` (same behaviour).
 pub fn l2_normalize_rows(x: ArrayView2<'_, f32>) -> Array2<f32> {
     let mut out = x.to_owned();
     for mut row in out.rows_mut() {
@@ -142,5 +144,15 @@ mod tests {
         assert!(average_prompt_embeddings(&[pos.clone(), neg2]).is_err());
         let zero = l2_normalize_rows(array![[0.0f32, 0.0]].view());
         assert!(zero.iter().all(|v| *v == 0.0));
+    }
+
+    #[test]
+    fn tiny_rows_are_scaled_by_eps_as_torch() {
+        let y = l2_normalize_rows(array![[3e-13f32, 4e-13], [3.0, 4.0]].view());
+        let want = array![[0.3f32, 0.4], [0.6, 0.8]];
+        assert!(
+            y.iter().zip(&want).all(|(a, b)| (a - b).abs() < 1e-6),
+            "{y:?}"
+        );
     }
 }

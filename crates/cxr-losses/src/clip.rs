@@ -8,10 +8,12 @@ use crate::error::{LossError, Result};
 /// and open_clip, so that the temperature cannot collapse).
 pub const MAX_LOGIT_SCALE: f64 = 100.0;
 
-/// Rows divided by their Euclidean norm, as `torch.nn.functional.normalize(x, dim=-1)`
-/// (norms below `1e-12` are clamped so a zero row stays zero instead of NaN).
+/// Rows divided by their Euclidean norm, as `torch.nn.functional.normalize(x, dim=-1)`:
+/// `x / max(‖x‖, 1e-12)`, so a zero row stays zero instead of NaN.
 ///
-/// Built from `sqr`, `sum`, `sqrt` and `div` so that it has a backward pass.
+/// Built from `sqr`, `sum`, `sqrt`, `maximum` and `div` so that it has a backward pass. The
+/// same function as `cxr_clip::l2_normalize` (this crate does not depend on cxr-clip); the
+/// tests of both pin the behaviour they share.
 pub fn l2_normalise(x: &Tensor) -> Result<Tensor> {
     let norm = x.sqr()?.sum_keepdim(D::Minus1)?.sqrt()?.maximum(1e-12)?;
     Ok(x.broadcast_div(&norm)?)
@@ -92,4 +94,27 @@ fn cross_entropy(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
     let logp = candle_nn::ops::log_softmax(logits, D::Minus1)?;
     let picked = logp.gather(&labels.to_dtype(DType::U32)?.unsqueeze(1)?, 1)?;
     Ok(picked.mean_all()?.neg()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::Device;
+
+    use super::*;
+
+    #[test]
+    fn l2_normalise_keeps_zero_rows_and_scales_tiny_ones_by_eps() {
+        let x = Tensor::new(
+            &[[0.0f32, 0.0, 0.0], [0.0, 6e-13, 8e-13], [0.0, -2.0, 0.0]],
+            &Device::Cpu,
+        )
+        .unwrap();
+        let y = l2_normalise(&x).unwrap().to_vec2::<f32>().unwrap();
+        assert_eq!(y[0], [0.0; 3]);
+        assert!(
+            (y[1][1] - 0.6).abs() < 1e-6 && (y[1][2] - 0.8).abs() < 1e-6,
+            "{y:?}"
+        );
+        assert_eq!(y[2], [0.0, -1.0, 0.0]);
+    }
 }
