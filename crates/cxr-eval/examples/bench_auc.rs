@@ -1,7 +1,9 @@
-//! `cargo xtask bench auc`: AUC + 1,000-resample bootstrap for 40 classes x 50,000 rows with
-//! cxr-eval against a scikit-learn loop (`scripts/goldens/cxr-eval/bench_auc_sklearn.py`) on
-//! the same machine in the same run. The sklearn loop runs `--sklearn-resamples` resamples and
-//! is extrapolated linearly to `--resamples`. Never part of the test suite.
+//! AUC + 1,000-resample bootstrap for 40 classes x 50,000 rows with cxr-eval against a
+//! scikit-learn loop (`scripts/goldens/cxr-eval/bench_auc_sklearn.py`) on the same machine in
+//! the same run. The sklearn loop runs `--sklearn-resamples` resamples and is extrapolated
+//! linearly to `--resamples`. Never part of the test suite.
+//!
+//! `cargo xtask bench auc [FLAGS]`, i.e. `cargo run -p cxr-eval --example bench_auc -- [FLAGS]`.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -10,13 +12,16 @@ use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
+use clap::Parser;
 use cxr_eval::{evaluate, BootstrapConfig, ClassGroup, EvalOptions};
 use ndarray::Array2;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-#[derive(clap::Args, Debug)]
-pub struct Args {
+#[derive(Parser, Debug)]
+/// AUC + bootstrap vs a scikit-learn loop (`cargo xtask bench auc` runs this example).
+#[command(name = "bench_auc")]
+struct Args {
     #[arg(long, default_value_t = 40)]
     classes: usize,
     #[arg(long, default_value_t = 50_000)]
@@ -34,9 +39,9 @@ pub struct Args {
     repeats: usize,
     #[arg(long, default_value_t = 7)]
     seed: u64,
-    /// Python with scikit-learn (default: $CXR_PYTHON, else /work/pyenv/bin/python, else python3).
-    #[arg(long)]
-    python: Option<PathBuf>,
+    /// Python with scikit-learn.
+    #[arg(long, env = "CXR_PYTHON", default_value = "python3")]
+    python: PathBuf,
     /// Skip the sklearn side (Rust timing only).
     #[arg(long)]
     no_sklearn: bool,
@@ -97,22 +102,8 @@ fn cpu_seconds() -> Option<f64> {
     Some((utime + stime) / 100.0)
 }
 
-fn python(args: &Args) -> PathBuf {
-    if let Some(p) = &args.python {
-        return p.clone();
-    }
-    if let Ok(p) = std::env::var("CXR_PYTHON") {
-        return p.into();
-    }
-    let venv = PathBuf::from("/work/pyenv/bin/python");
-    if venv.exists() {
-        venv
-    } else {
-        "python3".into()
-    }
-}
-
-pub fn run(args: Args) -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
     if args.repeats == 0 || args.threads == 0 || args.sklearn_resamples == 0 {
         bail!("--repeats, --threads and --sklearn-resamples must be at least 1");
     }
@@ -168,10 +159,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     write_csv(&lp, &labels)?;
     let script = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../scripts/goldens/cxr-eval/bench_auc_sklearn.py"
+        "/../../scripts/goldens/cxr-eval/bench_auc_sklearn.py"
     );
-    let py = python(&args);
-    let out = Command::new(&py)
+    let py = &args.python;
+    let out = Command::new(py)
         .arg(script)
         .args([
             "--scores",

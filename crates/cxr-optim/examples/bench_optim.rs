@@ -1,8 +1,11 @@
-//! `cargo xtask bench optim`: one AdamW step over ViT-B/32's parameter set (151M parameters,
-//! OpenAI CLIP shapes), fused `cxr_optim::AdamW` against `candle_nn::AdamW`, optionally
-//! against `torch.optim.AdamW` (foreach and fused) run by a given Python in the same session.
+//! One AdamW step over ViT-B/32's parameter set (151M parameters, OpenAI CLIP shapes), fused
+//! `cxr_optim::AdamW` against `candle_nn::AdamW`, optionally against `torch.optim.AdamW`
+//! (foreach and fused) run by a given Python in the same session.
 //!
 //! Target (issue 6): at most 1 s per step on 2 cores, where candle_nn takes about 9 s.
+//!
+//! `cargo xtask bench optim [FLAGS]`, i.e.
+//! `cargo run -p cxr-optim --example bench_optim -- [FLAGS]`.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -11,36 +14,38 @@ use anyhow::{bail, Context};
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::Optimizer;
-use cxr_optim::{default_decay_filter, AdamW, AdamWConfig};
+use clap::Parser;
+use cxr_optim::{default_decay_filter, AdamW, AdamWConfig, Optimizer as _};
 
-/// Flags of `cargo xtask bench optim`.
-#[derive(clap::Args, Debug)]
-pub struct Args {
+/// Fused AdamW vs candle_nn's AdamW (`cargo xtask bench optim` runs this example).
+#[derive(Parser, Debug)]
+#[command(name = "bench_optim")]
+struct Args {
     /// Timed steps of the fused optimiser (after one warm-up step).
     #[arg(long, default_value_t = 5)]
-    pub steps: usize,
+    steps: usize,
     /// Timed steps of candle_nn::AdamW (several seconds each on 2 cores); 0 skips it.
     #[arg(long, default_value_t = 2)]
-    pub candle_steps: usize,
+    candle_steps: usize,
     /// Threads for the fused optimiser and torch (0 = all cores).
     #[arg(long, default_value_t = 0)]
-    pub threads: usize,
+    threads: usize,
     /// Fraction of each tensor's leading dimension to keep (1.0 = the full 151M parameters);
     /// smaller values give a quick smoke run.
     #[arg(long, default_value_t = 1.0)]
-    pub scale: f64,
+    scale: f64,
     /// A Python with torch: also time torch.optim.AdamW (foreach and fused=True) on the same
     /// shapes, for the ratio against the reference.
     #[arg(long)]
-    pub torch_python: Option<PathBuf>,
+    torch_python: Option<PathBuf>,
     /// Write the results as JSON to this file.
     #[arg(long)]
-    pub json: Option<PathBuf>,
+    json: Option<PathBuf>,
 }
 
 /// OpenAI CLIP ViT-B/32 parameter names and shapes (visual width 768, 12 layers, patch 32;
 /// text width 512, 12 layers, vocabulary 49,408, context 77; embedding 512).
-pub fn vit_b32_shapes() -> Vec<(String, Vec<usize>)> {
+fn vit_b32_shapes() -> Vec<(String, Vec<usize>)> {
     let mut s: Vec<(String, Vec<usize>)> = Vec::new();
     let mut push = |n: String, d: &[usize]| s.push((n, d.to_vec()));
     push("visual.conv1.weight".into(), &[768, 3, 32, 32]);
@@ -176,7 +181,8 @@ fn run_torch(
 }
 
 /// Runs the benchmark and prints a table (and JSON when asked).
-pub fn run(args: Args) -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
     if !(args.scale > 0.0 && args.scale <= 1.0) {
         bail!("--scale must be in (0, 1], got {}", args.scale);
     }

@@ -1,7 +1,9 @@
-//! `cargo xtask bench clip`: one forward + backward pass of a CLIP contrastive step (ViT-B/32,
-//! batch 32 by default, random weights, f32, CPU) in cxr-clip against transformers'
-//! `CLIPModel` in PyTorch (`scripts/goldens/cxr-clip/bench_clip_torch.py`) on the same machine
-//! in the same run, with the same thread count. Never part of the test suite.
+//! One forward + backward pass of a CLIP contrastive step (ViT-B/32, batch 32 by default,
+//! random weights, f32, CPU) in cxr-clip against transformers' `CLIPModel` in PyTorch
+//! (`scripts/goldens/cxr-clip/bench_clip_torch.py`) on the same machine in the same run, with
+//! the same thread count. Never part of the test suite.
+//!
+//! `cargo xtask bench clip [FLAGS]`, i.e. `cargo run -p cxr-clip --example bench_clip -- [FLAGS]`.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -10,18 +12,21 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use candle_core::{DType, Device, Tensor, D};
 use candle_nn::{VarBuilder, VarMap};
+use clap::Parser;
 use cxr_clip::{l2_normalize, ClipConfig, ClipModel, CLIP_EOT_ID};
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
-pub enum Preset {
+enum Preset {
     VitB32,
     VitB16,
     /// `ClipConfig::tiny(224)`.
     Tiny,
 }
 
-#[derive(clap::Args, Debug)]
-pub struct Args {
+/// CLIP forward + backward vs PyTorch / transformers (`cargo xtask bench clip` runs this example).
+#[derive(Parser, Debug)]
+#[command(name = "bench_clip")]
+struct Args {
     #[arg(long, value_enum, default_value = "vit-b32")]
     preset: Preset,
     #[arg(long, default_value_t = 32)]
@@ -33,10 +38,9 @@ pub struct Args {
     /// it is not already set, so pass the same value there when you set it yourself.
     #[arg(long)]
     threads: Option<usize>,
-    /// Python with torch + transformers (default: $CXR_PYTHON, else /work/pyenv/bin/python,
-    /// else python3).
-    #[arg(long)]
-    python: Option<PathBuf>,
+    /// Python with torch + transformers.
+    #[arg(long, env = "CXR_PYTHON", default_value = "python3")]
+    python: PathBuf,
     /// Skip the PyTorch side.
     #[arg(long)]
     no_torch: bool,
@@ -101,7 +105,8 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-pub fn run(args: Args) -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
     let threads = args
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
@@ -156,21 +161,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         return Ok(());
     }
 
-    let python = args
-        .python
-        .clone()
-        .or_else(|| std::env::var_os("CXR_PYTHON").map(PathBuf::from))
-        .unwrap_or_else(|| {
-            let p = PathBuf::from("/work/pyenv/bin/python");
-            if p.exists() {
-                p
-            } else {
-                PathBuf::from("python3")
-            }
-        });
+    let python = &args.python;
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../scripts/goldens/cxr-clip/bench_clip_torch.py");
-    let out = Command::new(&python)
+        .join("../../scripts/goldens/cxr-clip/bench_clip_torch.py");
+    let out = Command::new(python)
         .arg(&script)
         .args(["--preset", args.preset.name()])
         .args(["--batch", &args.batch.to_string()])
