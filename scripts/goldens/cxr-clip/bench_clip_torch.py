@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""PyTorch side of `cargo xtask bench-clip`: forward + backward of a CLIP contrastive step with
+"""PyTorch side of `cargo xtask bench clip`: forward + backward of a CLIP contrastive step with
 transformers' CLIPModel (random weights, f32, CPU), the same loss, batch and token lengths as
-xtask/src/bench_clip.rs. Prints one JSON line with median seconds.
+crates/cxr-clip/examples/bench_clip.rs. Prints one JSON line with median seconds.
 
 Reference versions: torch 2.15.0, transformers 5.24.0 (printed in the output).
 """

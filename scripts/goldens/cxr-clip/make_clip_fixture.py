@@ -18,7 +18,7 @@ The vision tower is 128 wide with 2 heads and the text tower 64 wide with 1 head
 OpenAI layout carries no head count: loaders infer heads = width / 64, as OpenAI's build_model
 does. Vocabulary 256 with start 254 and end 255 (CLIP's convention: end is the largest id).
 
-Run: /work/pyenv/bin/python scripts/goldens/cxr-clip/make_clip_fixture.py
+Run: python3 scripts/goldens/cxr-clip/make_clip_fixture.py
 """
 
 import json

@@ -1,4 +1,5 @@
-"""Reference timings for `cargo xtask data bench` (printed as JSON on stdout).
+"""Reference timings for `cargo xtask data bench` (crates/cxr-data/examples/bench_ingest.rs;
+printed as JSON on stdout).
 
 - CSV ingest: pandas.read_csv of the CXR-LT-shaped label file, best of --repeats (default 5).
 - Decode + CheXzero preprocessing, one core: Pillow open + convert('L'), CheXzero's

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""The reference side of `cargo xtask bench-auc`: a plain scikit-learn loop (what CheXzero's
-`bootstrap` does): per resample, draw row indices with replacement, then roc_auc_score per
-class. Runs `--resamples` resamples (fewer than 1,000 to keep the run short; the caller
-extrapolates linearly, which is exact for a loop of identical iterations up to noise).
+"""The reference side of `cargo xtask bench auc` (crates/cxr-eval/examples/bench_auc.rs): a
+plain scikit-learn loop (what CheXzero's `bootstrap` does): per resample, draw row indices
+with replacement, then roc_auc_score per class. Runs `--resamples` resamples (fewer than 1,000
+to keep the run short; the caller extrapolates linearly, which is exact for a loop of identical
+iterations up to noise).
 
 Prints JSON: {"sklearn": version, "point_s": seconds for the 40 point AUCs,
 "per_resample_s": seconds per resample, CPU-time twins *_cpu_s, "resamples": k,

@@ -7,7 +7,7 @@ fast algorithm of Sun & Xu (2014) on scipy midranks, cross-checked against the O
 definition of DeLong et al. (1988) before writing.
 
 Writes crates/cxr-eval/tests/fixtures/auc_goldens.json. Unknown labels are written as null.
-Run: /work/pyenv/bin/python scripts/goldens/cxr-eval/make_auc_goldens.py
+Run: python3 scripts/goldens/cxr-eval/make_auc_goldens.py
 """
 import json
 import pathlib

@@ -4,7 +4,7 @@
 References: torch 2.15.0 (torch.nn.TripletMarginLoss, autograd) and open_clip_torch 3.3.0
 (open_clip.loss.ClipLoss). Run from the repository root:
 
-    /work/pyenv/bin/python scripts/goldens/cxr-losses/make_loss_goldens.py
+    python3 scripts/goldens/cxr-losses/make_loss_goldens.py
 
 Writes crates/cxr-losses/tests/fixtures/loss_goldens.json. Inputs are float64 in the file;
 the Rust tests rebuild them as f32 (the reference runs in float64, so the goldens carry no

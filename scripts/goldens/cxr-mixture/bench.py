@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmark cxr-mixture against scikit-learn and studenttmixture on the same machine, same run.
 
-    /work/pyenv/bin/python scripts/goldens/cxr-mixture/bench.py [--quick] [--only SUBSTR]
+    python3 scripts/goldens/cxr-mixture/bench.py [--quick] [--only SUBSTR]
 
 Times exactly ITERS EM iterations (tol=0) from the same initial parameters on both sides
 (means = first K rows of shuffled data, covariances = the data's covariance or its diagonal,

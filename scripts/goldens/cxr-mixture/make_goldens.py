@@ -4,7 +4,7 @@
 References: scikit-learn 1.9.1 `sklearn.mixture.GaussianMixture` and studenttmixture 1.11
 `EMStudentMixture` (numpy 2.4.6, scipy 1.17.1). Run from the repository root:
 
-    /work/pyenv/bin/python scripts/goldens/cxr-mixture/make_goldens.py
+    python3 scripts/goldens/cxr-mixture/make_goldens.py
 
 Writes JSON fixtures to crates/cxr-mixture/tests/fixtures/. Every fit starts from initial
 parameters that the fixture also stores, so the Rust side can start from exactly the same point:

@@ -7,7 +7,7 @@ Student-t log densities with the GMM's weights, means and covariances and a fixe
 posteriors of those densities are its cluster probabilities. This script does the same with
 scikit-learn 1.9.1 and scipy 1.17.1's `multivariate_t` (independent of our code):
 
-    /work/pyenv/bin/python scripts/goldens/cxr-mixture/one_pass.py
+    python3 scripts/goldens/cxr-mixture/one_pass.py
 
 and writes crates/cxr-mixture/tests/fixtures/student_one_pass.json: the data, the GMM's
 parameters, and per-sample log-likelihoods and posteriors of the Student-t pass.

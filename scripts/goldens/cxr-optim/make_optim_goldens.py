@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Golden trajectories for crates/cxr-optim, from torch 2.15.0.
 
-    /work/pyenv/bin/python scripts/goldens/cxr-optim/make_optim_goldens.py
+    python3 scripts/goldens/cxr-optim/make_optim_goldens.py
 
 Writes crates/cxr-optim/tests/fixtures/optim_goldens.json:
 - adamw: torch.optim.AdamW with two parameter groups (decayed / not decayed, as

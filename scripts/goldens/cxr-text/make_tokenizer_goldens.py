@@ -19,7 +19,7 @@ Writes, under crates/cxr-text/tests/fixtures/:
                            37th entry, keyed by id / merge index) to keep the fixture small
 
 Run from the repository root:
-  /work/pyenv/bin/python scripts/goldens/cxr-text/make_tokenizer_goldens.py
+  python3 scripts/goldens/cxr-text/make_tokenizer_goldens.py
 """
 
 import gzip
