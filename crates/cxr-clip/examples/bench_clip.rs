@@ -14,6 +14,8 @@ use candle_core::{DType, Device, Tensor, D};
 use candle_nn::{VarBuilder, VarMap};
 use clap::Parser;
 use cxr_clip::{l2_normalize, ClipConfig, ClipModel, CLIP_EOT_ID};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
 enum Preset {
@@ -84,16 +86,13 @@ fn loss(model: &ClipModel, px: &Tensor, ids: &Tensor) -> anyhow::Result<Tensor> 
 /// Token rows: start, pseudo-random words, end at lengths spread over 8..=77, zero padding.
 fn token_ids(batch: usize, context: usize, vocab: usize) -> Vec<u32> {
     let mut ids = vec![0u32; batch * context];
-    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
     for row in 0..batch {
         let len = 8 + (row * 37) % (context - 7);
         let r = &mut ids[row * context..(row + 1) * context];
         r[0] = 49406.min(vocab as u32 - 2);
         for slot in r.iter_mut().take(len - 1).skip(1) {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            *slot = 1 + (state % (vocab as u64 - 3)) as u32;
+            *slot = rng.gen_range(1..vocab as u32 - 2);
         }
         r[len - 1] = CLIP_EOT_ID.min(vocab as u32 - 1);
     }

@@ -134,7 +134,7 @@ impl ClipVisionConfig {
                 "vision image_size, patch_size and num_channels must be positive".into(),
             ));
         }
-        if self.image_size % self.patch_size != 0 {
+        if !self.image_size.is_multiple_of(self.patch_size) {
             return Err(Error::InvalidConfig(format!(
                 "vision image_size {} is not a multiple of patch_size {}: pick sizes that tile",
                 self.image_size, self.patch_size
@@ -162,7 +162,7 @@ impl ClipTextConfig {
 }
 
 fn check_tower(name: &str, hidden: usize, heads: usize, eps: f64) -> Result<()> {
-    if hidden == 0 || heads == 0 || hidden % heads != 0 {
+    if hidden == 0 || heads == 0 || !hidden.is_multiple_of(heads) {
         return Err(Error::InvalidConfig(format!(
             "{name} hidden_size {hidden} must be a positive multiple of num_attention_heads {heads}"
         )));

@@ -9,15 +9,8 @@ use crate::error::{LossError, Result};
 pub const MAX_LOGIT_SCALE: f64 = 100.0;
 
 /// Rows divided by their Euclidean norm, as `torch.nn.functional.normalize(x, dim=-1)`:
-/// `x / max(‖x‖, 1e-12)`, so a zero row stays zero instead of NaN.
-///
-/// Built from `sqr`, `sum`, `sqrt`, `maximum` and `div` so that it has a backward pass. The
-/// same function as `cxr_clip::l2_normalize` (this crate does not depend on cxr-clip); the
-/// tests of both pin the behaviour they share.
-pub fn l2_normalise(x: &Tensor) -> Result<Tensor> {
-    let norm = x.sqr()?.sum_keepdim(D::Minus1)?.sqrt()?.maximum(1e-12)?;
-    Ok(x.broadcast_div(&norm)?)
-}
+/// cxr-clip's [`cxr_clip::l2_normalize`], the workspace's one candle implementation.
+pub use cxr_clip::l2_normalize as l2_normalise;
 
 fn check_pair(image_emb: &Tensor, text_emb: &Tensor) -> Result<(usize, usize)> {
     let (n, d) = image_emb.dims2().map_err(|_| LossError::Shape {
