@@ -210,3 +210,49 @@ pub fn methods_or_all(methods: &[Method], cfg: &TrainConfig) -> Vec<Method> {
     );
     vec![Method::MetaLabels, Method::CxrCml]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    #[test]
+    fn dataset_flag_sets_the_format_and_the_default_methods() {
+        let cli = Cli::try_parse_from([
+            "train",
+            "--dataset",
+            "nih",
+            "--data-root",
+            "/data/nih",
+            "--set",
+            "mixture.kind=gaussian",
+        ])
+        .unwrap();
+        let cfg = resolve_config(&cli.args.config).unwrap();
+        assert_eq!(cfg.data.dataset, cxr_data::Dataset::Nih);
+        assert_eq!(
+            cfg.data.root.as_deref(),
+            Some(std::path::Path::new("/data/nih"))
+        );
+        assert_eq!(
+            methods_or_all(&cli.args.methods, &cfg),
+            [Method::MetaLabels, Method::CxrCml]
+        );
+        let demo = TrainConfig::demo();
+        assert_eq!(methods_or_all(&[], &demo), Method::ALL);
+        let e = Cli::try_parse_from(["train", "--dataset", "padchest"])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("mimic, cxr-lt, chexpert or nih"), "{e}");
+        let bad = Cli::try_parse_from(["train", "--set", "optim.kind=adam"]).unwrap();
+        let e = resolve_config(&bad.args.config).unwrap_err().to_string();
+        assert!(e.contains("`adamw` or `sgd`"), "{e}");
+    }
+}

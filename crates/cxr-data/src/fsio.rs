@@ -108,7 +108,7 @@ fn parent_dir(path: &Path) -> &Path {
 /// Syncs a folder's entries, best effort: Unix only, and file systems that cannot sync a
 /// folder (some network and FUSE ones answer `EINVAL`) are let be, since the file's own
 /// contents are already on disk.
-fn sync_dir(dir: &Path) {
+pub fn sync_dir(dir: &Path) {
     if cfg!(unix) {
         let _ = File::open(dir).and_then(|d| d.sync_all());
     }

@@ -26,7 +26,7 @@ pub use datasets::{
     Dataset, MimicData, Summary, NIH_CLASSES,
 };
 pub use error::{DataError, Result};
-pub use fsio::{stable_hash, write_atomic, StableHasher};
+pub use fsio::{stable_hash, sync_dir, write_atomic, StableHasher};
 pub use readers::{read_cxr_lt, read_cxr_lt_with_polars};
 pub use report::read_report_impression;
 pub use table::{

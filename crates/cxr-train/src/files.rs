@@ -1,5 +1,6 @@
 //! Writing run files so that a crash never leaves a half-written one: every writer of this
-//! crate goes through these functions (a temporary sibling, fsync, rename).
+//! crate goes through these functions (a temporary sibling, fsync, rename); checkpoints, which
+//! are folders, are written in a temporary folder and moved in by [`replace_dir`].
 
 use std::fs::{self, File};
 use std::path::Path;
@@ -7,16 +8,10 @@ use std::path::Path;
 use crate::error::IoContext;
 use crate::Result;
 
-/// Write `bytes` to `path` via a temporary file and a rename.
+/// Write `bytes` to `path` via a temporary sibling, fsync and a rename (the workspace's one
+/// implementation, [`cxr_data::write_atomic`]).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    fs::write(&tmp, bytes).at(&tmp)?;
-    sync_file(&tmp)?;
-    fs::rename(&tmp, path).at(path)?;
-    if let Some(parent) = path.parent() {
-        sync_dir(parent);
-    }
-    Ok(())
+    Ok(cxr_data::write_atomic(path, bytes)?)
 }
 
 /// [`write_atomic`] of a value as pretty JSON.
@@ -32,12 +27,8 @@ pub fn sync_file(path: &Path) -> Result<()> {
     File::open(path).and_then(|f| f.sync_all()).at(path)
 }
 
-/// Make renames inside `path` durable; not every filesystem supports directory fsync.
-pub fn sync_dir(path: &Path) {
-    if let Ok(f) = File::open(path) {
-        let _ = f.sync_all();
-    }
-}
+/// Make renames inside a folder durable (best effort: [`cxr_data::sync_dir`]).
+pub use cxr_data::sync_dir;
 
 /// Move the complete folder `from` to `to`, replacing `to` only once `from` is complete.
 pub fn replace_dir(from: &Path, to: &Path) -> Result<()> {

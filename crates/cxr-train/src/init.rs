@@ -14,6 +14,9 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
 
+// FNV-1a: seeds stable across Rust releases (std's hasher is not).
+use cxr_data::stable_hash;
+
 /// A `VarMap` whose new variables are initialised from a seeded RNG.
 pub struct SeededVarMap {
     varmap: VarMap,
@@ -38,10 +41,6 @@ impl SeededVarMap {
         )
     }
 }
-
-/// FNV-1a of a variable name: seeds and cache keys (std's hasher is not stable across
-/// releases). One copy for the workspace, in cxr-data.
-pub(crate) use cxr_data::stable_hash;
 
 /// The initial values `init` asks for, drawn from `rng`.
 fn sample(shape: &Shape, init: Init, rng: &mut ChaCha8Rng) -> candle_core::Result<Vec<f64>> {

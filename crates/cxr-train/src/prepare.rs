@@ -370,7 +370,7 @@ fn default_cache_dir(root: &Path, labels: &Path, data: &DataConfig, size: usize)
         data.preprocess,
         size
     );
-    let hash = crate::init::stable_hash(&key);
+    let hash = cxr_data::stable_hash(&key);
     PathBuf::from(".cache")
         .join("images")
         .join(format!("{}-{size}-{hash:016x}", data.preprocess))

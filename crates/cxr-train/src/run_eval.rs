@@ -5,7 +5,6 @@
 //!
 //! Everything goes to `<run>/eval/<checkpoint>-<split>/`; the run's own files are not touched.
 
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use cxr_eval::{EvalResults, TsneConfig};
@@ -174,32 +173,7 @@ pub fn evaluate_loaded(
 }
 
 fn write_matrix_csv(path: &Path, header: &[String], m: &Array2<f32>) -> Result<()> {
-    let mut s = header
-        .iter()
-        .map(|h| {
-            if h.contains(',') {
-                format!("\"{h}\"")
-            } else {
-                h.clone()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(",");
-    s.push('\n');
-    for row in m.rows() {
-        let cells: Vec<String> = row
-            .iter()
-            .map(|v| {
-                if v.is_nan() {
-                    String::new()
-                } else {
-                    format!("{v}")
-                }
-            })
-            .collect();
-        let _ = writeln!(s, "{}", cells.join(","));
-    }
-    write_atomic(path, s.as_bytes())
+    write_atomic(path, &cxr_eval::format_matrix_csv(header, m.view())?)
 }
 
 /// ROC curves, the long-tail AUC chart and two t-SNE pictures (rarest finding, cluster).

@@ -229,7 +229,7 @@ impl<'a> Trainer<'a> {
             loss_sum += self.train_step(epoch, chunk, metrics)? as f64;
             n_batches += 1;
             if let Some(every) = self.cfg.train_loop.validate_every.filter(|&e| e > 0) {
-                if self.progress.step % every == 0 && !self.split.val.is_empty() {
+                if self.progress.step.is_multiple_of(every) && !self.split.val.is_empty() {
                     let auc = self.validator.auc(self)?;
                     metrics.validation(epoch, self.progress.step, auc)?;
                 }
