@@ -7,11 +7,11 @@ use candle_core::backprop::GradStore;
 use candle_core::{Device, Tensor, Var};
 use serde::{Deserialize, Serialize};
 
-use crate::Optimizer;
 use crate::cpu::{AdamWOp, AdamWStep, HostBuf};
 #[cfg(feature = "cuda")]
 use crate::cuda::{CudaAdamWOp, DeviceBuf};
 use crate::error::{OptimError, Result};
+use crate::Optimizer;
 use crate::{check_unique_names, state};
 
 /// AdamW hyperparameters. `Default` is torch's: lr 1e-3, betas (0.9, 0.999), eps 1e-8,
@@ -199,7 +199,6 @@ impl AdamW {
             .map(|s| (s.name.as_str(), s.decay))
             .collect()
     }
-
 }
 
 impl Optimizer for AdamW {
@@ -352,5 +351,4 @@ impl Optimizer for AdamW {
         }
         Ok(())
     }
-
 }

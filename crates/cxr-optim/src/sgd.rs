@@ -7,9 +7,9 @@ use candle_core::backprop::GradStore;
 use candle_core::{Device, Tensor, Var};
 use serde::{Deserialize, Serialize};
 
-use crate::Optimizer;
 use crate::cpu::{HostBuf, SgdOp, SgdStep};
 use crate::error::{OptimError, Result};
+use crate::Optimizer;
 use crate::{check_unique_names, state};
 
 /// SGD hyperparameters. `Default` is CheXzero's: lr 1e-4, momentum 0.9, no Nesterov, no
@@ -140,7 +140,6 @@ impl Sgd {
     pub fn skipped(&self) -> &[String] {
         &self.skipped
     }
-
 }
 
 impl Optimizer for Sgd {
@@ -258,5 +257,4 @@ impl Optimizer for Sgd {
         }
         Ok(())
     }
-
 }

@@ -5,8 +5,7 @@ use std::collections::HashMap;
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Device, Tensor, Var};
 use cxr_optim::{
-    Optimizer,
-    default_decay_filter, AdamW, AdamWConfig, LrSchedule, OptimError, PlateauConfig,
+    default_decay_filter, AdamW, AdamWConfig, LrSchedule, OptimError, Optimizer, PlateauConfig,
     ReduceLrOnPlateau, Sgd, SgdConfig,
 };
 

@@ -231,7 +231,7 @@ fn cuda_bf16_parameters_use_the_tensor_op_path() {
 }
 
 /// ViT-B/32-sized parameter set (about 148M f32 elements; the exact shapes are in
-/// `xtask/src/bench_optim.rs`): token embedding, 12 vision blocks of width 768 and 12 text
+/// `crates/cxr-optim/examples/bench_optim.rs`): token embedding, 12 vision blocks of width 768 and 12 text
 /// blocks of width 512 (attention in/out projections and MLP).
 fn vit_b32_like_shapes() -> Vec<Vec<usize>> {
     let mut s = vec![vec![49_408, 512]];

@@ -5,8 +5,7 @@
 use candle_core::backprop::GradStore;
 use candle_core::{Device, Tensor, Var};
 use cxr_optim::{
-    Optimizer,
-    default_decay_filter, AdamW, AdamWConfig, LrSchedule, PlateauConfig, PlateauMode,
+    default_decay_filter, AdamW, AdamWConfig, LrSchedule, Optimizer, PlateauConfig, PlateauMode,
     ReduceLrOnPlateau, Sgd, SgdConfig, ThresholdMode,
 };
 use serde_json::Value;
