@@ -40,7 +40,7 @@ enum Command {
     Eval(eval::Args),
     /// The paper's ablation grid (nu, Gaussian, batch size) and its table.
     Ablation(ablation::Args),
-    /// Write a synthetic dataset in the MIMIC-CXR-JPG / CXR-LT on-disk format.
+    /// Write a synthetic dataset: MIMIC-CXR-JPG / CXR-LT, or images for CheXpert / NIH labels.
     Synth(synth::Args),
     /// Dataset tools: summary, image cache, preprocessing, ingest benchmarks.
     Data(data::Args),
