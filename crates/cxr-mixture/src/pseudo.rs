@@ -32,11 +32,13 @@ pub enum PseudoLabelSource {
         capacity: usize,
     },
     /// One fit per epoch from [`PseudoLabeler::refit_epoch`] on all training embeddings; until
-    /// the first refit, a memory bank of [`EPOCH_BOOTSTRAP_CAPACITY`] serves.
+    /// the first refit, a memory bank of [`PseudoLabelConfig::epoch_bootstrap_capacity`]
+    /// embeddings serves.
     Epoch,
 }
 
-/// Memory-bank size used by [`PseudoLabelSource::Epoch`] before its first epoch-level refit.
+/// The default memory-bank size of [`PseudoLabelSource::Epoch`] before its first epoch-level
+/// refit ([`PseudoLabelConfig::epoch_bootstrap_capacity`]).
 pub const EPOCH_BOOTSTRAP_CAPACITY: usize = 4096;
 
 impl Default for PseudoLabelSource {
@@ -124,6 +126,10 @@ pub struct PseudoLabelConfig {
     pub seed: u64,
     /// Where the E-step runs (default CPU).
     pub device: Device,
+    /// Memory-bank capacity of the epoch source before its first refit (default
+    /// [`EPOCH_BOOTSTRAP_CAPACITY`]; `cxr-train` passes `mixture.bank_capacity`). Unused by
+    /// the other sources.
+    pub epoch_bootstrap_capacity: usize,
 }
 
 impl Default for PseudoLabelConfig {
@@ -140,6 +146,7 @@ impl Default for PseudoLabelConfig {
             n_init: 1,
             seed: 42,
             device: Device::Cpu,
+            epoch_bootstrap_capacity: EPOCH_BOOTSTRAP_CAPACITY,
         }
     }
 }
@@ -151,6 +158,12 @@ impl PseudoLabelConfig {
             return Err(invalid(
                 "capacity",
                 "the memory bank must hold at least one embedding",
+            ));
+        }
+        if self.source == PseudoLabelSource::Epoch && self.epoch_bootstrap_capacity == 0 {
+            return Err(invalid(
+                "epoch_bootstrap_capacity",
+                "the epoch source's bootstrap memory bank must hold at least one embedding",
             ));
         }
         self.gmm_params(self.k, 0).check()?;
@@ -303,7 +316,7 @@ impl PseudoLabeler {
             PseudoLabelSource::MemoryBank { capacity } => self.bank_step(&x, capacity)?,
             PseudoLabelSource::Epoch => {
                 if !self.epoch_fitted {
-                    self.bank_step(&x, EPOCH_BOOTSTRAP_CAPACITY)?;
+                    self.bank_step(&x, self.cfg.epoch_bootstrap_capacity)?;
                 }
             }
         }
@@ -430,8 +443,36 @@ impl PseudoLabeler {
 
 #[cfg(test)]
 mod tests {
-    use super::ComponentRule;
-    use crate::CovarianceType;
+    use super::{ComponentRule, PseudoLabelConfig, PseudoLabelSource, PseudoLabeler};
+    use crate::{CovarianceType, MixtureKind};
+
+    /// Before its first refit the epoch source keeps a bank of `epoch_bootstrap_capacity`
+    /// embeddings (cxr-train's `mixture.bank_capacity`), not a fixed 4,096.
+    #[test]
+    fn epoch_source_bootstrap_bank_honours_its_capacity() {
+        let x = ndarray::Array2::from_shape_fn((40, 3), |(i, j)| {
+            ((i * 7 + j * 13) % 11) as f32 + if i % 2 == 0 { 0.0 } else { 20.0 }
+        });
+        let cfg = PseudoLabelConfig {
+            source: PseudoLabelSource::Epoch,
+            k: 2,
+            kind: MixtureKind::Gaussian,
+            max_iter: 5,
+            epoch_bootstrap_capacity: 24,
+            ..Default::default()
+        };
+        let mut pl = PseudoLabeler::new(cfg.clone()).unwrap();
+        for start in [0, 16, 24] {
+            pl.assign(x.slice(ndarray::s![start..start + 16, ..])).unwrap();
+        }
+        assert_eq!(pl.bank_len(), 24);
+        let zero = PseudoLabelConfig {
+            epoch_bootstrap_capacity: 0,
+            ..cfg
+        };
+        let e = PseudoLabeler::new(zero).unwrap_err().to_string();
+        assert!(e.contains("epoch_bootstrap_capacity"), "{e}");
+    }
 
     /// The names a configuration file uses, both ways; an unknown name is an error.
     #[test]

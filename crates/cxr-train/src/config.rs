@@ -183,7 +183,8 @@ config_enum! {
         MemoryBank = "memory-bank",
         /// The paper's wording; K is clipped to the batch.
         PerBatch = "per-batch",
-        /// Refit on all training embeddings after each epoch.
+        /// Refit on all training embeddings after each epoch (a memory bank of
+        /// `mixture.bank_capacity` labels the first epoch).
         Epoch = "epoch",
     }
 }
@@ -369,7 +370,8 @@ pub struct MixtureConfig {
     /// `memory-bank` (default), `per-batch` (the paper's wording; K is clipped to the batch)
     /// or `epoch` (refit on all training embeddings each epoch).
     pub source: LabelSource,
-    /// Memory-bank capacity in embeddings.
+    /// Memory-bank capacity in embeddings; also the bank the `epoch` source labels from
+    /// before its first refit.
     pub bank_capacity: usize,
     /// `diag` or `full` (full on 512-d embeddings needs many more points than a batch).
     pub covariance: CovarianceType,

@@ -42,6 +42,8 @@ pub fn pseudo_labeler(cfg: &TrainConfig) -> Result<PseudoLabeler> {
         n_init: m.n_init,
         seed: cfg.seed,
         device: crate::device::mixture(&m.device)?,
+        // The epoch source's bank before its first refit is the configured bank too.
+        epoch_bootstrap_capacity: m.bank_capacity,
     };
     Ok(PseudoLabeler::new(pcfg)?)
 }
