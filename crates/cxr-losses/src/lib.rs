@@ -28,4 +28,7 @@ pub use accumulate::{input_gradients, surrogate};
 pub use clip::{clip_logits, clip_loss, l2_normalise, MAX_LOGIT_SCALE};
 pub use error::{LossError, Result};
 pub use triplet::{mine_triplets, pairwise_distances, triplet_loss, Mining, TripletConfig};
-pub use weighted::{soft_pseudo_labels, weighted_metric_loss, WeightedMetricConfig};
+pub use weighted::{
+    soft_pseudo_labels, weighted_metric_loss, WeightedMetricConfig, MAX_TEMPERATURE,
+    MIN_TEMPERATURE,
+};

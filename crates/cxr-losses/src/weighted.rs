@@ -6,21 +6,60 @@ use serde::{Deserialize, Serialize};
 use crate::clip::{l2_normalise, scalar};
 use crate::error::{LossError, Result};
 
+/// The default smallest distance temperature: `1 / 100`, the temperature of CLIP's largest
+/// logit scale ([`crate::MAX_LOGIT_SCALE`]).
+pub const MIN_TEMPERATURE: f64 = 0.01;
+
+/// The default largest distance temperature: `100`, the mirror of [`MIN_TEMPERATURE`].
+pub const MAX_TEMPERATURE: f64 = 100.0;
+
 /// Configuration of [`weighted_metric_loss`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct WeightedMetricConfig {
     /// The base margin `m` in `m * (1 + exp(-mean_pos))` (0.3 in the released code).
     pub base_margin: f64,
+    /// The temperature is clamped to `[min_temperature, max_temperature]` in the forward pass,
+    /// as CLIP clamps its logit scale, so no gradient moves it past a bound. Without the lower
+    /// bound the loss collapses: whenever positives are closer than negatives, shrinking the
+    /// temperature scales the negative gap up and drives the loss to 0 without moving any
+    /// embedding. Defaults [`MIN_TEMPERATURE`] and [`MAX_TEMPERATURE`].
+    pub min_temperature: f64,
+    pub max_temperature: f64,
 }
 
 impl Default for WeightedMetricConfig {
     fn default() -> Self {
-        Self { base_margin: 0.3 }
+        Self {
+            base_margin: 0.3,
+            min_temperature: MIN_TEMPERATURE,
+            max_temperature: MAX_TEMPERATURE,
+        }
     }
 }
 
-/// `relu(mean_pos - mean_neg + m * (1 + exp(-mean_pos)))` on image-text distances.
+impl WeightedMetricConfig {
+    /// Rejects a negative or non-finite margin and bounds outside `0 < min <= max < inf`.
+    pub fn check(&self) -> Result<()> {
+        if !self.base_margin.is_finite() || self.base_margin < 0.0 {
+            return Err(LossError::Config(format!(
+                "weighted metric base_margin must be finite and >= 0, got {}",
+                self.base_margin
+            )));
+        }
+        let (lo, hi) = (self.min_temperature, self.max_temperature);
+        if !(lo > 0.0 && hi.is_finite() && lo <= hi) {
+            return Err(LossError::Config(format!(
+                "weighted metric temperature bounds must satisfy 0 < min_temperature <= \
+                 max_temperature < inf, got [{lo}, {hi}]"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// `relu(mean_pos - mean_neg + m * (1 + exp(-mean_pos)))` on image-text distances; the
+/// temperature is first clamped to the config's bounds (the gradient stops at a bound).
 ///
 /// Our reading of the released code (reference table, `datasets-and-references.md`; the code
 /// itself was not available offline, so this is a documented reconstruction):
@@ -39,12 +78,7 @@ pub fn weighted_metric_loss(
     temperature: &Tensor,
     cfg: &WeightedMetricConfig,
 ) -> Result<Tensor> {
-    if !cfg.base_margin.is_finite() || cfg.base_margin < 0.0 {
-        return Err(LossError::Config(format!(
-            "weighted metric base_margin must be finite and >= 0, got {}",
-            cfg.base_margin
-        )));
-    }
+    cfg.check()?;
     let (n, d) = image_emb.dims2().map_err(|_| LossError::Shape {
         what: "image_emb",
         expected: "(batch, dim)".into(),
@@ -65,7 +99,9 @@ pub fn weighted_metric_loss(
             got: pseudo_labels.dims().to_vec(),
         });
     }
-    let t = scalar(temperature, "temperature")?;
+    let t = scalar(temperature, "temperature")?
+        .maximum(cfg.min_temperature)?
+        .minimum(cfg.max_temperature)?;
     let img = l2_normalise(image_emb)?;
     let txt = l2_normalise(text_emb)?;
     // |a - b|^2 = |a|^2 + |b|^2 - 2 a.b for every image-text pair.

@@ -179,6 +179,7 @@ fn weighted_metric_loss_matches_torch_transcription() {
         let t = scalar_var(&c["temperature"]);
         let cfg = WeightedMetricConfig {
             base_margin: c["base_margin"].as_f64().unwrap(),
+            ..Default::default()
         };
         let loss = weighted_metric_loss(
             img.as_tensor(),

@@ -136,11 +136,61 @@ fn weighted_metric_loss_rejects_bad_input() {
             ..
         })
     ));
-    let neg = WeightedMetricConfig { base_margin: -1.0 };
+    let neg = WeightedMetricConfig {
+        base_margin: -1.0,
+        ..Default::default()
+    };
     assert!(matches!(
         weighted_metric_loss(&emb, &emb, &plab, &t, &neg),
         Err(LossError::Config(_))
     ));
+    for (lo, hi) in [
+        (0.0, 1.0),
+        (2.0, 1.0),
+        (0.1, f64::INFINITY),
+        (f64::NAN, 1.0),
+    ] {
+        let bounds = WeightedMetricConfig {
+            min_temperature: lo,
+            max_temperature: hi,
+            ..Default::default()
+        };
+        assert!(
+            matches!(
+                weighted_metric_loss(&emb, &emb, &plab, &t, &bounds),
+                Err(LossError::Config(_))
+            ),
+            "[{lo}, {hi}]"
+        );
+    }
+}
+
+/// The temperature is clamped in the forward pass: outside its bounds the loss is the bound's
+/// and the temperature gets no gradient; inside, the clamp changes nothing.
+#[test]
+fn weighted_metric_temperature_is_clamped_with_no_gradient_past_a_bound() {
+    use cxr_losses::{weighted_metric_loss, WeightedMetricConfig, MIN_TEMPERATURE};
+    let dev = Device::Cpu;
+    let img = Tensor::new(&[[1f32, 0.2], [0.1, 1.0], [1.0, 0.9]], &dev).unwrap();
+    let txt = Tensor::new(&[[0.9f32, 0.1], [0.3, 1.0], [0.8, 1.0]], &dev).unwrap();
+    let plab = Tensor::new(&[[1f32, 0.0], [0.0, 1.0], [0.5, 0.5]], &dev).unwrap();
+    let cfg = WeightedMetricConfig::default();
+    let at = |t: f32| {
+        let v = Var::new(t, &dev).unwrap();
+        let loss = weighted_metric_loss(&img, &txt, &plab, v.as_tensor(), &cfg).unwrap();
+        let g = loss
+            .backward()
+            .unwrap()
+            .get(v.as_tensor())
+            .map(|g| g.to_scalar::<f32>().unwrap());
+        (loss.to_scalar::<f32>().unwrap(), g.unwrap_or(0.0))
+    };
+    let (below, g_below) = at(MIN_TEMPERATURE as f32 / 10.0);
+    let (bound, _) = at(MIN_TEMPERATURE as f32);
+    assert_eq!(below, bound);
+    assert_eq!(g_below, 0.0);
+    let (inside, g_inside) = at(5.0);
+    assert!(inside > 0.0 && g_inside != 0.0, "{inside} {g_inside}");
 }
 
 #[test]

@@ -427,6 +427,14 @@ pub struct LossConfig {
     /// Initial value of the learnable distance temperature (weighted only; stored as the
     /// parameter `metric_loss.log_temperature` and checkpointed with the model).
     pub temperature_init: f64,
+    /// Bounds of the distance temperature (weighted only): the loss clamps
+    /// `exp(log_temperature)` to `[temperature_min, temperature_max]` in the forward pass, as
+    /// CLIP clamps its logit scale, so the gradient stops at a bound. Without the lower bound
+    /// the temperature collapses to 0 whenever positives are closer than negatives (the loss
+    /// then reaches 0 without moving an embedding). Defaults 0.01 (the temperature of CLIP's
+    /// largest logit scale, 100) and 100.
+    pub temperature_min: f64,
+    pub temperature_max: f64,
 }
 
 impl Default for LossConfig {
@@ -438,6 +446,8 @@ impl Default for LossConfig {
             mining: Mining::BatchAll,
             sharpen: 0.05,
             temperature_init: 1.0,
+            temperature_min: cxr_losses::MIN_TEMPERATURE,
+            temperature_max: cxr_losses::MAX_TEMPERATURE,
         }
     }
 }
@@ -848,6 +858,13 @@ impl TrainConfig {
             return err(format!(
                 "loss.temperature_init = {} must be positive",
                 self.loss.temperature_init
+            ));
+        }
+        let (lo, hi) = (self.loss.temperature_min, self.loss.temperature_max);
+        if !(lo > 0.0 && hi.is_finite() && lo <= hi) {
+            return err(format!(
+                "loss.temperature_min = {lo} and loss.temperature_max = {hi} must satisfy \
+                 0 < temperature_min <= temperature_max"
             ));
         }
         if self.model.context_length < 2 {

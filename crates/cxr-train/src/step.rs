@@ -172,6 +172,8 @@ impl<'a> Objective<'a> {
             (Some(Targets::Soft(soft)), Some(log_t)) => {
                 let wcfg = WeightedMetricConfig {
                     base_margin: self.cfg.loss.margin,
+                    min_temperature: self.cfg.loss.temperature_min,
+                    max_temperature: self.cfg.loss.temperature_max,
                 };
                 cxr_losses::weighted_metric_loss(img, txt, soft, &log_t.exp()?, &wcfg)?
             }
