@@ -42,7 +42,7 @@ impl TextSource {
         match self {
             TextSource::Reports(texts) => texts[record].clone(),
             TextSource::MetaLabels { writer, shuffle } => {
-                let names = data.table.positive_class_names(record);
+                let names = data.named_classes(record);
                 if *shuffle {
                     writer.render_shuffled(&names, rng)
                 } else {

@@ -102,6 +102,30 @@ config_enum! {
 }
 
 config_enum! {
+    /// What an uncertain (-1) label is (`cxr_data::UncertainPolicy`).
+    Uncertain {
+        /// A negative: not named in the meta-label text, a negative in the metrics (CheXzero;
+        /// the default).
+        Negative = "negative",
+        /// A positive: named in the meta-label text, a positive in the metrics.
+        Positive = "positive",
+        /// Unknown: not named in the meta-label text and left out of the metrics (its label
+        /// is NaN, which the AUCs skip per class).
+        Ignore = "ignore",
+    }
+}
+
+impl Uncertain {
+    pub fn policy(self) -> cxr_data::UncertainPolicy {
+        match self {
+            Uncertain::Negative => cxr_data::UncertainPolicy::AsNegative,
+            Uncertain::Positive => cxr_data::UncertainPolicy::AsPositive,
+            Uncertain::Ignore => cxr_data::UncertainPolicy::Ignore,
+        }
+    }
+}
+
+config_enum! {
     /// Image preprocessing (`cxr_data::image::PreprocessMode`).
     Preprocessing {
         /// CheXzero: aspect-preserving resize, zero padding, CheXzero's mean / std.
@@ -267,6 +291,9 @@ pub struct DataConfig {
     pub synth_dir: Option<PathBuf>,
     /// `frontal` (PA/AP, the paper) or `all`.
     pub views: Views,
+    /// Uncertain (-1) labels: `negative` (default, CheXzero), `positive`, or `ignore` (not
+    /// named in the meta-label text and left out of the AUCs). Blank labels are negatives.
+    pub uncertain: Uncertain,
     /// Patient-level test fraction (paper: 0.2) and validation fraction of the training part.
     pub test_fraction: f64,
     pub val_fraction: f64,
@@ -292,6 +319,7 @@ impl Default for DataConfig {
             synth_image_size: 128,
             synth_dir: None,
             views: Views::Frontal,
+            uncertain: Uncertain::Negative,
             test_fraction: 0.2,
             val_fraction: 0.1,
             preprocess: Preprocessing::CheXzero,
@@ -836,6 +864,17 @@ impl TrainConfig {
         if self.train_loop.epochs == 0 {
             return err("loop.epochs must be at least 1".into());
         }
+        self.validate_objective()?;
+        if self.model.context_length < 2 {
+            return err("model.context_length must be at least 2".into());
+        }
+        Ok(())
+    }
+
+    /// The checks of the mixture, loss and optimiser sections (part of [`Self::validate`]).
+    #[allow(clippy::neg_cmp_op_on_partial_ord)]
+    fn validate_objective(&self) -> Result<()> {
+        let err = |m: String| Err(TrainError::Config(m));
         if self.mixture.k < 2 {
             return err(format!("mixture.k = {} must be at least 2", self.mixture.k));
         }
@@ -867,8 +906,31 @@ impl TrainConfig {
                  0 < temperature_min <= temperature_max"
             ));
         }
-        if self.model.context_length < 2 {
-            return err("model.context_length must be at least 2".into());
+        self.validate_per_batch_k()?;
+        Ok(())
+    }
+
+    /// `mixture.source = "per-batch"` fits each batch alone. With `mixture.k_rule = "fixed"`
+    /// and K at least the batch size, K is clipped to the batch and every image is its own
+    /// cluster: no triplet exists and CXR-CML silently equals the meta-label run. Such a
+    /// config is an error (rather than a silent clipping rule) that says what to set: K below
+    /// `loop.batch_size` (a final short batch of an epoch may still clip K, warned once), the
+    /// released code's K rule (5 at batch 32), or the memory-bank source.
+    fn validate_per_batch_k(&self) -> Result<()> {
+        let (m, batch) = (&self.mixture, self.train_loop.batch_size);
+        if self.method == Method::CxrCml
+            && m.source == LabelSource::PerBatch
+            && m.k_rule == ComponentRule::Fixed
+            && m.k >= batch
+        {
+            return Err(TrainError::Config(format!(
+                "mixture.k = {} with mixture.source = \"per-batch\" and mixture.k_rule = \"fixed\" \
+                 puts every image of a batch of {batch} in its own cluster, so no triplet exists: \
+                 set mixture.k below loop.batch_size (e.g. mixture.k = {}), mixture.k_rule = \
+                 \"released-code\", or mixture.source = \"memory-bank\"",
+                m.k,
+                (batch / 4).max(2)
+            )));
         }
         Ok(())
     }
@@ -1052,6 +1114,43 @@ mod tests {
         assert_eq!(c.data.dataset, Dataset::CheXpert);
         c.set("model.preset=vit-l-14").unwrap();
         assert_eq!(c.model.preset, ModelPreset::VitL14);
+    }
+
+    #[test]
+    fn per_batch_k_must_be_below_the_batch_under_the_fixed_rule() {
+        let mut c = TrainConfig::demo();
+        // K = 40 at batch 32: every image its own cluster.
+        let e = c.set("mixture.source=per-batch").unwrap_err().to_string();
+        c.mixture.source = LabelSource::PerBatch;
+        assert!(e.contains("mixture.k") && e.contains("loop.batch_size"), "{e}");
+        c.mixture.k = 32;
+        assert!(c.validate().is_err());
+        c.mixture.k = 8;
+        c.validate().unwrap();
+        c.mixture.k = 40;
+        c.mixture.k_rule = ComponentRule::ReleasedCode;
+        c.validate().unwrap();
+        c.mixture.k_rule = ComponentRule::Fixed;
+        c.method = Method::MetaLabels; // no mixture
+        c.validate().unwrap();
+        TrainConfig::released_code().validate().unwrap();
+        TrainConfig::paper().validate().unwrap();
+    }
+
+    #[test]
+    fn uncertain_policy_spellings() {
+        let mut c = TrainConfig::demo();
+        assert_eq!(c.data.uncertain, Uncertain::Negative);
+        for u in Uncertain::ALL {
+            c.set(&format!("data.uncertain={u}")).unwrap();
+            assert_eq!(c.data.uncertain, *u);
+        }
+        assert_eq!(
+            Uncertain::Ignore.policy(),
+            cxr_data::UncertainPolicy::Ignore
+        );
+        let e = c.set("data.uncertain=maybe").unwrap_err().to_string();
+        assert!(e.contains("`ignore`"), "{e}");
     }
 
     #[test]

@@ -6,12 +6,12 @@ use std::path::{Path, PathBuf};
 use cxr_data::cache::ImageCache;
 use cxr_data::classes::{CXR_LT_CLASSES, PAPER_RARE_CLASSES};
 use cxr_data::image::{Preprocess, PreprocessMode};
-use cxr_data::{Dataset, LabelTable, UncertainPolicy, ViewFilter};
+use cxr_data::{Dataset, LabelTable, MissingPolicy, ViewFilter};
 use cxr_eval::ClassGroup;
-use ndarray::Array2;
+use ndarray::{Array2, ArrayView1};
 use serde::{Deserialize, Serialize};
 
-use crate::config::{DataConfig, ModelPreset, RareSet, TrainConfig, Views};
+use crate::config::{DataConfig, ModelPreset, RareSet, TrainConfig, Uncertain, Views};
 use crate::{Result, TrainError};
 
 /// Train / validation / test indices into [`Prepared::table`]'s records. No patient appears in
@@ -29,7 +29,8 @@ pub struct Prepared {
     pub root: PathBuf,
     pub reports_root: PathBuf,
     pub table: LabelTable,
-    /// `N x C` multi-hot labels (uncertain and blank as negative, as CheXzero).
+    /// `N x C` labels under `data.uncertain` ([`label_matrix`]): 1 positive, 0 negative or
+    /// blank, NaN unknown (an uncertain label under `ignore`, skipped by the AUCs).
     pub labels: Array2<f32>,
     pub cache: ImageCache,
     /// Records whose image decoded (the others are skipped, counted and listed).
@@ -41,6 +42,12 @@ pub struct Prepared {
 impl Prepared {
     pub fn classes(&self) -> &[String] {
         &self.table.classes
+    }
+
+    /// The classes named in record `i`'s meta-label text: its positives under
+    /// `data.uncertain` (see [`named_classes`]).
+    pub fn named_classes(&self, i: usize) -> Vec<&str> {
+        named_classes(&self.table.classes, self.labels.row(i))
     }
 
     pub fn subjects(&self) -> Vec<u64> {
@@ -303,7 +310,7 @@ pub fn prepare(cfg: &TrainConfig) -> Result<Prepared> {
             labels_csv.display()
         )));
     }
-    let labels = table.multi_hot(UncertainPolicy::default());
+    let labels = label_matrix(&table, cfg.data.uncertain);
     let mode = cfg.data.preprocess.mode();
     let image_size = model_image_size(cfg);
     let preprocess = Preprocess {
@@ -351,6 +358,35 @@ pub fn prepare(cfg: &TrainConfig) -> Result<Prepared> {
     })
 }
 
+/// `N x C` labels under the uncertain policy: 1 positive (and uncertain under `positive`),
+/// 0 negative or blank (and uncertain under `negative`), NaN for uncertain under `ignore`:
+/// `cxr_eval::evaluate` leaves NaN labels out of each class's AUC, and counts and folds read
+/// labels as `> 0.5`, so an ignored label is never a positive.
+pub fn label_matrix(table: &LabelTable, uncertain: Uncertain) -> Array2<f32> {
+    let policy = uncertain.policy();
+    let mut labels = table.multi_hot(policy);
+    if uncertain == Uncertain::Ignore {
+        let known = table.mask(policy, MissingPolicy::AsNegative);
+        labels.zip_mut_with(&known, |l, &k| {
+            if k == 0.0 {
+                *l = f32::NAN;
+            }
+        });
+    }
+    labels
+}
+
+/// The classes a meta-label text names for one row of [`label_matrix`]: its positives, in
+/// class order (an uncertain finding is named only under `data.uncertain = "positive"`).
+pub fn named_classes<'a>(classes: &'a [String], labels: ArrayView1<'_, f32>) -> Vec<&'a str> {
+    classes
+        .iter()
+        .zip(labels)
+        .filter(|(_, &l)| l > 0.5)
+        .map(|(c, _)| c.as_str())
+        .collect()
+}
+
 /// The input side the model expects.
 pub fn model_image_size(cfg: &TrainConfig) -> usize {
     if cfg.model.preset == ModelPreset::Tiny {
@@ -374,4 +410,85 @@ fn default_cache_dir(root: &Path, labels: &Path, data: &DataConfig, size: usize)
     PathBuf::from(".cache")
         .join("images")
         .join(format!("{}-{size}-{hash:016x}", data.preprocess))
+}
+
+#[cfg(test)]
+mod tests {
+    use cxr_data::{LabelState, LabelTable, Record};
+
+    use super::{label_matrix, named_classes};
+    use crate::config::Uncertain;
+
+    /// Two records over classes a, b, c: (positive, uncertain, negative) and
+    /// (uncertain, blank, positive).
+    fn table() -> LabelTable {
+        use LabelState::*;
+        let record = |labels: Vec<LabelState>| Record {
+            dicom_id: "d".into(),
+            subject_id: 1,
+            study_id: 1,
+            view_position: Some("PA".into()),
+            path: "x.jpg".into(),
+            labels,
+        };
+        LabelTable {
+            classes: vec!["a".into(), "b".into(), "c".into()],
+            records: vec![
+                record(vec![Positive, Uncertain, Negative]),
+                record(vec![Uncertain, Missing, Positive]),
+            ],
+        }
+    }
+
+    #[test]
+    fn each_uncertain_policy_sets_the_labels_and_the_named_classes() {
+        let t = table();
+        let names = |u: Uncertain| -> Vec<Vec<String>> {
+            let l = label_matrix(&t, u);
+            l.rows()
+                .into_iter()
+                .map(|r| named_classes(&t.classes, r).into_iter().map(String::from).collect())
+                .collect()
+        };
+        let neg = label_matrix(&t, Uncertain::Negative);
+        assert_eq!(neg.row(0).to_vec(), [1.0, 0.0, 0.0]);
+        assert_eq!(neg.row(1).to_vec(), [0.0, 0.0, 1.0]);
+        assert_eq!(names(Uncertain::Negative), [vec!["a"], vec!["c"]]);
+
+        let pos = label_matrix(&t, Uncertain::Positive);
+        assert_eq!(pos.row(0).to_vec(), [1.0, 1.0, 0.0]);
+        assert_eq!(pos.row(1).to_vec(), [1.0, 0.0, 1.0]);
+        assert_eq!(names(Uncertain::Positive), [vec!["a", "b"], vec!["a", "c"]]);
+
+        let ign = label_matrix(&t, Uncertain::Ignore);
+        assert_eq!(ign[[0, 0]], 1.0);
+        assert!(ign[[0, 1]].is_nan() && ign[[1, 0]].is_nan());
+        assert_eq!((ign[[0, 2]], ign[[1, 1]], ign[[1, 2]]), (0.0, 0.0, 1.0));
+        assert_eq!(names(Uncertain::Ignore), [vec!["a"], vec!["c"]]);
+
+        // The default equals the multi-hot matrix the labels were before the setting existed.
+        assert_eq!(neg, t.multi_hot(cxr_data::UncertainPolicy::default()));
+    }
+
+    /// An ignored label is left out of its class's AUC: with NaN in place of the uncertain
+    /// labels, the AUC is the one over the known labels alone.
+    #[test]
+    fn ignored_labels_are_left_out_of_the_auc() {
+        let scores = ndarray::array![[0.9f32], [0.1], [0.8], [0.2]];
+        let labels = ndarray::array![[1.0f32], [0.0], [f32::NAN], [1.0]];
+        let known_scores = ndarray::array![[0.9f32], [0.1], [0.2]];
+        let known_labels = ndarray::array![[1.0f32], [0.0], [1.0]];
+        let names = vec!["a".to_string()];
+        let groups = vec![cxr_eval::ClassGroup::Base];
+        let opts = cxr_eval::EvalOptions::default();
+        let with_nan = cxr_eval::evaluate(scores.view(), labels.view(), &names, &groups, &opts);
+        let known = cxr_eval::evaluate(
+            known_scores.view(),
+            known_labels.view(),
+            &names,
+            &groups,
+            &opts,
+        );
+        assert_eq!(with_nan.unwrap().macro_all, known.unwrap().macro_all);
+    }
 }
