@@ -79,8 +79,17 @@ pub fn load_gray(path: &Path) -> Result<GrayImage> {
     })
 }
 
-/// [`load_gray`] on bytes already in memory.
+/// [`load_gray`] on bytes already in memory. A JPEG whose last scan has no end-of-image marker
+/// is truncated (an interrupted download) and refused, as Pillow refuses it ("image file is
+/// truncated"); the decoders would fill the missing part with grey.
 pub fn decode_gray(bytes: &[u8]) -> std::result::Result<GrayImage, String> {
+    if is_truncated_jpeg(bytes) {
+        return Err(format!(
+            "truncated JPEG ({} bytes, no end-of-image marker after the image data): \
+             download the file again",
+            bytes.len()
+        ));
+    }
     if let Some(g) = decode_gray_jpeg(bytes) {
         return Ok(g);
     }
@@ -107,6 +116,20 @@ pub fn decode_gray(bytes: &[u8]) -> std::result::Result<GrayImage, String> {
             GrayImage::from_raw(w, h, data).expect("buffer size matches")
         }
     })
+}
+
+/// Whether `bytes` is a JPEG without an end-of-image marker (`FF D9`) after its first
+/// start-of-scan (`FF DA`). Inside entropy-coded data `FF` is always followed by `00` or a
+/// restart marker, so neither marker can appear there by chance; an EXIF thumbnail's own
+/// `FF D9` comes before the first scan and does not count.
+fn is_truncated_jpeg(bytes: &[u8]) -> bool {
+    if !bytes.starts_with(&[0xff, 0xd8]) {
+        return false;
+    }
+    let Some(scan) = bytes.windows(2).position(|w| w == [0xff, 0xda]) else {
+        return false; // no image data at all: the decoders report that themselves
+    };
+    !bytes[scan..].windows(2).any(|w| w == [0xff, 0xd9])
 }
 
 /// Grayscale JPEGs (MIMIC-CXR-JPG's kind) straight through zune-jpeg, the decoder the `image`
@@ -635,6 +658,27 @@ mod tests {
 
     fn ramp(w: u32, h: u32) -> GrayImage {
         GrayImage::from_fn(w, h, |x, y| image::Luma([((x * 7 + y * 3) % 256) as u8]))
+    }
+
+    #[test]
+    fn truncated_images_are_refused_whole_ones_decode() {
+        let img = ramp(96, 80);
+        let jpeg = encode_jpeg_gray(img.as_raw(), 96, 80, 90).unwrap();
+        assert_eq!(decode_gray(&jpeg).unwrap().dimensions(), (96, 80));
+        // Cut to a third, as an interrupted download: refused, not a grey-filled image.
+        let e = decode_gray(&jpeg[..jpeg.len() / 3]).unwrap_err();
+        assert!(e.contains("truncated"), "{e}");
+        // Only the final marker missing is truncation too.
+        assert!(decode_gray(&jpeg[..jpeg.len() - 2]).is_err());
+        // Bytes after the end marker (some scanners pad files) are fine.
+        let mut padded = jpeg.clone();
+        padded.extend_from_slice(&[0; 16]);
+        assert!(decode_gray(&padded).is_ok());
+        let mut png = Vec::new();
+        img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+            .unwrap();
+        assert!(decode_gray(&png).is_ok());
+        assert!(decode_gray(&png[..png.len() / 3]).is_err());
     }
 
     #[test]

@@ -3,7 +3,9 @@
 //! A checkpoint is a folder `checkpoints/epoch-NNNN/` holding
 //! - `model.safetensors`: every model parameter under its Hugging Face name;
 //! - `optimizer.safetensors`: the optimiser's moment tensors and step count;
-//! - `state.json` ([`CheckpointState`]): epoch, global step, learning rate, best score so far.
+//! - `state.json` ([`CheckpointState`]): epoch, global step, learning rate, best score so far;
+//! - `manifest.json`: the size and FNV-1a hash of every other file, so that a damaged
+//!   checkpoint (a flipped byte, a truncated file) is detected before it is used.
 //!
 //! It is written into a hidden temporary folder, each file fsynced, then renamed into place,
 //! so a crash leaves either the complete checkpoint or none; `state.json` is written last and a
@@ -42,6 +44,92 @@ pub struct CheckpointState {
 
 /// The mixture pseudo-labeler (memory bank and current fit), CXR-CML runs only.
 const LABELER_FILE: &str = "labeler.json";
+const MANIFEST_FILE: &str = "manifest.json";
+
+/// Every file a checkpoint may hold, in the order they are written (`state.json` last).
+const FILES: [&str; 5] = [
+    "model.safetensors",
+    "optimizer.safetensors",
+    LABELER_FILE,
+    MANIFEST_FILE,
+    "state.json",
+];
+
+/// A file's size and FNV-1a 64 hash (hex), as `manifest.json` records them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct Fingerprint {
+    bytes: u64,
+    fnv1a: String,
+}
+
+impl Fingerprint {
+    fn of(path: &Path) -> Result<Self> {
+        use std::io::Read;
+        let mut file = fs::File::open(path).at(path)?;
+        let mut hasher = cxr_data::StableHasher::new();
+        let mut buf = vec![0u8; 1 << 20];
+        let mut bytes = 0u64;
+        loop {
+            let n = file.read(&mut buf).at(path)?;
+            if n == 0 {
+                break;
+            }
+            hasher.write(&buf[..n]);
+            bytes += n as u64;
+        }
+        Ok(Self {
+            bytes,
+            fnv1a: format!("{:016x}", hasher.finish()),
+        })
+    }
+}
+
+/// `manifest.json` for the files of `dir` written so far.
+fn write_manifest(dir: &Path) -> Result<()> {
+    let mut manifest = std::collections::BTreeMap::new();
+    for name in &FILES[..3] {
+        let path = dir.join(name);
+        if path.is_file() {
+            manifest.insert(name.to_string(), Fingerprint::of(&path)?);
+        }
+    }
+    let path = dir.join(MANIFEST_FILE);
+    fs::write(
+        &path,
+        serde_json::to_vec_pretty(&manifest).expect("manifest serialises"),
+    )
+    .at(&path)?;
+    sync_file(&path)
+}
+
+/// Check a checkpoint folder against its manifest (and that its state parses). A checkpoint
+/// written before manifests existed is accepted as it is.
+pub fn verify(dir: &Path) -> Result<()> {
+    read_state(dir)?;
+    let path = dir.join(MANIFEST_FILE);
+    let Ok(bytes) = fs::read(&path) else {
+        return Ok(());
+    };
+    let manifest: std::collections::BTreeMap<String, Fingerprint> = serde_json::from_slice(&bytes)
+        .map_err(|e| TrainError::File {
+            path: path.clone(),
+            message: format!("invalid checkpoint manifest: {e}"),
+        })?;
+    for (name, want) in manifest {
+        let file = dir.join(&name);
+        let got = Fingerprint::of(&file)?;
+        if got != want {
+            return Err(TrainError::File {
+                path: file,
+                message: format!(
+                    "damaged: {} bytes with hash {}, the checkpoint wrote {} bytes with hash {}",
+                    got.bytes, got.fnv1a, want.bytes, want.fnv1a
+                ),
+            });
+        }
+    }
+    Ok(())
+}
 
 pub fn checkpoints_dir(run_dir: &Path) -> PathBuf {
     run_dir.join("checkpoints")
@@ -81,6 +169,7 @@ pub fn save(
         fs::write(&path, json).at(&path)?;
         sync_file(&path)?;
     }
+    write_manifest(&tmp)?;
     let state_path = tmp.join("state.json");
     fs::write(
         &state_path,
@@ -98,12 +187,7 @@ pub fn save(
             fs::remove_dir_all(&best_tmp).at(&best_tmp)?;
         }
         fs::create_dir_all(&best_tmp).at(&best_tmp)?;
-        for file in [
-            "model.safetensors",
-            "optimizer.safetensors",
-            LABELER_FILE,
-            "state.json",
-        ] {
+        for file in FILES {
             if !dest.join(file).exists() {
                 continue;
             }
@@ -141,6 +225,21 @@ pub fn list(run_dir: &Path) -> Result<Vec<PathBuf>> {
 /// The newest complete checkpoint, if any.
 pub fn latest(run_dir: &Path) -> Result<Option<PathBuf>> {
     Ok(list(run_dir)?.pop())
+}
+
+/// The newest checkpoint that passes [`verify`], if any; each damaged newer one is skipped
+/// with a warning that names it (it is kept on disk for inspection).
+pub fn latest_good(run_dir: &Path) -> Result<Option<PathBuf>> {
+    for dir in list(run_dir)?.into_iter().rev() {
+        match verify(&dir) {
+            Ok(()) => return Ok(Some(dir)),
+            Err(e) => tracing::warn!(
+                "checkpoint {} is damaged and skipped ({e}); using the one before it",
+                dir.display()
+            ),
+        }
+    }
+    Ok(None)
 }
 
 fn prune(root: &Path, keep: usize) -> Result<()> {
@@ -207,7 +306,7 @@ pub fn load_labeler(dir: &Path, labeler: &mut PseudoLabeler) -> Result<()> {
 /// Resolve `--resume latest|PATH` for a run folder.
 pub fn resolve_resume(run_dir: &Path, spec: &str) -> Result<Option<PathBuf>> {
     if spec == "latest" {
-        return latest(run_dir);
+        return latest_good(run_dir);
     }
     let path = PathBuf::from(spec);
     if !path.join("state.json").is_file() {
@@ -216,5 +315,6 @@ pub fn resolve_resume(run_dir: &Path, spec: &str) -> Result<Option<PathBuf>> {
             message: "not a checkpoint folder (no state.json)".into(),
         });
     }
+    verify(&path)?;
     Ok(Some(path))
 }

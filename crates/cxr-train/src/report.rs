@@ -5,12 +5,11 @@ use std::path::{Path, PathBuf};
 use cxr_eval::EvalResults;
 use serde::{Deserialize, Serialize};
 
-use crate::checkpoint;
 use crate::config::{Method, TrainConfig};
 use crate::error::IoContext;
 use crate::files::{write_atomic, write_json};
 use crate::prepare::{prepare, Prepared, Split};
-use crate::trainer::{train_resumable, TrainOutcome};
+use crate::trainer::{train_continue, train_one, TrainOutcome};
 use crate::Result;
 
 /// One method's outcome, as stored in `results.json`.
@@ -57,7 +56,8 @@ pub fn run_methods(
 }
 
 /// As [`run_methods`]; with `resume`, methods that finished are read back from their
-/// `results.json` and interrupted ones continue from their newest checkpoint.
+/// `results.json` and interrupted ones continue from their newest intact checkpoint (or start
+/// over when they stopped before their first one).
 pub fn run_methods_resumable(
     cfg: &TrainConfig,
     methods: &[Method],
@@ -102,12 +102,11 @@ pub fn run_methods_on(
                 continue;
             }
         }
-        let from = if resume {
-            checkpoint::latest(&run_dir)?
+        let outcome = if resume {
+            train_continue(&mcfg, data, split, &run_dir)?
         } else {
-            None
+            train_one(&mcfg, data, split, &run_dir)?
         };
-        let outcome = train_resumable(&mcfg, data, split, &run_dir, from.as_deref())?;
         let result = MethodResult::new(&mcfg, &outcome);
         write_results(&run_dir, std::slice::from_ref(&result))?;
         results.push(result);

@@ -54,6 +54,8 @@ pub fn evaluate_run(
     let config_path = run_dir.join("config.toml");
     let text = std::fs::read_to_string(&config_path).at(&config_path)?;
     let mut cfg = TrainConfig::from_toml_over(&TrainConfig::demo(), &text)?;
+    // One writer per run folder: not while a training (or another evaluation) writes it.
+    let _lock = crate::lock::RunLock::acquire(run_dir)?;
     cfg.train_loop.progress = false;
     if let Some(d) = device {
         cfg.train_loop.device = d.to_string();
@@ -61,12 +63,13 @@ pub fn evaluate_run(
     let device = crate::device::open(&cfg.train_loop.device)?;
     let ckpt = match which {
         "best" => checkpoint::best_dir(run_dir),
-        "last" => checkpoint::latest(run_dir)?.ok_or_else(|| TrainError::File {
+        "last" => checkpoint::latest_good(run_dir)?.ok_or_else(|| TrainError::File {
             path: run_dir.to_path_buf(),
-            message: "no complete checkpoint".into(),
+            message: "no complete, intact checkpoint".into(),
         })?,
         other => PathBuf::from(other),
     };
+    checkpoint::verify(&ckpt)?;
     if let Some(labels) = labels {
         cfg.data.labels = Some(labels.to_path_buf());
         let data = prepare(&cfg)?;

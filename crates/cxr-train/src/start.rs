@@ -1,8 +1,9 @@
 //! Starting or resuming a run in its folder: a fresh run writes its resolved config and split
 //! before step 0 (and refuses a folder that already holds a run); a resumed one checks that
-//! the config is the same and reads back where training stood.
+//! the config is the same and reads back where training stood. Either way the folder is locked
+//! for this process first ([`RunLock`]).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use candle_nn::VarMap;
 use cxr_mixture::PseudoLabeler;
@@ -11,6 +12,7 @@ use cxr_optim::{Optimizer, ReduceLrOnPlateau};
 use crate::checkpoint::{self, CheckpointState};
 use crate::config::TrainConfig;
 use crate::error::IoContext;
+use crate::lock::RunLock;
 use crate::metrics::EpochRecord;
 use crate::prepare::{Prepared, Split, SplitIds, SPLIT_FILE};
 use crate::{Result, TrainError};
@@ -70,27 +72,46 @@ impl Default for Progress {
     }
 }
 
-/// Prepare `run_dir` for training: a fresh run (`resume: None`) writes `config.toml` and the
-/// split; a resumed one checks its saved config against `cfg`.
+/// How a run folder is opened.
+#[derive(Clone, Copy, Debug)]
+pub enum Start<'a> {
+    /// A new run: the folder must not hold one.
+    Fresh,
+    /// Continue from this checkpoint folder.
+    Checkpoint(&'a Path),
+    /// Continue whatever the folder holds (`--resume latest`): its newest intact checkpoint;
+    /// a run stopped before its first checkpoint starts over, its files set aside in
+    /// `unfinished-N/`; an empty folder starts fresh.
+    Continue,
+}
+
+/// Lock `run_dir` and prepare it for training as `start` says. Returns the lock (held until
+/// training ends) and the checkpoint to restore, if any.
 pub fn open_run_dir(
     cfg: &TrainConfig,
     data: &Prepared,
     split: &Split,
     run_dir: &Path,
-    resume: Option<&Path>,
-) -> Result<()> {
-    std::fs::create_dir_all(run_dir).at(run_dir)?;
+    start: Start<'_>,
+) -> Result<(RunLock, Option<PathBuf>)> {
+    let lock = RunLock::acquire(run_dir)?;
     let config_path = run_dir.join("config.toml");
-    if resume.is_some() {
-        let saved = std::fs::read_to_string(&config_path).at(&config_path)?;
-        let saved = TrainConfig::from_toml_over(cfg, &saved)?;
-        if !same_run(&saved, cfg) {
-            return Err(TrainError::Config(format!(
-                "the config differs from the one in {}: a resumed run must use the same settings",
-                config_path.display()
-            )));
-        }
-        return Ok(());
+    let from = match start {
+        Start::Fresh => None,
+        Start::Checkpoint(dir) => Some(dir.to_path_buf()),
+        Start::Continue => match checkpoint::latest_good(run_dir)? {
+            Some(dir) => Some(dir),
+            None if config_path.exists() => {
+                check_same_config(cfg, &config_path)?;
+                set_aside_unfinished(run_dir)?;
+                None
+            }
+            None => None,
+        },
+    };
+    if from.is_some() {
+        check_same_config(cfg, &config_path)?;
+        return Ok((lock, from));
     }
     if config_path.exists() || checkpoint::latest(run_dir)?.is_some() {
         return Err(TrainError::Config(format!(
@@ -103,6 +124,49 @@ pub fn open_run_dir(
     let split_path = run_dir.join(SPLIT_FILE);
     let ids = SplitIds::of(data, split);
     std::fs::write(&split_path, serde_json::to_vec(&ids).expect("serialises")).at(&split_path)?;
+    Ok((lock, None))
+}
+
+/// A resumed run must use the settings it was started with.
+fn check_same_config(cfg: &TrainConfig, config_path: &Path) -> Result<()> {
+    let saved = std::fs::read_to_string(config_path).at(config_path)?;
+    let saved = TrainConfig::from_toml_over(cfg, &saved)?;
+    if !same_run(&saved, cfg) {
+        return Err(TrainError::Config(format!(
+            "the config differs from the one in {}: a resumed run must use the same settings",
+            config_path.display()
+        )));
+    }
+    Ok(())
+}
+
+/// The files of a run that stopped before its first checkpoint, moved into a new
+/// `unfinished-N/` folder (kept, never deleted) so that the run can start over.
+const UNFINISHED_FILES: [&str; 5] = [
+    "config.toml",
+    SPLIT_FILE,
+    "metrics.jsonl",
+    "metrics.csv",
+    "metrics.discarded.jsonl",
+];
+
+fn set_aside_unfinished(run_dir: &Path) -> Result<()> {
+    let aside = (0..)
+        .map(|n| run_dir.join(format!("unfinished-{n}")))
+        .find(|p| !p.exists())
+        .expect("a free name");
+    std::fs::create_dir_all(&aside).at(&aside)?;
+    for name in UNFINISHED_FILES {
+        let from = run_dir.join(name);
+        if from.exists() {
+            std::fs::rename(&from, aside.join(name)).at(&from)?;
+        }
+    }
+    tracing::warn!(
+        "{} stopped before its first checkpoint: starting it over (its files are in {})",
+        run_dir.display(),
+        aside.display()
+    );
     Ok(())
 }
 

@@ -23,7 +23,7 @@ use crate::evaluate::{self, ZeroShot};
 use crate::metrics::{EpochRecord, MetricsWriter, StepRecord};
 pub use crate::model::METRIC_LOG_TEMPERATURE;
 use crate::prepare::{Prepared, Split};
-use crate::start::{Progress, Restorable};
+use crate::start::{Progress, Restorable, Start};
 use crate::step::Objective;
 use crate::{Result, TrainError};
 
@@ -60,11 +60,37 @@ pub fn train_resumable(
     run_dir: &Path,
     resume: Option<&Path>,
 ) -> Result<TrainOutcome> {
+    let start = match resume {
+        Some(dir) => Start::Checkpoint(dir),
+        None => Start::Fresh,
+    };
+    train_from(cfg, data, split, run_dir, start)
+}
+
+/// Continue the run in `run_dir` whatever a crash left there (`--resume latest`): from its
+/// newest intact checkpoint, from the start when it stopped before its first checkpoint, or
+/// fresh in an empty folder (see [`Start::Continue`]).
+pub fn train_continue(
+    cfg: &TrainConfig,
+    data: &Prepared,
+    split: &Split,
+    run_dir: &Path,
+) -> Result<TrainOutcome> {
+    train_from(cfg, data, split, run_dir, Start::Continue)
+}
+
+fn train_from(
+    cfg: &TrainConfig,
+    data: &Prepared,
+    split: &Split,
+    run_dir: &Path,
+    start: Start<'_>,
+) -> Result<TrainOutcome> {
     cfg.validate()?;
     let device = crate::device::open(&cfg.train_loop.device)?;
-    crate::start::open_run_dir(cfg, data, split, run_dir, resume)?;
+    let (_lock, resume) = crate::start::open_run_dir(cfg, data, split, run_dir, start)?;
     let mut trainer = Trainer::new(cfg, data, split, run_dir, device)?;
-    if let Some(dir) = resume {
+    if let Some(dir) = &resume {
         trainer.resume_from(dir)?;
     }
     trainer.run()?;
