@@ -23,10 +23,7 @@ fn weighted_loss_temperature_stops_at_its_bound_and_the_loss_stays_positive() ->
     };
     let img = unit([0.0, 0.2, 1.0, 1.2])?;
     let txt = unit([0.599, 0.599, 0.601, 0.601])?;
-    let plab = Tensor::new(
-        &[[1f32, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]],
-        &dev,
-    )?;
+    let plab = Tensor::new(&[[1f32, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]], &dev)?;
     let cfg = WeightedMetricConfig::default();
     let log_t = Var::new(0f32, &dev)?;
     let mut opt = AdamW::new(

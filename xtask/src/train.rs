@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
+use cxr_train::config::{Uncertain, Views};
 use cxr_train::{Method, TrainConfig};
 
 /// The flags that build a [`TrainConfig`] (shared by `train` and `cv`).
@@ -33,6 +34,14 @@ pub struct ConfigArgs {
     /// MIMIC-CXR reports folder for the baseline's report text (default: the data root).
     #[arg(long)]
     reports_root: Option<PathBuf>,
+    /// Which images of a study are used: frontal (PA and AP only, the paper; the preset's
+    /// default) or all views (`data.views`).
+    #[arg(long, value_name = "frontal|all", value_parser = parse_views)]
+    views: Option<Views>,
+    /// Uncertain (-1) labels: negative (default, CheXzero), positive, or ignore (not named in
+    /// the meta-label text and left out of the AUCs) (`data.uncertain`).
+    #[arg(long, value_name = "negative|positive|ignore", value_parser = parse_uncertain)]
+    uncertain: Option<Uncertain>,
     /// Initial weights: a folder with config.json + model.safetensors, a Hugging Face id in
     /// the local hub cache (e.g. openai/clip-vit-base-patch32), or an OpenAI/CheXzero .pt.
     #[arg(long)]
@@ -104,6 +113,12 @@ pub fn resolve_config(args: &ConfigArgs) -> anyhow::Result<TrainConfig> {
     if let Some(v) = &args.reports_root {
         cfg.data.reports_root = Some(v.clone());
     }
+    if let Some(v) = args.views {
+        cfg.data.views = v;
+    }
+    if let Some(v) = args.uncertain {
+        cfg.data.uncertain = v;
+    }
     if let Some(v) = &args.weights {
         cfg.model.weights = Some(v.clone());
     }
@@ -168,6 +183,26 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
 fn parse_dataset(s: &str) -> Result<cxr_data::Dataset, String> {
     s.parse().map_err(|e: cxr_data::DataError| e.to_string())
+}
+
+/// One of a config enum's spellings (`ALL` and `as_str` from `config_enum!`).
+fn parse_spelling<T: Copy>(
+    s: &str,
+    all: &[T],
+    name: impl Fn(T) -> &'static str,
+) -> Result<T, String> {
+    all.iter().copied().find(|&v| name(v) == s).ok_or_else(|| {
+        let valid: Vec<&str> = all.iter().map(|&v| name(v)).collect();
+        format!("`{s}`: expected {}", valid.join(" or "))
+    })
+}
+
+fn parse_views(s: &str) -> Result<Views, String> {
+    parse_spelling(s, Views::ALL, Views::as_str)
+}
+
+fn parse_uncertain(s: &str) -> Result<Uncertain, String> {
+    parse_spelling(s, Uncertain::ALL, Uncertain::as_str)
 }
 
 /// `YYYYMMDD-HHMMSS` in UTC, for default run folders.
@@ -251,6 +286,19 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(e.contains("mimic, cxr-lt, chexpert or nih"), "{e}");
+        let all =
+            Cli::try_parse_from(["train", "--views", "all", "--uncertain", "ignore"]).unwrap();
+        let cfg = resolve_config(&all.args.config).unwrap();
+        assert_eq!(cfg.data.views, Views::All);
+        assert_eq!(cfg.data.uncertain, Uncertain::Ignore);
+        let frontal = Cli::try_parse_from(["train", "--views", "frontal"]).unwrap();
+        let cfg = resolve_config(&frontal.args.config).unwrap();
+        assert_eq!(cfg.data.views, Views::Frontal);
+        let e = Cli::try_parse_from(["train", "--views", "lateral"])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("frontal or all"), "{e}");
         let bad = Cli::try_parse_from(["train", "--set", "optim.kind=adam"]).unwrap();
         let e = resolve_config(&bad.args.config).unwrap_err().to_string();
         assert!(e.contains("`adamw` or `sgd`"), "{e}");

@@ -463,7 +463,8 @@ mod tests {
         };
         let mut pl = PseudoLabeler::new(cfg.clone()).unwrap();
         for start in [0, 16, 24] {
-            pl.assign(x.slice(ndarray::s![start..start + 16, ..])).unwrap();
+            pl.assign(x.slice(ndarray::s![start..start + 16, ..]))
+                .unwrap();
         }
         assert_eq!(pl.bank_len(), 24);
         let zero = PseudoLabelConfig {

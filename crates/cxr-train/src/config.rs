@@ -1122,7 +1122,10 @@ mod tests {
         // K = 40 at batch 32: every image its own cluster.
         let e = c.set("mixture.source=per-batch").unwrap_err().to_string();
         c.mixture.source = LabelSource::PerBatch;
-        assert!(e.contains("mixture.k") && e.contains("loop.batch_size"), "{e}");
+        assert!(
+            e.contains("mixture.k") && e.contains("loop.batch_size"),
+            "{e}"
+        );
         c.mixture.k = 32;
         assert!(c.validate().is_err());
         c.mixture.k = 8;

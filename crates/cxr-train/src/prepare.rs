@@ -447,7 +447,12 @@ mod tests {
             let l = label_matrix(&t, u);
             l.rows()
                 .into_iter()
-                .map(|r| named_classes(&t.classes, r).into_iter().map(String::from).collect())
+                .map(|r| {
+                    named_classes(&t.classes, r)
+                        .into_iter()
+                        .map(String::from)
+                        .collect()
+                })
                 .collect()
         };
         let neg = label_matrix(&t, Uncertain::Negative);
