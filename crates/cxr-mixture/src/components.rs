@@ -365,6 +365,11 @@ pub(crate) struct MStep {
     pub covariances: Covariances,
 }
 
+/// Most partial sums the M-step's sufficient statistics are reduced from: bounds the scratch
+/// memory (`MAX_PARTIALS x K x 2D` doubles) and fixes the reduction order independently of
+/// the number of rayon threads.
+const MAX_PARTIALS: usize = 64;
+
 /// Weighted means and covariances from responsibilities `resp` (and, for Student-t, the
 /// latent scale weights `u`, so that `w = resp * u`). Empty components are re-seeded at the
 /// worst-explained samples (lowest `scores`) with the mass-weighted average covariance.
@@ -399,12 +404,19 @@ pub(crate) fn m_step(
     let width = if want_sq { 2 * d } else { d };
     let xs = x.as_slice().expect("standard layout");
     let ws = w.as_slice().expect("standard layout");
-    // One accumulator and one [X | X^2] buffer per rayon job, reduced at the end.
-    let stats = (0..n_chunks(n))
+    // Deterministic reduction: the row chunks are split into at most `MAX_PARTIALS` fixed
+    // groups of consecutive chunks (a function of `n` only); each group is summed
+    // sequentially in chunk order by one rayon job, and the group sums are then added in group
+    // order. Neither the thread count nor work stealing changes the order of any addition,
+    // so the M-step is bit-identical across runs and thread counts.
+    let chunks = n_chunks(n);
+    let per_group = chunks.div_ceil(MAX_PARTIALS).max(1);
+    let partials: Vec<Vec<f64>> = (0..chunks.div_ceil(per_group))
         .into_par_iter()
-        .fold(
-            || (vec![0.0; k_n * width], Vec::new()),
-            |(mut acc, mut z), c| {
+        .map(|g| {
+            let mut acc = vec![0.0; k_n * width];
+            let mut z = Vec::new();
+            for c in g * per_group..((g + 1) * per_group).min(chunks) {
                 let r = chunk_range(c, n);
                 let rows = r.len();
                 let wc = slice_mat(&ws[r.start * k_n..r.end * k_n], rows, k_n);
@@ -428,17 +440,15 @@ pub(crate) fn m_step(
                     rhs,
                     true,
                 );
-                (acc, z)
-            },
-        )
-        .map(|(acc, _)| acc)
-        .reduce(
-            || vec![0.0; k_n * width],
-            |mut a, b| {
-                a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
-                a
-            },
-        );
+            }
+            acc
+        })
+        .collect();
+    let mut parts = partials.into_iter();
+    let mut stats = parts.next().unwrap_or_else(|| vec![0.0; k_n * width]);
+    for p in parts {
+        stats.iter_mut().zip(p).for_each(|(x, y)| *x += y);
+    }
     let stats = Array2::from_shape_vec((k_n, width), stats).expect("sized above");
     let wx = stats.slice(s![.., ..d]);
     let mut means = Array2::<f64>::zeros((k_n, d));

@@ -16,6 +16,14 @@
 //! M-steps are parallel over samples (rayon). This crate does no I/O and knows nothing about
 //! the models whose embeddings it clusters.
 //!
+//! Determinism: on the CPU every fit, prediction and pseudo-label is bit-exact for a given
+//! input, seed and machine, whatever the number of rayon threads or how work is stolen. The
+//! E-step computes each sample's row on its own; the M-step's sums over samples are split
+//! into fixed groups of row chunks (a function of `N` only), each summed sequentially, and the
+//! group sums are added in group order; no float is summed by a rayon `reduce`/`sum`. Results
+//! may differ in the last bits between CPUs with different SIMD widths (faer picks its kernels
+//! at run time) and between the CPU and the CUDA device.
+//!
 //! Modules, each using only those listed before it: `linalg`, `error`; `data` (input checks);
 //! `init` (initial responsibilities); `components` (covariances, precision factors, distance
 //! kernel, M-step); `pruned` (the pruned full-covariance E-step); `cuda` (feature `cuda`);
