@@ -7,23 +7,36 @@ use rayon::prelude::*;
 use crate::cpu::CHUNK;
 use crate::error::{OptimError, Result};
 
-/// Sum of squares of one gradient, accumulated in f64 (parallel on CPU).
+/// The per-chunk sums added sequentially in chunk order: a rayon `sum` would combine them in
+/// an order set by work stealing, so the norm (and the clipped gradients) would change in the
+/// last bits from run to run.
+fn in_order(chunk_sums: Vec<f64>) -> f64 {
+    chunk_sums.into_iter().sum()
+}
+
+/// Sum of squares of one gradient, accumulated in f64 (parallel on CPU over fixed
+/// [`CHUNK`]-element chunks, each summed sequentially, then added in chunk order: bit-exact
+/// whatever the thread count).
 fn sum_sq(g: &Tensor) -> Result<f64> {
     {
         let (storage, layout) = g.storage_and_layout();
         if let (Storage::Cpu(cpu), Some((a, b))) = (&*storage, layout.contiguous_offsets()) {
             match cpu {
                 CpuStorage::F32(v) => {
-                    return Ok(v[a..b]
-                        .par_chunks(CHUNK)
-                        .map(|c| c.iter().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>())
-                        .sum());
+                    return Ok(in_order(
+                        v[a..b]
+                            .par_chunks(CHUNK)
+                            .map(|c| c.iter().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>())
+                            .collect(),
+                    ));
                 }
                 CpuStorage::F64(v) => {
-                    return Ok(v[a..b]
-                        .par_chunks(CHUNK)
-                        .map(|c| c.iter().map(|&x| x * x).sum::<f64>())
-                        .sum());
+                    return Ok(in_order(
+                        v[a..b]
+                            .par_chunks(CHUNK)
+                            .map(|c| c.iter().map(|&x| x * x).sum::<f64>())
+                            .collect(),
+                    ));
                 }
                 _ => {}
             }
@@ -91,4 +104,29 @@ fn scale(g: &Tensor, coef: f64) -> Result<Tensor> {
         }
     }
     Ok((g * coef)?)
+}
+
+#[cfg(test)]
+mod determinism {
+    use super::*;
+
+    #[test]
+    fn the_sum_of_squares_is_bit_identical_on_1_2_and_4_threads() {
+        let n = 5 * CHUNK + 123;
+        let v: Vec<f32> = (0..n)
+            .map(|i| ((i * 7919) % 1009) as f32 * 1e-3 - 0.5)
+            .collect();
+        let t = Tensor::from_vec(v, n, &candle_core::Device::Cpu).unwrap();
+        let sums: Vec<u64> = [1, 2, 4, 4]
+            .into_iter()
+            .map(|threads| {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap();
+                pool.install(|| sum_sq(&t).unwrap()).to_bits()
+            })
+            .collect();
+        assert!(sums.iter().all(|&s| s == sums[0]), "{sums:?}");
+    }
 }
