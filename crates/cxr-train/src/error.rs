@@ -21,7 +21,7 @@ pub enum TrainError {
     Eval(#[from] cxr_eval::EvalError),
     #[error("tensor: {0}")]
     Candle(#[from] candle_core::Error),
-    #[error("{path}: {source}")]
+    #[error("{path}: {source}{}", io_hint(.source))]
     Io {
         path: PathBuf,
         source: std::io::Error,
@@ -41,6 +41,16 @@ pub enum TrainError {
 
 pub type Result<T, E = TrainError> = std::result::Result<T, E>;
 
+/// What to do about an I/O error, where there is one thing to do: a full disk (ENOSPC) stops
+/// a write half-way, and the run continues from its last checkpoint once there is room.
+fn io_hint(e: &std::io::Error) -> &'static str {
+    if e.kind() == std::io::ErrorKind::StorageFull || e.raw_os_error() == Some(28) {
+        " (the disk is full: free space on it, then rerun with `--resume latest`)"
+    } else {
+        ""
+    }
+}
+
 /// Attach the path to an I/O error.
 pub(crate) trait IoContext<T> {
     fn at(self, path: impl Into<PathBuf>) -> Result<T>;
@@ -52,5 +62,35 @@ impl<T> IoContext<T> for std::io::Result<T> {
             path: path.into(),
             source,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_disk_names_the_file_and_says_to_free_space_and_resume() {
+        for source in [
+            std::io::Error::from_raw_os_error(28),
+            std::io::Error::new(std::io::ErrorKind::StorageFull, "no space left on device"),
+        ] {
+            let e = std::io::Result::<()>::Err(source)
+                .at("/runs/a/checkpoints/step-40/model.safetensors")
+                .unwrap_err();
+            let msg = e.to_string();
+            for want in [
+                "/runs/a/checkpoints/step-40/model.safetensors",
+                "free space",
+                "--resume latest",
+            ] {
+                assert!(msg.contains(want), "{want:?} missing in {msg:?}");
+            }
+        }
+        let other = TrainError::Io {
+            path: "/runs/a/config.toml".into(),
+            source: std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+        };
+        assert!(!other.to_string().contains("--resume"), "{other}");
     }
 }
