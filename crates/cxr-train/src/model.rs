@@ -1,8 +1,13 @@
 //! The model a run trains: the CLIP architecture for a config, its initial weights, which
 //! parameters the optimiser updates, and the optimiser itself.
+//!
+//! Frozen towers (`loop.freeze`) are outside the optimiser (no weight decay, no moments) and
+//! enter the model as constants, so backprop does no work for them and they stay bit-identical.
+
+use std::collections::HashMap;
 
 use candle_core::{DType, Device, Tensor, Var};
-use candle_nn::VarMap;
+use candle_nn::{VarBuilder, VarMap};
 use cxr_clip::{ClipConfig, ClipModel};
 use cxr_optim::{AdamW, AdamWConfig, Optimizer, Sgd, SgdConfig};
 
@@ -20,18 +25,54 @@ pub fn clip_config(cfg: &TrainConfig) -> ClipConfig {
 }
 
 /// A model with all parameters in `varmap`, randomly initialised or loaded from
-/// `model.weights`.
+/// `model.weights`. The parameters of frozen towers are constants in the model (see
+/// [`with_frozen_constants`]); every parameter stays a variable in `varmap`, which
+/// checkpoints save and load.
 pub fn build_model(cfg: &TrainConfig, device: &Device) -> Result<(VarMap, ClipModel)> {
-    if let Some(spec) = &cfg.model.weights {
-        // The checkpoint's own config decides the architecture.
-        let weights = cxr_clip::ClipWeights::resolve(spec)?;
-        let (model, varmap) = weights.trainable(DType::F32, device)?;
+    let (varmap, model) = match &cfg.model.weights {
+        Some(spec) => {
+            // The checkpoint's own config decides the architecture.
+            let weights = cxr_clip::ClipWeights::resolve(spec)?;
+            let (model, varmap) = weights.trainable(DType::F32, device)?;
+            (varmap, model)
+        }
+        None => {
+            let varmap = VarMap::new();
+            let vb = crate::init::SeededVarMap::builder(&varmap, cfg.seed, DType::F32, device);
+            let model = ClipModel::new(vb, &clip_config(cfg))?;
+            (varmap, model)
+        }
+    };
+    if cfg.train_loop.freeze.is_empty() {
         return Ok((varmap, model));
     }
-    let varmap = VarMap::new();
-    let vb = crate::init::SeededVarMap::builder(&varmap, cfg.seed, DType::F32, device);
-    let model = ClipModel::new(vb, &clip_config(cfg))?;
-    Ok((varmap, model))
+    let frozen = with_frozen_constants(cfg, &varmap, model.config(), device)?;
+    Ok((varmap, frozen))
+}
+
+/// The model rebuilt over the same parameter storage, with the frozen towers' parameters as
+/// detached tensors: constants to backprop (no gradient is computed for them, nor through a
+/// frozen tower), yet sharing the variables' storage, so loading a checkpoint into `varmap`
+/// (`Var::set` copies in place) still reaches them.
+fn with_frozen_constants(
+    cfg: &TrainConfig,
+    varmap: &VarMap,
+    clip: &ClipConfig,
+    device: &Device,
+) -> Result<ClipModel> {
+    let tensors: HashMap<String, Tensor> = named_vars(varmap)
+        .into_iter()
+        .map(|(name, var)| {
+            let t = if cfg.train_loop.is_frozen(&name) {
+                var.as_tensor().detach()
+            } else {
+                var.as_tensor().clone()
+            };
+            (name, t)
+        })
+        .collect();
+    let vb = VarBuilder::from_tensors(tensors, DType::F32, device);
+    Ok(ClipModel::new(vb, clip)?)
 }
 
 /// The parameters of `varmap` sorted by name (a stable order for the optimiser and checkpoints).
@@ -52,10 +93,14 @@ pub fn trainable_vars(cfg: &TrainConfig, varmap: &VarMap) -> Vec<Var> {
         .collect()
 }
 
-/// The configured optimiser (AdamW, or SGD with momentum as CheXzero) over every parameter.
+/// The configured optimiser (AdamW, or SGD with momentum as CheXzero) over the parameters
+/// outside the frozen towers (its checkpoint state holds those alone).
 pub fn build_optimizer(cfg: &TrainConfig, varmap: &VarMap) -> Result<Box<dyn Optimizer>> {
     let o = &cfg.optim;
-    let params = named_vars(varmap);
+    let params: Vec<(String, Var)> = named_vars(varmap)
+        .into_iter()
+        .filter(|(n, _)| !cfg.train_loop.is_frozen(n))
+        .collect();
     let decay = cxr_optim::default_decay_filter;
     Ok(match o.kind {
         OptimizerKind::Sgd => {
