@@ -19,8 +19,8 @@ pub enum TextSource {
         writer: MetaLabelText,
         shuffle: bool,
     },
-    /// Report impressions, one per record (empty when the report is missing).
-    Reports(Vec<String>),
+    /// Report impressions, one per record (`None` when the report is missing or empty).
+    Reports(Vec<Option<String>>),
 }
 
 impl TextSource {
@@ -40,7 +40,7 @@ impl TextSource {
 
     pub fn text(&self, data: &Prepared, record: usize, rng: &mut ChaCha8Rng) -> String {
         match self {
-            TextSource::Reports(texts) => texts[record].clone(),
+            TextSource::Reports(texts) => texts[record].clone().unwrap_or_default(),
             TextSource::MetaLabels { writer, shuffle } => {
                 let names = data.named_classes(record);
                 if *shuffle {
@@ -51,12 +51,27 @@ impl TextSource {
             }
         }
     }
+
+    /// The records of `idx` this source trains on, in order: all of them for meta-labels; for
+    /// report text those with a report (CheXzero skips the others: an empty text would be a
+    /// false negative of every other empty text in its batch). The split stays the same for
+    /// every method; only the baseline's training batches leave these images out.
+    pub fn trainable(&self, idx: &[usize]) -> Vec<usize> {
+        match self {
+            TextSource::MetaLabels { .. } => idx.to_vec(),
+            TextSource::Reports(texts) => idx
+                .iter()
+                .copied()
+                .filter(|&i| texts[i].is_some())
+                .collect(),
+        }
+    }
 }
 
-/// The report impression of every record, for the report-text baseline (a dataset without
-/// reports is refused by [`TrainConfig::validate`]).
-fn read_reports(data: &Prepared) -> Result<Vec<String>> {
-    let mut missing = 0usize;
+/// The report impression of every record (`None`: no report, or an empty impression), for
+/// the report-text baseline (a dataset without reports is refused by
+/// [`TrainConfig::validate`]).
+fn read_reports(data: &Prepared) -> Result<Vec<Option<String>>> {
     let texts = data
         .table
         .records
@@ -64,12 +79,10 @@ fn read_reports(data: &Prepared) -> Result<Vec<String>> {
         .map(|r| {
             let text =
                 cxr_data::read_report_impression(&data.reports_root, r.subject_id, r.study_id)?;
-            Ok(text.unwrap_or_else(|| {
-                missing += 1;
-                String::new()
-            }))
+            Ok(text.filter(|t| !t.trim().is_empty()))
         })
-        .collect::<Result<Vec<String>>>()?;
+        .collect::<Result<Vec<Option<String>>>>()?;
+    let missing = texts.iter().filter(|t| t.is_none()).count();
     if missing == data.table.records.len() {
         return Err(TrainError::Dataset(format!(
             "the baseline trains on report text, but no report was found under {} (files/pXX/pSUBJECT/sSTUDY.txt): set data.reports_root (--reports-root) to the MIMIC-CXR reports folder",
@@ -77,7 +90,10 @@ fn read_reports(data: &Prepared) -> Result<Vec<String>> {
         )));
     }
     if missing > 0 {
-        tracing::warn!("{missing} images have no report; they train on an empty text");
+        tracing::warn!(
+            "{missing} of {} images have no report: the baseline does not train on them",
+            texts.len()
+        );
     }
     Ok(texts)
 }

@@ -137,6 +137,9 @@ struct Trainer<'a> {
     device: Device,
     tokenizer: ClipTokenizer,
     texts: TextSource,
+    /// The training records this method trains on (`split.train` less, for the baseline,
+    /// the images without a report).
+    train: Vec<usize>,
     varmap: VarMap,
     model: ClipModel,
     objective: Objective<'a>,
@@ -158,6 +161,7 @@ impl<'a> Trainer<'a> {
     ) -> Result<Self> {
         let tokenizer = ClipTokenizer::bundled()?;
         let texts = TextSource::new(cfg, data)?;
+        let train = training_records(cfg, &texts, split)?;
         let (varmap, model) = crate::model::build_model(cfg, &device)?;
         let log_temperature = crate::model::metric_log_temperature(cfg, &varmap, &device)?;
         let opt = crate::model::build_optimizer(cfg, &varmap)?;
@@ -169,7 +173,7 @@ impl<'a> Trainer<'a> {
         })?;
         let objective = Objective::new(cfg, log_temperature)?;
         let validator = Validator::new(cfg, data, split)?;
-        let steps_per_epoch = split.train.len().div_ceil(cfg.train_loop.batch_size);
+        let steps_per_epoch = train.len().div_ceil(cfg.train_loop.batch_size);
         let total_steps = cfg
             .train_loop
             .max_steps
@@ -188,6 +192,7 @@ impl<'a> Trainer<'a> {
             device,
             tokenizer,
             texts,
+            train,
             varmap,
             model,
             objective,
@@ -242,7 +247,7 @@ impl<'a> Trainer<'a> {
     /// The optimisation steps of one epoch; their mean loss, or `None` when no step ran.
     fn train_epoch(&mut self, epoch: usize, metrics: &mut MetricsWriter) -> Result<Option<f64>> {
         let batch = self.cfg.train_loop.batch_size;
-        let order = epoch_order(&self.split.train, self.cfg.seed, epoch);
+        let order = epoch_order(&self.train, self.cfg.seed, epoch);
         let (mut loss_sum, mut n_batches) = (0f64, 0usize);
         for chunk in order.chunks(batch) {
             if chunk.len() < 2 {
@@ -272,9 +277,10 @@ impl<'a> Trainer<'a> {
         metrics: &mut MetricsWriter,
     ) -> Result<f32> {
         let (cfg, step) = (self.cfg, self.progress.step);
-        if let Some(lr) = scheduled_lr(cfg, step, self.total_steps) {
-            self.opt.set_learning_rate(lr);
-        }
+        // The plateau schedule's current rate; a warm-up step runs below it, then it returns.
+        let current_lr = self.opt.learning_rate();
+        let lr = scheduled_lr(cfg, step, self.total_steps, current_lr);
+        self.opt.set_learning_rate(lr);
         let t0 = Instant::now();
         let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_add(step as u64));
         let (pixels, ids) = batch_tensors(
@@ -310,14 +316,17 @@ impl<'a> Trainer<'a> {
             loss,
             clip_loss: out.clip.to_scalar::<f32>()?,
             metric_loss,
-            lr: self.opt.learning_rate(),
+            lr,
             grad_norm,
             images_per_sec,
         })?;
         self.bar.set_message(format!(
-            "epoch {epoch} loss {loss:.4} lr {:.2e} {images_per_sec:.1} img/s",
-            self.opt.learning_rate(),
+            "epoch {epoch} loss {loss:.4} lr {lr:.2e} {images_per_sec:.1} img/s"
         ));
+        if cfg.schedule.kind == ScheduleKind::Plateau {
+            // The plateau schedule steps (and checkpoints) the rate without warm-up.
+            self.opt.set_learning_rate(current_lr);
+        }
         self.bar.inc(1);
         self.progress.step += 1;
         Ok(loss)
@@ -466,21 +475,46 @@ impl<'a> Trainer<'a> {
     }
 }
 
-/// The learning rate of `step` under a per-step schedule; `None` for the plateau schedule,
-/// which changes the rate between epochs.
-fn scheduled_lr(cfg: &TrainConfig, step: usize, total: usize) -> Option<f64> {
+/// The learning rate of `step`. Warm-up (`schedule.warmup_steps`) ramps linearly to the
+/// current rate under every schedule: to `optim.lr` under `constant`, to the rate the
+/// plateau schedule has set (`current`, changed between epochs) under `plateau`, and to the
+/// cosine curve's start under `cosine`. Without warm-up, `constant` is `optim.lr` and
+/// `plateau` is `current`.
+fn scheduled_lr(cfg: &TrainConfig, step: usize, total: usize, current: f64) -> f64 {
     let s = &cfg.schedule;
     let base = cfg.optim.lr;
+    let warmup = cxr_optim::LrSchedule::WarmupConstant {
+        warmup_steps: s.warmup_steps,
+    };
     match s.kind {
-        ScheduleKind::Plateau => None,
-        ScheduleKind::Constant => Some(base),
-        ScheduleKind::Cosine => Some(
-            cxr_optim::LrSchedule::CosineWithWarmup {
-                warmup_steps: s.warmup_steps,
-                total_steps: total,
-                min_lr: s.min_lr,
-            }
-            .lr_at(base, step),
-        ),
+        ScheduleKind::Plateau => warmup.lr_at(current, step),
+        ScheduleKind::Constant => warmup.lr_at(base, step),
+        ScheduleKind::Cosine => cxr_optim::LrSchedule::CosineWithWarmup {
+            warmup_steps: s.warmup_steps,
+            total_steps: total,
+            min_lr: s.min_lr,
+        }
+        .lr_at(base, step),
     }
+}
+
+/// The training records of a method: the split's, less (for the report-text baseline) the
+/// images without a report, counted and logged; an error when none remains.
+fn training_records(cfg: &TrainConfig, texts: &TextSource, split: &Split) -> Result<Vec<usize>> {
+    let train = texts.trainable(&split.train);
+    let skipped = split.train.len() - train.len();
+    if skipped > 0 {
+        tracing::info!(
+            "{}: {skipped} of {} training images have no report and are left out of its batches",
+            cfg.method.as_str(),
+            split.train.len()
+        );
+    }
+    if train.is_empty() && !split.train.is_empty() {
+        return Err(TrainError::Dataset(format!(
+            "the baseline trains on report text, but none of the {} training images has a report: set data.reports_root (--reports-root) to the MIMIC-CXR reports folder",
+            split.train.len()
+        )));
+    }
+    Ok(train)
 }
