@@ -27,9 +27,9 @@ pub use datasets::{
 };
 pub use error::{DataError, Result};
 pub use fsio::{stable_hash, sync_dir, write_atomic, StableHasher};
-pub use readers::{read_cxr_lt, read_cxr_lt_with_polars};
+pub use readers::{read_cxr_lt, read_cxr_lt_lenient, read_cxr_lt_with_polars};
 pub use report::read_report_impression;
 pub use table::{
     checked_relative_path, mimic_image_path, mimic_study_dir, ClassCounts, LabelState, LabelTable,
-    MissingPolicy, Record, UncertainPolicy, ViewFilter,
+    MissingPolicy, Record, SkippedRow, UncertainPolicy, ViewFilter,
 };

@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 use polars::prelude::*;
 use rayon::prelude::*;
 
-use crate::table::{checked_relative_path, mimic_image_path, LabelState, LabelTable, Record};
+use crate::table::{
+    checked_relative_path, mimic_image_path, LabelState, LabelTable, Record, SkippedRow,
+};
 use crate::{DataError, Result};
 
 /// Leading (non-class) columns of CXR-LT label files and of MIMIC-CXR-JPG tables.
@@ -260,11 +262,7 @@ fn parse_id(s: &str) -> Option<u64> {
 pub fn read_cxr_lt(labels_csv: &Path) -> Result<LabelTable> {
     let table = if is_gzip(labels_csv) {
         // Gunzipped in memory, then the fast parser on the bytes.
-        let bytes = read_bytes(labels_csv)?;
-        match crate::fastcsv::read_cxr_lt(&bytes, labels_csv, &CXR_LT_META) {
-            Some(t) => t,
-            None => read_cxr_lt_polars(Csv::from_bytes(bytes, labels_csv)?)?,
-        }
+        cxr_lt_from_bytes(read_bytes(labels_csv)?, labels_csv)?
     } else {
         let fast = if labels_csv.is_file() {
             crate::fastcsv::read_cxr_lt_file(labels_csv, &CXR_LT_META)
@@ -277,6 +275,19 @@ pub fn read_cxr_lt(labels_csv: &Path) -> Result<LabelTable> {
             None => read_cxr_lt_with_polars(labels_csv)?,
         }
     };
+    warn_unknown_classes(&table, labels_csv);
+    Ok(table)
+}
+
+/// CSV bytes through the fast parser, or polars where it declines.
+fn cxr_lt_from_bytes(bytes: Vec<u8>, labels_csv: &Path) -> Result<LabelTable> {
+    match crate::fastcsv::read_cxr_lt(&bytes, labels_csv, &CXR_LT_META) {
+        Some(t) => Ok(t),
+        None => read_cxr_lt_polars(Csv::from_bytes(bytes, labels_csv)?),
+    }
+}
+
+fn warn_unknown_classes(table: &LabelTable, labels_csv: &Path) {
     let unknown: Vec<&String> = table
         .classes
         .iter()
@@ -285,7 +296,136 @@ pub fn read_cxr_lt(labels_csv: &Path) -> Result<LabelTable> {
     if !unknown.is_empty() {
         tracing::warn!(file = %labels_csv.display(), ?unknown, "class columns outside the CXR-LT vocabulary");
     }
-    Ok(table)
+}
+
+/// [`read_cxr_lt`] that leaves out malformed rows instead of failing the file, and returns
+/// them beside the table: a row with another number of fields than the header, an empty
+/// `dicom_id`, a subject or study id that is not an integer, a label that is not 1, 0, -1 or
+/// blank, or an `fpath` that leaves the data root. A file with no such row is read by
+/// [`read_cxr_lt`] itself (same table, byte for byte); otherwise the remaining rows are.
+/// Quoted fields are understood, but a quoted field spanning lines is not (its row is
+/// reported as malformed). A bad header is still an error.
+pub fn read_cxr_lt_lenient(labels_csv: &Path) -> Result<(LabelTable, Vec<SkippedRow>)> {
+    let bytes = read_bytes(labels_csv)?;
+    let skipped = malformed_rows(&bytes, labels_csv);
+    if skipped.is_empty() {
+        return Ok((read_cxr_lt(labels_csv)?, skipped));
+    }
+    tracing::warn!(
+        file = %labels_csv.display(),
+        rows = skipped.len(),
+        "malformed label rows are skipped"
+    );
+    let bad: std::collections::HashSet<usize> = skipped.iter().map(|s| s.line).collect();
+    let mut kept = Vec::with_capacity(bytes.len());
+    for (i, line) in bytes.split_inclusive(|&b| b == b'\n').enumerate() {
+        if !bad.contains(&(i + 1)) {
+            kept.extend_from_slice(line);
+        }
+    }
+    let table = cxr_lt_from_bytes(kept, labels_csv)?;
+    warn_unknown_classes(&table, labels_csv);
+    Ok((table, skipped))
+}
+
+/// Split one CSV line into trimmed fields, honouring double quotes (`""` inside quotes is a
+/// quote). `None` when a quote is left open.
+fn csv_fields(line: &str) -> Option<Vec<String>> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut quoted = false;
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, quoted) {
+            ('"', true) if chars.peek() == Some(&'"') => {
+                cur.push('"');
+                chars.next();
+            }
+            ('"', _) => quoted = !quoted,
+            (',', false) => out.push(std::mem::take(&mut cur).trim().to_string()),
+            _ => cur.push(c),
+        }
+    }
+    out.push(cur.trim().to_string());
+    (!quoted).then_some(out)
+}
+
+/// The rows of a CXR-LT label file that [`read_cxr_lt`] would refuse, with the reason.
+fn malformed_rows(bytes: &[u8], labels_csv: &Path) -> Vec<SkippedRow> {
+    let mut lines = bytes.split(|&b| b == b'\n');
+    let Some(header) = lines
+        .next()
+        .and_then(|h| std::str::from_utf8(h).ok())
+        .and_then(|h| csv_fields(h.trim_start_matches('\u{feff}').trim_end_matches('\r')))
+    else {
+        return Vec::new(); // the strict reader reports a bad header
+    };
+    let col = |name: &str| header.iter().position(|h| h == name);
+    let (dicom, subject, study, fpath) = (
+        col("dicom_id"),
+        col("subject_id"),
+        col("study_id"),
+        col("fpath"),
+    );
+    let classes: Vec<usize> = (0..header.len())
+        .filter(|&i| !CXR_LT_META.contains(&header[i].as_str()))
+        .collect();
+    let mut skipped = Vec::new();
+    for (i, raw) in lines.enumerate() {
+        let line = i + 2;
+        let reason = (|| {
+            let text = std::str::from_utf8(raw)
+                .map_err(|_| "not UTF-8 text".to_string())?
+                .trim_end_matches('\r');
+            if text.trim().is_empty() {
+                return Ok(()); // blank lines are ignored by the readers
+            }
+            let f = csv_fields(text).ok_or("a quote is not closed")?;
+            if f.len() != header.len() {
+                return Err(format!(
+                    "{} fields where the header has {}",
+                    f.len(),
+                    header.len()
+                ));
+            }
+            if dicom.is_some_and(|c| f[c].is_empty()) {
+                return Err("empty dicom_id".into());
+            }
+            for (name, c) in [("subject_id", subject), ("study_id", study)] {
+                if let Some(c) = c {
+                    if parse_id(&f[c]).is_none() {
+                        return Err(format!("{name} {:?} is not an integer id", f[c]));
+                    }
+                }
+            }
+            for &c in &classes {
+                let v = &f[c];
+                if !v.is_empty()
+                    && v.parse::<f64>()
+                        .ok()
+                        .and_then(|x| LabelState::from_code(Some(x)))
+                        .is_none()
+                {
+                    return Err(format!(
+                        "label {} is {v:?}, not 1, 0, -1 or blank",
+                        header[c]
+                    ));
+                }
+            }
+            if let Some(c) = fpath.filter(|&c| !f[c].is_empty()) {
+                checked_relative_path(&f[c], labels_csv, line).map_err(|e| e.to_string())?;
+            }
+            Ok(())
+        })();
+        if let Err(reason) = reason {
+            skipped.push(SkippedRow {
+                file: labels_csv.to_path_buf(),
+                line,
+                reason,
+            });
+        }
+    }
+    skipped
 }
 
 /// [`read_cxr_lt`] always through polars' general reader (what it falls back to for files the
@@ -398,6 +538,46 @@ mod tests {
         assert_eq!(t.records[1].view_position.as_deref(), Some("LATERAL"));
         assert_eq!(t.records[2].view_position, None);
         assert_eq!(t.positive_class_names(1), vec!["Mass"]);
+    }
+
+    #[test]
+    fn the_lenient_reader_skips_and_lists_malformed_rows_and_reads_clean_files_as_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let header = "dicom_id,subject_id,study_id,ViewPosition,fpath,Atelectasis,Mass\n";
+        let good = "d1,10,s20,PA,files/d1.jpg,1,0\nd2,11,s21,PA,files/d2.jpg,0,\"1\"\n";
+        let clean = write(dir.path(), "clean.csv", &format!("{header}{good}"));
+        let (t, skipped) = read_cxr_lt_lenient(&clean).unwrap();
+        assert!(skipped.is_empty());
+        assert_eq!(t, read_cxr_lt(&clean).unwrap());
+
+        let bad = write(
+            dir.path(),
+            "bad.csv",
+            &format!(
+                "{header}{good}d3,12,s22,PA\nd4,13,s23,PA,files/d4.jpg,yes,0\n\
+                 d5,x14,s24,PA,files/d5.jpg,0,0\nd6,15,s25,PA,../d6.jpg,0,0\n,16,s26,PA,,0,0\n\
+                 d8,17,s27,PA,files/d8.jpg,0,1\n"
+            ),
+        );
+        assert!(
+            read_cxr_lt(&bad).is_err(),
+            "the strict reader refuses the file"
+        );
+        let (t, skipped) = read_cxr_lt_lenient(&bad).unwrap();
+        let lines: Vec<usize> = skipped.iter().map(|s| s.line).collect();
+        assert_eq!(lines, [4, 5, 6, 7, 8], "{skipped:#?}");
+        assert!(
+            skipped[0].reason.contains("4 fields"),
+            "{}",
+            skipped[0].reason
+        );
+        assert!(
+            skipped[1].reason.contains("\"yes\""),
+            "{}",
+            skipped[1].reason
+        );
+        let ids: Vec<&str> = t.records.iter().map(|r| r.dicom_id.as_str()).collect();
+        assert_eq!(ids, ["d1", "d2", "d8"]);
     }
 
     /// The fast parser's table (None when it declines) and the polars reader's.

@@ -255,6 +255,15 @@ impl LabelTable {
     }
 }
 
+/// A label-file row left out by a lenient reader ([`crate::read_cxr_lt_lenient`]): its line
+/// in the file (1-based, the header is line 1) and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SkippedRow {
+    pub file: PathBuf,
+    pub line: usize,
+    pub reason: String,
+}
+
 /// Check that a path read from a CSV stays inside the data root: relative, with no `..`,
 /// root or drive prefix. Returns it as a `PathBuf` with `.` components dropped.
 pub fn checked_relative_path(raw: &str, csv: &Path, row: usize) -> Result<PathBuf> {
