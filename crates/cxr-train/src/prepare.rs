@@ -37,9 +37,31 @@ pub struct Prepared {
     pub usable: Vec<usize>,
     pub image_size: usize,
     pub mode: PreprocessMode,
+    /// Malformed label-file rows left out (CXR-LT label files are read leniently).
+    pub skipped_rows: Vec<cxr_data::SkippedRow>,
 }
 
 impl Prepared {
+    /// Write every skipped item, label rows then images, as `kind<TAB>item<TAB>reason` lines
+    /// under a header line (`skipped.tsv` in each run folder); returns how many.
+    pub fn write_skipped(&self, path: &Path) -> Result<usize> {
+        let clean = |s: &str| s.replace(['\n', '\t'], " ");
+        let mut text = String::from("kind\titem\treason\n");
+        for r in &self.skipped_rows {
+            let item = format!("{}:{}", r.file.display(), r.line);
+            text.push_str(&format!("row\t{}\t{}\n", clean(&item), clean(&r.reason)));
+        }
+        for (p, why) in self.cache.skipped() {
+            text.push_str(&format!(
+                "image\t{}\t{}\n",
+                clean(&p.display().to_string()),
+                clean(why)
+            ));
+        }
+        cxr_data::write_atomic(path, text.as_bytes())?;
+        Ok(self.skipped_rows.len() + self.cache.skipped().len())
+    }
+
     pub fn classes(&self) -> &[String] {
         &self.table.classes
     }
@@ -289,7 +311,20 @@ pub fn resolve_paths(cfg: &DataConfig) -> Result<(PathBuf, PathBuf, PathBuf)> {
 /// Read labels, keep the configured views, build (or reuse) the preprocessed image cache.
 pub fn prepare(cfg: &TrainConfig) -> Result<Prepared> {
     let (root, labels_csv, reports_root) = resolve_paths(&cfg.data)?;
-    let mut table = cxr_data::load_table(cfg.data.dataset, &root, Some(&labels_csv))?;
+    // Malformed rows of a CXR-LT label file are skipped and listed, not fatal.
+    let (mut table, skipped_rows) = if cfg.data.dataset == Dataset::CxrLt {
+        cxr_data::read_cxr_lt_lenient(&labels_csv)?
+    } else {
+        let t = cxr_data::load_table(cfg.data.dataset, &root, Some(&labels_csv))?;
+        (t, Vec::new())
+    };
+    if !skipped_rows.is_empty() {
+        tracing::warn!(
+            "{} malformed rows of {} are skipped (listed in each run folder's skipped.tsv)",
+            skipped_rows.len(),
+            labels_csv.display()
+        );
+    }
     if rare_set(&cfg.data) != cfg.data.rare_set {
         tracing::info!(
             "data.rare_set = paper names CXR-LT classes: on {} the rare classes are those with fewer than {} training images",
@@ -335,7 +370,7 @@ pub fn prepare(cfg: &TrainConfig) -> Result<Prepared> {
     let skipped = table.records.len() - usable.len();
     if skipped > 0 {
         tracing::warn!(
-            "{skipped} images could not be read and are skipped (listed in the cache folder {})",
+            "{skipped} images could not be read and are skipped (listed in the cache folder {} and in each run folder's skipped.tsv)",
             cache_dir.display()
         );
     }
@@ -355,6 +390,7 @@ pub fn prepare(cfg: &TrainConfig) -> Result<Prepared> {
         usable,
         image_size,
         mode,
+        skipped_rows,
     })
 }
 

@@ -23,6 +23,12 @@ pub struct MethodResult {
     pub first_loss: f32,
     pub last_loss: f32,
     pub test: EvalResults,
+    /// Malformed label rows and unreadable images left out, listed in the run folder's
+    /// `skipped.tsv`.
+    #[serde(default)]
+    pub skipped_rows: usize,
+    #[serde(default)]
+    pub skipped_images: usize,
 }
 
 impl MethodResult {
@@ -36,6 +42,8 @@ impl MethodResult {
             first_loss: out.first_loss,
             last_loss: out.last_loss,
             test: out.test.clone(),
+            skipped_rows: 0,
+            skipped_images: 0,
         }
     }
 }
@@ -107,7 +115,10 @@ pub fn run_methods_on(
         } else {
             train_one(&mcfg, data, split, &run_dir)?
         };
-        let result = MethodResult::new(&mcfg, &outcome);
+        let mut result = MethodResult::new(&mcfg, &outcome);
+        data.write_skipped(&run_dir.join("skipped.tsv"))?;
+        result.skipped_rows = data.skipped_rows.len();
+        result.skipped_images = data.cache.skipped().len();
         write_results(&run_dir, std::slice::from_ref(&result))?;
         results.push(result);
     }
@@ -159,6 +170,12 @@ pub fn render_report(results: &[MethodResult]) -> String {
             r.first_loss,
             r.last_loss
         ));
+        if r.skipped_rows + r.skipped_images > 0 {
+            s.push_str(&format!(
+                "Skipped: {} malformed label rows and {} unreadable images (listed in `skipped.tsv`).\n\n",
+                r.skipped_rows, r.skipped_images
+            ));
+        }
         s.push_str(&cxr_eval::render_class_table(&r.test));
     }
     s
