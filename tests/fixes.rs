@@ -52,8 +52,8 @@ fn weighted_loss_temperature_stops_at_its_bound_and_the_loss_stays_positive() ->
     };
     let first = loss_at(&log_t)?.to_scalar::<f32>()?;
     for _ in 0..400 {
-        let mut grads = loss_at(&log_t)?.backward()?;
-        opt.step(&mut grads)?;
+        let grads = loss_at(&log_t)?.backward()?;
+        opt.step(&grads)?;
     }
     let temperature = log_t.as_tensor().exp()?.to_scalar::<f32>()?;
     let last = loss_at(&log_t)?.to_scalar::<f32>()?;
