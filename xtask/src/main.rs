@@ -125,6 +125,9 @@ fn main() -> anyhow::Result<()> {
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
+    // Ctrl-C / SIGTERM finish the current step and write a checkpoint (a second one stops at
+    // once).
+    cxr_train::interrupt::install()?;
     match Cli::parse().command {
         Command::Train(args) => train::run(args),
         Command::Cv(args) => cv::run(args),

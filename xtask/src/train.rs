@@ -168,7 +168,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         );
     }
     let started = std::time::Instant::now();
-    let results = cxr_train::run_methods_resumable(&cfg, &methods, &out, resume)?;
+    let results = match cxr_train::run_methods_resumable(&cfg, &methods, &out, resume) {
+        Ok(results) => results,
+        Err(cxr_train::TrainError::Interrupted { signal, .. }) => {
+            let mut cmd = resume_args(std::env::args().skip(1));
+            if args.out.is_none() {
+                cmd.extend(["--out".to_string(), out.display().to_string()]);
+            }
+            stop_after_interrupt(signal, &cmd)
+        }
+        Err(e) => return Err(e.into()),
+    };
     println!(
         "\nZero-shot macro AUC on held-out patients ({:.0} s):\n",
         started.elapsed().as_secs_f64()
@@ -179,6 +189,43 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         out.display()
     );
     Ok(())
+}
+
+/// The command line that resumes an interrupted `train`: the same arguments with
+/// `--resume latest` (the caller adds `--out` when it was defaulted).
+fn resume_args(args: impl Iterator<Item = String>) -> Vec<String> {
+    let mut cmd: Vec<String> = args.collect();
+    if !cmd
+        .iter()
+        .any(|a| a == "--resume" || a.starts_with("--resume="))
+    {
+        cmd.extend(["--resume".to_string(), "latest".to_string()]);
+    }
+    cmd
+}
+
+/// After SIGINT / SIGTERM stopped training with a checkpoint: say how to resume and exit
+/// with 130 / 143.
+pub fn stop_after_interrupt(signal: i32, args: &[String]) -> ! {
+    let quoted: Vec<String> = args
+        .iter()
+        .map(|a| {
+            if a.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@".contains(c))
+            {
+                a.clone()
+            } else {
+                format!("'{}'", a.replace('\'', "'\\''"))
+            }
+        })
+        .collect();
+    eprintln!(
+        "\nInterrupted by {}: the current step finished and a checkpoint was written.\n\
+         Resume with:\n  cargo xtask {}",
+        cxr_train::interrupt::name(signal),
+        quoted.join(" ")
+    );
+    std::process::exit(cxr_train::interrupt::exit_code(signal))
 }
 
 fn parse_dataset(s: &str) -> Result<cxr_data::Dataset, String> {
@@ -255,6 +302,17 @@ mod tests {
     struct Cli {
         #[command(flatten)]
         args: Args,
+    }
+
+    #[test]
+    fn the_resume_command_adds_resume_latest_once() {
+        let args = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            resume_args(args(&["train", "--epochs", "3"]).into_iter()),
+            args(&["train", "--epochs", "3", "--resume", "latest"])
+        );
+        let again = args(&["train", "--resume", "latest"]);
+        assert_eq!(resume_args(again.clone().into_iter()), again);
     }
 
     #[test]

@@ -27,7 +27,7 @@ use crate::{Result, TrainError};
 /// Training progress stored next to the weights.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CheckpointState {
-    /// The epoch this checkpoint ends.
+    /// The epoch this checkpoint ends (or, with `mid_epoch`, the epoch it is inside).
     pub epoch: usize,
     /// Optimiser steps taken so far.
     pub step: usize,
@@ -40,6 +40,41 @@ pub struct CheckpointState {
     pub first_loss: f32,
     /// The ReduceLROnPlateau scheduler, whole.
     pub plateau: cxr_optim::ReduceLrOnPlateau,
+    /// The last step's loss (reported in results; absent in older checkpoints).
+    #[serde(default)]
+    pub last_loss: Option<f32>,
+    /// Where inside `epoch` a mid-epoch checkpoint was written (`None`: at the epoch's end).
+    #[serde(default)]
+    pub mid_epoch: Option<MidEpoch>,
+}
+
+/// The position inside an epoch that a mid-epoch checkpoint resumes from.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MidEpoch {
+    /// Batches of the epoch's order already consumed.
+    pub batches_done: usize,
+    /// The epoch's training loss so far: sum and number of steps.
+    pub loss_sum: f64,
+    pub steps: usize,
+}
+
+/// The folder name of a checkpoint: `epoch-NNNN` at an epoch's end,
+/// `epoch-NNNN-step-SSSSSSSS` inside it.
+fn dir_name(state: &CheckpointState) -> String {
+    match state.mid_epoch {
+        None => format!("epoch-{:04}", state.epoch),
+        Some(_) => format!("epoch-{:04}-step-{:08}", state.epoch, state.step),
+    }
+}
+
+/// Training order of checkpoint folder names: by epoch, inside an epoch by step, an epoch's
+/// end last. `None` for names that are not checkpoints.
+fn order_key(name: &str) -> Option<(usize, usize, usize)> {
+    let rest = name.strip_prefix("epoch-")?;
+    match rest.split_once("-step-") {
+        None => Some((rest.parse().ok()?, 1, 0)),
+        Some((epoch, step)) => Some((epoch.parse().ok()?, 0, step.parse().ok()?)),
+    }
 }
 
 /// The mixture pseudo-labeler (memory bank and current fit), CXR-CML runs only.
@@ -151,7 +186,7 @@ pub fn save(
 ) -> Result<PathBuf> {
     let root = checkpoints_dir(run_dir);
     fs::create_dir_all(&root).at(&root)?;
-    let name = format!("epoch-{:04}", state.epoch);
+    let name = dir_name(state);
     let tmp = root.join(format!(".tmp-{name}"));
     if tmp.exists() {
         fs::remove_dir_all(&tmp).at(&tmp)?;
@@ -182,44 +217,68 @@ pub fn save(
     let dest = root.join(&name);
     replace_dir(&tmp, &dest)?;
     if is_best {
-        let best_tmp = root.join(".tmp-best");
-        if best_tmp.exists() {
-            fs::remove_dir_all(&best_tmp).at(&best_tmp)?;
-        }
-        fs::create_dir_all(&best_tmp).at(&best_tmp)?;
-        for file in FILES {
-            if !dest.join(file).exists() {
-                continue;
-            }
-            let to = best_tmp.join(file);
-            fs::copy(dest.join(file), &to).at(&to)?;
-            sync_file(&to)?;
-        }
-        replace_dir(&best_tmp, &best_dir(run_dir))?;
+        copy_to_best(run_dir, &dest)?;
     }
     prune(&root, keep_last.max(1))?;
     sync_dir(&root);
     Ok(dest)
 }
 
-/// Complete epoch checkpoints, oldest first.
+/// Make the checkpoint `dir` the run's `best/` (a copy, replaced whole).
+fn copy_to_best(run_dir: &Path, dir: &Path) -> Result<()> {
+    let best_tmp = checkpoints_dir(run_dir).join(".tmp-best");
+    if best_tmp.exists() {
+        fs::remove_dir_all(&best_tmp).at(&best_tmp)?;
+    }
+    fs::create_dir_all(&best_tmp).at(&best_tmp)?;
+    for file in FILES {
+        if !dir.join(file).exists() {
+            continue;
+        }
+        let to = best_tmp.join(file);
+        fs::copy(dir.join(file), &to).at(&to)?;
+        sync_file(&to)?;
+    }
+    replace_dir(&best_tmp, &best_dir(run_dir))
+}
+
+/// Before resuming from `dir`: a crash between writing an epoch's checkpoint and copying it to
+/// `best/` leaves `best/` missing or older than the state says; when `dir` is that best
+/// epoch, `best/` is rebuilt from it.
+pub fn repair_best(run_dir: &Path, dir: &Path, state: &CheckpointState) -> Result<()> {
+    if state.mid_epoch.is_some() || state.best_epoch != Some(state.epoch) {
+        return Ok(());
+    }
+    let best = best_dir(run_dir);
+    let current = read_state(&best).ok().filter(|b| b.mid_epoch.is_none());
+    if current.is_some_and(|b| b.epoch == state.epoch) && verify(&best).is_ok() {
+        return Ok(());
+    }
+    tracing::warn!(
+        "{} is missing or stale (a crash while it was written): rebuilt from {}",
+        best.display(),
+        dir.display()
+    );
+    copy_to_best(run_dir, dir)
+}
+
+/// Complete checkpoints (epoch ends and mid-epoch ones), oldest first.
 pub fn list(run_dir: &Path) -> Result<Vec<PathBuf>> {
     let root = checkpoints_dir(run_dir);
     if !root.exists() {
         return Ok(Vec::new());
     }
-    let mut dirs: Vec<PathBuf> = fs::read_dir(&root)
+    let mut dirs: Vec<((usize, usize, usize), PathBuf)> = fs::read_dir(&root)
         .at(&root)?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("epoch-") && !n.ends_with(".old"))
-                && p.join("state.json").is_file()
+        .filter(|p| p.join("state.json").is_file())
+        .filter_map(|p| {
+            let key = order_key(p.file_name()?.to_str()?)?;
+            Some((key, p))
         })
         .collect();
     dirs.sort();
-    Ok(dirs)
+    Ok(dirs.into_iter().map(|(_, p)| p).collect())
 }
 
 /// The newest complete checkpoint, if any.
@@ -317,4 +376,36 @@ pub fn resolve_resume(run_dir: &Path, spec: &str) -> Result<Option<PathBuf>> {
     }
     verify(&path)?;
     Ok(Some(path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checkpoints_sort_in_training_order() {
+        let mut names = [
+            "epoch-0001",
+            "epoch-0001-step-00000007",
+            "epoch-0000",
+            "epoch-0002-step-00000012",
+            "epoch-0000-step-00000002",
+            "epoch-0010",
+        ];
+        names.sort_by_key(|n| order_key(n).unwrap());
+        assert_eq!(
+            names,
+            [
+                "epoch-0000-step-00000002",
+                "epoch-0000",
+                "epoch-0001-step-00000007",
+                "epoch-0001",
+                "epoch-0002-step-00000012",
+                "epoch-0010",
+            ]
+        );
+        for not_a_checkpoint in ["best", ".tmp-epoch-0001", "epoch-0001.old", "epoch-x"] {
+            assert_eq!(order_key(not_a_checkpoint), None, "{not_a_checkpoint}");
+        }
+    }
 }

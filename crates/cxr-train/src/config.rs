@@ -557,6 +557,9 @@ pub struct LoopConfig {
     /// Also score validation zero-shot AUC every this many steps (logged as `validation`
     /// records in `metrics.jsonl`); the per-epoch validation still selects `best/`.
     pub validate_every: Option<usize>,
+    /// Also write a checkpoint every this many steps inside an epoch (an epoch of real data
+    /// takes hours); a resume from it replays the rest of the epoch exactly. Runtime only.
+    pub checkpoint_every: Option<usize>,
     /// Where the model trains: `cpu`, `cuda` or `cuda:N` (CUDA needs a build with the `cuda`
     /// feature). Runtime only: a run may resume on another device.
     pub device: String,
@@ -581,6 +584,7 @@ impl Default for LoopConfig {
             freeze: Vec::new(),
             accumulate: 1,
             validate_every: None,
+            checkpoint_every: None,
             device: "cpu".into(),
         }
     }

@@ -28,6 +28,13 @@ pub enum TrainError {
     },
     #[error("{path}: {message}")]
     File { path: PathBuf, message: String },
+    #[error("interrupted by {}: stopped after step {step}; checkpoint {}", crate::interrupt::name(*signal), checkpoint.display())]
+    Interrupted {
+        signal: i32,
+        step: usize,
+        /// The checkpoint written on the way out (resume from it with `--resume latest`).
+        checkpoint: PathBuf,
+    },
     #[error("the loss became {value} at epoch {epoch} step {step}; the last good checkpoint is kept in {checkpoint}. Lower optim.lr or enable optim.grad_clip")]
     NonFiniteLoss {
         value: f32,

@@ -19,6 +19,7 @@ mod error;
 pub mod evaluate;
 pub mod files;
 pub mod init;
+pub mod interrupt;
 pub mod lock;
 pub mod metrics;
 pub mod model;

@@ -54,13 +54,13 @@ pub enum MetricsLine {
 }
 
 impl MetricsLine {
-    /// Whether the line was written before the checkpoint that ends `epoch` after `step`
-    /// steps (a resumed run keeps those and sets the others aside).
-    fn precedes(&self, epoch: usize, step: usize) -> bool {
+    /// Whether the line was written before a checkpoint taken after `epochs_done` complete
+    /// epochs and `step` steps (a resumed run keeps those and sets the others aside).
+    fn precedes(&self, epochs_done: usize, step: usize) -> bool {
         match self {
             MetricsLine::Step(r) => r.step < step,
             MetricsLine::Validation(r) => r.step <= step,
-            MetricsLine::Epoch(r) => r.epoch <= epoch,
+            MetricsLine::Epoch(r) => r.epoch < epochs_done,
         }
     }
 }
@@ -115,6 +115,11 @@ impl MetricsWriter {
         }))
     }
 
+    /// Push the buffered lines to disk (before a checkpoint that counts them).
+    pub fn flush(&mut self) -> Result<()> {
+        self.jsonl.flush().at(&self.jsonl_path)
+    }
+
     pub fn epoch(&mut self, r: &EpochRecord) -> Result<()> {
         self.line(&MetricsLine::Epoch(r.clone()))?;
         self.jsonl.flush().at(&self.jsonl_path)?;
@@ -140,10 +145,10 @@ pub fn progress_bar(enabled: bool, total: u64, prefix: &str) -> ProgressBar {
     bar
 }
 
-/// On resume: keep the metrics up to the checkpoint (epoch `epoch`, `step` steps), move later
-/// records to `metrics.discarded.jsonl` (kept, never deleted), rewrite `metrics.csv`, and
-/// return the kept epoch records.
-pub fn truncate_after(run_dir: &Path, epoch: usize, step: usize) -> Result<Vec<EpochRecord>> {
+/// On resume: keep the metrics up to the checkpoint (`epochs_done` complete epochs, `step`
+/// steps), move later records to `metrics.discarded.jsonl` (kept, never deleted), rewrite
+/// `metrics.csv`, and return the kept epoch records.
+pub fn truncate_after(run_dir: &Path, epochs_done: usize, step: usize) -> Result<Vec<EpochRecord>> {
     let jsonl_path = run_dir.join("metrics.jsonl");
     let text = match std::fs::read_to_string(&jsonl_path) {
         Ok(t) => t,
@@ -159,7 +164,7 @@ pub fn truncate_after(run_dir: &Path, epoch: usize, step: usize) -> Result<Vec<E
     for line in text.lines() {
         // A line cut by the crash does not parse and is set aside.
         let parsed = serde_json::from_str::<MetricsLine>(line).ok();
-        if let Some(record) = parsed.filter(|r| r.precedes(epoch, step)) {
+        if let Some(record) = parsed.filter(|r| r.precedes(epochs_done, step)) {
             if let MetricsLine::Epoch(r) = record {
                 epochs.push(r);
             }

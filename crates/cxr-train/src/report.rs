@@ -96,6 +96,15 @@ pub fn run_methods_on(
     std::fs::create_dir_all(out_dir).at(out_dir)?;
     let mut results = Vec::new();
     for &method in methods {
+        if let Some(signal) = crate::interrupt::requested() {
+            // Stopped between two methods: the finished ones are in place, the rest resume.
+            write_results(out_dir, &results)?;
+            return Err(crate::TrainError::Interrupted {
+                signal,
+                step: 0,
+                checkpoint: out_dir.to_path_buf(),
+            });
+        }
         let mut mcfg = cfg.clone();
         mcfg.method = method;
         let run_dir = out_dir.join(mcfg.run_name());

@@ -9,7 +9,7 @@ use candle_nn::VarMap;
 use cxr_mixture::PseudoLabeler;
 use cxr_optim::{Optimizer, ReduceLrOnPlateau};
 
-use crate::checkpoint::{self, CheckpointState};
+use crate::checkpoint::{self, CheckpointState, MidEpoch};
 use crate::config::TrainConfig;
 use crate::error::IoContext;
 use crate::lock::RunLock;
@@ -24,6 +24,8 @@ pub struct Progress {
     pub step: usize,
     /// The epoch to run next.
     pub next_epoch: usize,
+    /// Where inside `next_epoch` to go on (a mid-epoch checkpoint was restored).
+    pub in_epoch: Option<MidEpoch>,
     /// The finished epochs' records.
     pub epochs: Vec<EpochRecord>,
     /// The best validation score and its epoch.
@@ -38,6 +40,7 @@ impl Progress {
         Self {
             step: 0,
             next_epoch: 0,
+            in_epoch: None,
             epochs: Vec::new(),
             best: None,
             epochs_without_improvement: 0,
@@ -46,10 +49,11 @@ impl Progress {
         }
     }
 
-    /// The checkpoint state at the end of `epoch`.
+    /// The checkpoint state at the end of `epoch`, or inside it at `mid_epoch`.
     pub fn checkpoint_state(
         &self,
         epoch: usize,
+        mid_epoch: Option<MidEpoch>,
         lr: f64,
         plateau: &ReduceLrOnPlateau,
     ) -> CheckpointState {
@@ -62,6 +66,8 @@ impl Progress {
             epochs_without_improvement: self.epochs_without_improvement,
             first_loss: self.first_loss,
             plateau: plateau.clone(),
+            last_loss: Some(self.last_loss).filter(|l| l.is_finite()),
+            mid_epoch,
         }
     }
 }
@@ -175,6 +181,7 @@ fn same_run(a: &TrainConfig, b: &TrainConfig) -> bool {
     let mut a = a.clone();
     a.train_loop.progress = b.train_loop.progress;
     a.train_loop.device.clone_from(&b.train_loop.device);
+    a.train_loop.checkpoint_every = b.train_loop.checkpoint_every;
     a.mixture.device.clone_from(&b.mixture.device);
     a == *b
 }
@@ -191,6 +198,7 @@ pub struct Restorable<'a> {
 /// metrics written after it are moved aside. Returns where training stood.
 pub fn restore(run_dir: &Path, dir: &Path, parts: Restorable<'_>) -> Result<Progress> {
     let state = checkpoint::read_state(dir)?;
+    checkpoint::repair_best(run_dir, dir, &state)?;
     checkpoint::load_weights(dir, parts.varmap)?;
     parts
         .opt
@@ -200,13 +208,19 @@ pub fn restore(run_dir: &Path, dir: &Path, parts: Restorable<'_>) -> Result<Prog
     if let Some(labeler) = parts.labeler {
         checkpoint::load_labeler(dir, labeler)?;
     }
+    // A mid-epoch checkpoint goes on inside its epoch; an epoch's end with the next epoch.
+    let epochs_done = match state.mid_epoch {
+        Some(_) => state.epoch,
+        None => state.epoch + 1,
+    };
     Ok(Progress {
         step: state.step,
-        next_epoch: state.epoch + 1,
-        epochs: crate::metrics::truncate_after(run_dir, state.epoch, state.step)?,
+        next_epoch: epochs_done,
+        in_epoch: state.mid_epoch,
+        epochs: crate::metrics::truncate_after(run_dir, epochs_done, state.step)?,
         best: state.best_score.zip(state.best_epoch),
         epochs_without_improvement: state.epochs_without_improvement,
         first_loss: state.first_loss,
-        last_loss: f32::NAN,
+        last_loss: state.last_loss.unwrap_or(f32::NAN),
     })
 }

@@ -17,7 +17,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::batch::{batch_tensors, epoch_order, TextSource};
-use crate::checkpoint;
+use crate::checkpoint::{self, MidEpoch};
 use crate::config::{LabelSource, ScheduleKind, TrainConfig};
 use crate::evaluate::{self, ZeroShot};
 use crate::metrics::{EpochRecord, MetricsWriter, StepRecord};
@@ -248,8 +248,11 @@ impl<'a> Trainer<'a> {
     fn train_epoch(&mut self, epoch: usize, metrics: &mut MetricsWriter) -> Result<Option<f64>> {
         let batch = self.cfg.train_loop.batch_size;
         let order = epoch_order(&self.train, self.cfg.seed, epoch);
-        let (mut loss_sum, mut n_batches) = (0f64, 0usize);
-        for chunk in order.chunks(batch) {
+        // After a mid-epoch checkpoint: the batches it had done are skipped, its sums kept.
+        let resumed = self.progress.in_epoch.take();
+        let (mut loss_sum, mut n_batches) = resumed.map_or((0f64, 0), |m| (m.loss_sum, m.steps));
+        let done = resumed.map_or(0, |m| m.batches_done);
+        for (i, chunk) in order.chunks(batch).enumerate().skip(done) {
             if chunk.len() < 2 {
                 continue; // a contrastive batch needs at least one negative
             }
@@ -265,8 +268,59 @@ impl<'a> Trainer<'a> {
                     metrics.validation(epoch, self.progress.step, auc)?;
                 }
             }
+            let here = MidEpoch {
+                batches_done: i + 1,
+                loss_sum,
+                steps: n_batches,
+            };
+            self.checkpoint_inside(epoch, here, metrics)?;
         }
         Ok((n_batches > 0).then(|| loss_sum / n_batches as f64))
+    }
+
+    /// A mid-epoch checkpoint at `here`, when `loop.checkpoint_every` says so or an interrupt
+    /// asks to stop; after an interrupt, the error that stops training.
+    fn checkpoint_inside(
+        &mut self,
+        epoch: usize,
+        here: MidEpoch,
+        metrics: &mut MetricsWriter,
+    ) -> Result<()> {
+        let step = self.progress.step;
+        let signal = crate::interrupt::requested();
+        let due = self
+            .cfg
+            .train_loop
+            .checkpoint_every
+            .is_some_and(|n| n > 0 && step.is_multiple_of(n));
+        if signal.is_none() && !due {
+            return Ok(());
+        }
+        // The steps logged so far must be on disk before the checkpoint that counts them.
+        metrics.flush()?;
+        let state = self.progress.checkpoint_state(
+            epoch,
+            Some(here),
+            self.opt.learning_rate(),
+            &self.plateau,
+        );
+        let dir = checkpoint::save(
+            self.run_dir,
+            &self.varmap,
+            self.opt.as_ref(),
+            self.objective.labeler.as_ref(),
+            &state,
+            false,
+            self.cfg.train_loop.keep_last,
+        )?;
+        match signal {
+            Some(signal) => Err(TrainError::Interrupted {
+                signal,
+                step,
+                checkpoint: dir,
+            }),
+            None => Ok(()),
+        }
     }
 
     /// One optimisation step on the records `chunk`; returns its loss.
@@ -393,9 +447,9 @@ impl<'a> Trainer<'a> {
         } else {
             self.progress.epochs_without_improvement += 1;
         }
-        let state = self
-            .progress
-            .checkpoint_state(epoch, self.opt.learning_rate(), &self.plateau);
+        let state =
+            self.progress
+                .checkpoint_state(epoch, None, self.opt.learning_rate(), &self.plateau);
         checkpoint::save(
             self.run_dir,
             &self.varmap,
