@@ -87,6 +87,12 @@ pub const NIH_CLASSES: [&str; 15] = [
 /// Non-label columns of CheXpert's `train.csv` / `valid.csv`.
 const CHEXPERT_META: [&str; 5] = ["Path", "Sex", "Age", "Frontal/Lateral", "AP/PA"];
 
+/// The study id `subject * 1000 + study` of CheXpert and NIH, or `None` when it overflows
+/// (ids from a corrupt file).
+fn study_key(subject: u64, study: u64) -> Option<u64> {
+    subject.checked_mul(1000)?.checked_add(study)
+}
+
 fn number_after(s: &str, key: &str) -> Option<u64> {
     let i = s.find(key)? + key.len();
     let digits: String = s[i..].chars().take_while(|c| c.is_ascii_digit()).collect();
@@ -149,10 +155,18 @@ pub fn read_chexpert(csv_path: &Path) -> Result<LabelTable> {
             .map(|c| c.to_string_lossy().trim_end_matches(".jpg").to_string())
             .collect::<Vec<_>>()
             .join("_");
+        let study_id = study_key(subject, study).ok_or_else(|| {
+            csv.bad(
+                row,
+                "Path",
+                raw.to_string(),
+                "patient and study numbers below 2^64 / 1000",
+            )
+        })?;
         records.push(Record {
             dicom_id,
             subject_id: subject,
-            study_id: subject * 1000 + study,
+            study_id,
             view_position: view,
             path,
             labels: cols.iter().map(|c| c[row]).collect(),
@@ -214,10 +228,19 @@ pub fn read_nih(csv_path: &Path) -> Result<LabelTable> {
             labels[pos[f]] = LabelState::Positive;
         }
         let subject = patients[row];
+        let study_id =
+            study_key(subject, follow.as_ref().map_or(0, |f| f[row])).ok_or_else(|| {
+                csv.bad(
+                    row,
+                    "Patient ID",
+                    subject.to_string(),
+                    "a patient id below 2^64 / 1000",
+                )
+            })?;
         records.push(Record {
             dicom_id: name.trim_end_matches(".png").to_string(),
             subject_id: subject,
-            study_id: subject * 1000 + follow.as_ref().map_or(0, |f| f[row]),
+            study_id,
             view_position: views[row].clone(),
             path,
             labels,

@@ -160,14 +160,16 @@ pub fn read<T: Element>(path: &Path) -> Result<(Vec<usize>, Vec<T>)> {
         .ok_or_else(|| bad(path, "no fortran_order in header"))?
         .starts_with("True");
     let shape = parse_shape(header).map_err(|m| bad(path, m))?;
-    let n: usize = shape.iter().product();
-    let body = body.get(..n * dtype.width()).ok_or_else(|| {
+    let needed = shape
+        .iter()
+        .try_fold(dtype.width(), |acc, &d| acc.checked_mul(d))
+        .ok_or_else(|| bad(path, format!("shape {shape:?} is too large to address")))?;
+    let body = body.get(..needed).ok_or_else(|| {
         bad(
             path,
             format!(
-                "{} data bytes, shape {shape:?} of '{descr}' needs {}",
+                "{} data bytes, shape {shape:?} of '{descr}' needs {needed}",
                 body.len(),
-                n * dtype.width()
             ),
         )
     })?;
