@@ -124,6 +124,15 @@ pub fn format_matrix_csv(header: &[String], m: ArrayView2<'_, f32>) -> Result<Ve
             header.len(),
         ));
     }
+    // `parse_csv_header` trims names and strips a pair of quotes left around one.
+    if let Some(n) = header.iter().find(|n| n.is_empty() || cell(n) != **n) {
+        return Err(EvalError::InvalidParam {
+            name: "CSV column name",
+            value: format!("{n:?}"),
+            hint: "names must be non-empty, without spaces around them or quotes around the \
+                   whole name (they would not read back)",
+        });
+    }
     let csv_err = |e: csv::Error| EvalError::InvalidParam {
         name: "CSV",
         value: e.to_string(),
