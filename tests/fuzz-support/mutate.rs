@@ -73,6 +73,18 @@ fn pos() -> impl Strategy<Value = Pos> {
     ]
 }
 
+/// Tokens for CSV targets: delimiters, quoting, line ends, numbers and missing values, a BOM,
+/// invalid UTF-8, path pieces, and the column names of the label files.
+#[rustfmt::skip]
+pub const CSV_TOKENS: &[&[u8]] = &[
+    b",", b"\"", b"\"\"", b"\n", b"\r\n", b"\r", b" ", b",,", b"1", b"0", b"-1", b"-0", b"1.0",
+    b"-1.0", b"nan", b"NaN", b"NA", b"inf", b"-inf", b"1e39", b"1e400", b"0x1",
+    b"18446744073709551616", b"\xef\xbb\xbf", b"\xc3\xa9", b"\xff", b"../", b"/abs", b"|",
+    b"p10", b"s5", b"id", b"Edema", b"No Finding", b"dicom_id", b"subject_id", b"study_id",
+    b"ViewPosition", b"fpath", b"Path", b"Image Index", b"Finding Labels", b"Patient ID",
+    b"Follow-up #",
+];
+
 /// Bytes that parsers of text and binary formats tend to branch on.
 const SPECIAL: &[u8] = b"\x00\xff\x7f\x80,;|\"'\n\r\t =.-+0129eE[]{}()#\\";
 

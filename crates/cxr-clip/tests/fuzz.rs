@@ -131,7 +131,7 @@ fn load(path: &Path) {
 }
 
 proptest! {
-    #![proptest_config(mutate::config(300))]
+    #![proptest_config(mutate::config(2000))]
 
     #[test]
     fn hf_folder_never_panics(
@@ -154,7 +154,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(mutate::config(100))]
+    #![proptest_config(mutate::config(500))]
 
     #[test]
     fn openai_pt_never_panics(

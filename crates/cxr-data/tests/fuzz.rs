@@ -179,50 +179,20 @@ fn target_seeds(target: &str) -> Vec<Vec<u8>> {
     mutate::seeds(&corpus().join(target))
 }
 
-const CSV_TOKENS: &[&[u8]] = &[
-    b",",
-    b"\"",
-    b"\"\"",
-    b"\n",
-    b"\r\n",
-    b"\r",
-    b"1",
-    b"0",
-    b"-1",
-    b"1.0",
-    b"-1.0",
-    b"nan",
-    b" ",
-    b",,",
-    b"dicom_id",
-    b"subject_id",
-    b"study_id",
-    b"ViewPosition",
-    b"fpath",
-    b"Path",
-    b"Image Index",
-    b"Finding Labels",
-    b"Patient ID",
-    b"Follow-up #",
-    b"No Finding",
-    b"|",
-    b"p10",
-    b"s5",
-    b"1e400",
-    b"18446744073709551616",
-    b"-0",
-    b"\xef\xbb\xbf",
-    b"\xc3\xa9",
-    b"\xff",
-    b"../",
-    b"/abs",
-];
-
 /// `bytes` as `name` in a fresh folder.
 fn write_in(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     let p = dir.join(name);
     std::fs::write(&p, bytes).unwrap();
     p
+}
+
+/// `bytes` as `name`, or gzipped as `name.gz`.
+fn write_maybe_gz(dir: &Path, name: &str, bytes: &[u8], gz: bool) -> PathBuf {
+    if gz {
+        write_in(dir, &format!("{name}.gz"), &gzip(bytes))
+    } else {
+        write_in(dir, name, bytes)
+    }
 }
 
 fn cxr_lt_case(bytes: &[u8], compressed: bool) {
@@ -245,38 +215,28 @@ fn cxr_lt_case(bytes: &[u8], compressed: bool) {
 }
 
 proptest! {
-    #![proptest_config(mutate::config(160))]
+    #![proptest_config(mutate::config(1000))]
 
     #[test]
-    fn cxr_lt_never_panics(bytes in mutate::input(target_seeds("cxr_lt"), CSV_TOKENS)) {
+    fn cxr_lt_never_panics(bytes in mutate::input(target_seeds("cxr_lt"), mutate::CSV_TOKENS)) {
         cxr_lt_case(&bytes, false);
     }
 
     #[test]
-    fn cxr_lt_gz_never_panics(bytes in mutate::input(target_seeds("cxr_lt"), CSV_TOKENS)) {
+    fn cxr_lt_gz_never_panics(bytes in mutate::input(target_seeds("cxr_lt"), mutate::CSV_TOKENS)) {
         cxr_lt_case(&bytes, true);
     }
 
     #[test]
-    fn chexpert_never_panics(bytes in mutate::input(target_seeds("chexpert"), CSV_TOKENS), gz in any::<bool>()) {
+    fn chexpert_never_panics(bytes in mutate::input(target_seeds("chexpert"), mutate::CSV_TOKENS), gz in any::<bool>()) {
         let dir = tempfile::tempdir().unwrap();
-        let p = if gz {
-            write_in(dir.path(), "train.csv.gz", &gzip(&bytes))
-        } else {
-            write_in(dir.path(), "train.csv", &bytes)
-        };
-        let _ = cxr_data::read_chexpert(&p);
+        let _ = cxr_data::read_chexpert(&write_maybe_gz(dir.path(), "train.csv", &bytes, gz));
     }
 
     #[test]
-    fn nih_never_panics(bytes in mutate::input(target_seeds("nih"), CSV_TOKENS), gz in any::<bool>()) {
+    fn nih_never_panics(bytes in mutate::input(target_seeds("nih"), mutate::CSV_TOKENS), gz in any::<bool>()) {
         let dir = tempfile::tempdir().unwrap();
-        let p = if gz {
-            write_in(dir.path(), "Data_Entry.csv.gz", &gzip(&bytes))
-        } else {
-            write_in(dir.path(), "Data_Entry.csv", &bytes)
-        };
-        let _ = cxr_data::read_nih(&p);
+        let _ = cxr_data::read_nih(&write_maybe_gz(dir.path(), "Data_Entry.csv", &bytes, gz));
     }
 
     /// One of the three MIMIC files mutated (seeds sort as labels, metadata, split), the others
@@ -284,7 +244,7 @@ proptest! {
     #[test]
     fn mimic_never_panics(
         which in 0usize..3,
-        bytes in mutate::input(target_seeds("mimic"), CSV_TOKENS),
+        bytes in mutate::input(target_seeds("mimic"), mutate::CSV_TOKENS),
         with_split in any::<bool>(),
     ) {
         let mut files = target_seeds("mimic");
@@ -311,7 +271,7 @@ const IMAGE_TOKENS: &[&[u8]] = &[
 ];
 
 proptest! {
-    #![proptest_config(mutate::config(300))]
+    #![proptest_config(mutate::config(500))]
 
     /// Decoding never panics; what decodes preprocesses to `size * size` pixels in both modes.
     #[test]
@@ -366,7 +326,7 @@ const NPY_TOKENS: &[&[u8]] = &[
 ];
 
 proptest! {
-    #![proptest_config(mutate::config(600))]
+    #![proptest_config(mutate::config(2000))]
 
     #[test]
     fn npy_never_panics(bytes in mutate::input(target_seeds("npy"), NPY_TOKENS)) {

@@ -105,7 +105,7 @@ fn check(texts: &[&str], context_length: usize) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(mutate::config(400))]
+    #![proptest_config(mutate::config(2000))]
 
     #[test]
     fn encode_batch_arbitrary_unicode(
