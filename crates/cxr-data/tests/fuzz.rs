@@ -215,7 +215,7 @@ fn cxr_lt_case(bytes: &[u8], compressed: bool) {
 }
 
 proptest! {
-    #![proptest_config(mutate::config(1000))]
+    #![proptest_config(mutate::config(2000))]
 
     #[test]
     fn cxr_lt_never_panics(bytes in mutate::input(target_seeds("cxr_lt"), mutate::CSV_TOKENS)) {

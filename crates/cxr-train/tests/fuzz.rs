@@ -110,7 +110,7 @@ fn round_trips(cfg: &TrainConfig) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(mutate::config(500))]
+    #![proptest_config(mutate::config(5000))]
 
     #[test]
     fn from_toml_never_panics(text in mutate::text_input(mutate::seeds(&corpus().join("config")), TOML_TOKENS)) {
