@@ -37,12 +37,20 @@ impl Csv {
 
     /// Parse CSV bytes already in memory; `path` names the file in error messages.
     pub fn from_bytes(bytes: Vec<u8>, path: &Path) -> Result<Self> {
-        let df = CsvReadOptions::default()
-            .with_has_header(true)
-            .with_infer_schema_length(Some(1000))
-            .into_reader_with_file_handle(std::io::Cursor::new(bytes))
-            .finish()
-            .map_err(|e| DataError::csv(path, e))?;
+        // polars 0.55 panics on some malformed quoting (a quoted field running to the end of
+        // the file after a stray byte); that is a bad file, not a bug of ours.
+        let df = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            CsvReadOptions::default()
+                .with_has_header(true)
+                .with_infer_schema_length(Some(1000))
+                .into_reader_with_file_handle(std::io::Cursor::new(bytes))
+                .finish()
+        }))
+        .map_err(|_| DataError::Csv {
+            path: path.to_path_buf(),
+            message: "the CSV parser failed on malformed content (an unterminated quote?)".into(),
+        })?
+        .map_err(|e| DataError::csv(path, e))?;
         Ok(Self {
             df,
             path: path.to_path_buf(),

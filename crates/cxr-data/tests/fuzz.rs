@@ -440,3 +440,25 @@ fn seeds_are_read() {
         cxr_data::npy::read::<f64>(&p).unwrap();
     }
 }
+
+/// polars panicked (a slice index in its CSV parser, on a rayon worker) on a file whose data
+/// starts with a NUL byte and a quote that runs to the end of the file: the minimal input the
+/// CheXpert target found is its seed with `\0"` after the header and `"` for its last newline. Every
+/// polars-read format (CheXpert, NIH, MIMIC, the CXR-LT fallback) now reports it as an error.
+#[test]
+fn polars_panic_on_unterminated_quote_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let seed = &target_seeds("chexpert")[0];
+    let header_end = seed.iter().position(|&b| b == b'\n').unwrap() + 1;
+    let mut bytes = seed[..header_end].to_vec();
+    bytes.extend_from_slice(b"\0\"");
+    bytes.extend_from_slice(seed[header_end..].strip_suffix(b"\n").unwrap());
+    bytes.push(b'"');
+    let p = write_in(dir.path(), "train.csv", &bytes);
+    let err = cxr_data::read_chexpert(&p).unwrap_err().to_string();
+    assert!(err.contains("train.csv"), "{err}");
+    let err = cxr_data::read_cxr_lt_with_polars(&p)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("train.csv"), "{err}");
+}
