@@ -8,7 +8,7 @@
 //! in docs/reliability.md), spread over as many killed runs as it takes. The killed runs are
 //! this test binary re-executed with `CXR_KILL_CHILD` set.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
