@@ -18,14 +18,8 @@ fn config(root: &std::path::Path) -> TrainConfig {
 fn a_corrupt_jpeg_is_skipped_and_the_run_goes_on() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = config(tmp.path());
-    let root = prepare::ensure_synthetic(&cfg.data).unwrap();
-    let table = cxr_cml::data::read_cxr_lt(&root.join("train_labeled.csv")).unwrap();
-    let frontal = table
-        .records
-        .iter()
-        .find(|r| matches!(r.view_position.as_deref(), Some("PA" | "AP")))
-        .unwrap();
-    std::fs::write(root.join(&frontal.path), b"\xff\xd8 not really a jpeg").unwrap();
+    let (root, frontal) = common::first_frontal_image(&cfg);
+    std::fs::write(root.join(&frontal), b"\xff\xd8 not really a jpeg").unwrap();
 
     let data = prepare::prepare(&cfg).unwrap();
     assert_eq!(
@@ -35,7 +29,7 @@ fn a_corrupt_jpeg_is_skipped_and_the_run_goes_on() {
     );
     assert_eq!(data.cache.skipped().len(), 1);
     assert!(
-        data.cache.skipped()[0].0.ends_with(&frontal.path),
+        data.cache.skipped()[0].0.ends_with(&frontal),
         "{:?}",
         data.cache.skipped()
     );

@@ -30,16 +30,6 @@ fn config(root: &Path) -> TrainConfig {
     cfg
 }
 
-/// `(step, loss)` of every step record of a run folder.
-fn step_losses(run_dir: &Path) -> Vec<(u64, f64)> {
-    let text = std::fs::read_to_string(run_dir.join("metrics.jsonl")).unwrap();
-    text.lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .filter(|v| v["kind"] == "step")
-        .map(|v| (v["step"].as_u64().unwrap(), v["loss"].as_f64().unwrap()))
-        .collect()
-}
-
 #[test]
 fn a_run_killed_before_its_first_checkpoint_resumes() {
     if let Ok(dir) = std::env::var(CHILD_ENV) {
@@ -53,7 +43,7 @@ fn a_run_killed_before_its_first_checkpoint_resumes() {
     let reference = root.join("reference");
     run_methods(&cfg, &[Method::MetaLabels], &reference).unwrap();
     let run_name = cfg.run_name();
-    let expected = step_losses(&reference.join(&run_name));
+    let expected = common::step_losses(&reference.join(&run_name));
 
     // Killed once its first steps are logged, long before the epoch's checkpoint.
     let killed = root.join("killed");
@@ -89,7 +79,7 @@ fn a_run_killed_before_its_first_checkpoint_resumes() {
     assert!(run_dir.join("unfinished-0/config.toml").is_file());
     assert!(run_dir.join("unfinished-0/metrics.jsonl").is_file());
     assert_eq!(
-        step_losses(&run_dir),
+        common::step_losses(&run_dir),
         expected,
         "the restarted run equals a clean one"
     );
@@ -134,7 +124,7 @@ fn a_damaged_checkpoint_is_skipped_for_the_one_before_it() {
     let split = data.patient_split(&cfg.data, cfg.seed);
     let run = tmp.path().join("run");
     train_one(&cfg, &data, &split, &run).unwrap();
-    let expected = step_losses(&run);
+    let expected = common::step_losses(&run);
     let newest = checkpoint::latest(&run).unwrap().unwrap();
     assert!(newest.ends_with("epoch-0002"), "{}", newest.display());
     checkpoint::verify(&newest).unwrap();
@@ -162,21 +152,15 @@ fn a_damaged_checkpoint_is_skipped_for_the_one_before_it() {
     // Resuming redoes the last epoch from epoch 1 and reproduces the clean run.
     let outcome = train_continue(&cfg, &data, &split, &run).unwrap();
     assert_eq!(outcome.epochs.len(), 3);
-    assert_eq!(step_losses(&run), expected);
+    assert_eq!(common::step_losses(&run), expected);
 }
 
 #[test]
 fn a_truncated_jpeg_is_skipped_and_listed() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = config(tmp.path());
-    let root = prepare::ensure_synthetic(&cfg.data).unwrap();
-    let table = cxr_cml::data::read_cxr_lt(&root.join("train_labeled.csv")).unwrap();
-    let frontal = table
-        .records
-        .iter()
-        .find(|r| matches!(r.view_position.as_deref(), Some("PA" | "AP")))
-        .unwrap();
-    let path = root.join(&frontal.path);
+    let (root, frontal) = common::first_frontal_image(&cfg);
+    let path = root.join(&frontal);
     let bytes = std::fs::read(&path).unwrap();
     // An interrupted download: the first third of the file.
     std::fs::write(&path, &bytes[..bytes.len() / 3]).unwrap();
@@ -184,6 +168,6 @@ fn a_truncated_jpeg_is_skipped_and_listed() {
     assert_eq!(data.usable.len() + 1, data.table.records.len());
     let skipped = data.cache.skipped();
     assert_eq!(skipped.len(), 1);
-    assert!(skipped[0].0.ends_with(&frontal.path), "{skipped:?}");
+    assert!(skipped[0].0.ends_with(&frontal), "{skipped:?}");
     assert!(format!("{skipped:?}").contains("truncated"), "{skipped:?}");
 }

@@ -29,15 +29,6 @@ fn config(root: &Path) -> TrainConfig {
     cfg
 }
 
-fn step_losses(run_dir: &Path) -> Vec<(u64, f64)> {
-    let text = std::fs::read_to_string(run_dir.join("metrics.jsonl")).unwrap();
-    text.lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .filter(|v| v["kind"] == "step")
-        .map(|v| (v["step"].as_u64().unwrap(), v["loss"].as_f64().unwrap()))
-        .collect()
-}
-
 #[test]
 fn killed_run_resumes_and_reproduces_the_losses() {
     if let Ok(dir) = std::env::var(CHILD_ENV) {
@@ -58,7 +49,7 @@ fn killed_run_resumes_and_reproduces_the_losses() {
     // The reference: one uninterrupted run.
     let reference = root.join("reference");
     train_one(&cfg, &data, &split, &reference).unwrap();
-    let expected = step_losses(&reference);
+    let expected = common::step_losses(&reference);
     assert!(expected.len() >= 8, "{} steps", expected.len());
 
     // The victim: killed with SIGKILL once its second epoch checkpoint is on disk.
@@ -91,7 +82,7 @@ fn killed_run_resumes_and_reproduces_the_losses() {
     let outcome = train_resumable(&cfg, &data, &split, &killed, Some(&from)).unwrap();
     assert_eq!(outcome.epochs.len(), cfg.train_loop.epochs);
 
-    let resumed = step_losses(&killed);
+    let resumed = common::step_losses(&killed);
     assert_eq!(resumed.len(), expected.len(), "step records after resume");
     for ((s1, l1), (s2, l2)) in expected.iter().zip(&resumed) {
         assert_eq!(s1, s2);

@@ -1,4 +1,5 @@
-//! Shared setup of the workspace integration tests.
+//! Shared setup of the workspace integration tests. Not every test binary uses every helper.
+#![allow(dead_code)]
 
 use std::path::Path;
 
@@ -16,4 +17,28 @@ pub fn tiny_config(root: &Path, patients: usize) -> TrainConfig {
     cfg.model.context_length = 32;
     cfg.train_loop.progress = false;
     cfg
+}
+
+/// `(step, loss)` of every step record in a run folder's `metrics.jsonl`.
+pub fn step_losses(run_dir: &Path) -> Vec<(u64, f64)> {
+    let text = std::fs::read_to_string(run_dir.join("metrics.jsonl")).unwrap();
+    text.lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["kind"] == "step")
+        .map(|v| (v["step"].as_u64().unwrap(), v["loss"].as_f64().unwrap()))
+        .collect()
+}
+
+/// The image path (relative to the data root) of the first frontal record of the synthetic
+/// CXR-LT dataset `cfg` points at (generated if needed), and that root.
+pub fn first_frontal_image(cfg: &TrainConfig) -> (std::path::PathBuf, std::path::PathBuf) {
+    let root = cxr_cml::train::prepare::ensure_synthetic(&cfg.data).unwrap();
+    let table = cxr_cml::data::read_cxr_lt(&root.join("train_labeled.csv")).unwrap();
+    let frontal = table
+        .records
+        .iter()
+        .find(|r| matches!(r.view_position.as_deref(), Some("PA" | "AP")))
+        .unwrap();
+    let path = frontal.path.clone();
+    (root, path)
 }
