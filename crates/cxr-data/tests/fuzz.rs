@@ -214,6 +214,20 @@ fn cxr_lt_case(bytes: &[u8], compressed: bool) {
     }
 }
 
+/// The lenient reader (training's): no panic; what it keeps plus what it skips never exceeds
+/// the file's lines, and a file it skips nothing of reads as the strict reader reads it.
+fn cxr_lt_lenient_case(bytes: &[u8]) {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write_in(dir.path(), "labels.csv", bytes);
+    if let Ok((table, skipped)) = cxr_data::read_cxr_lt_lenient(&p) {
+        let lines = bytes.split(|&b| b == b'\n').count();
+        assert!(table.records.len() + skipped.len() <= lines);
+        if skipped.is_empty() {
+            assert_eq!(Some(&table), cxr_data::read_cxr_lt(&p).ok().as_ref());
+        }
+    }
+}
+
 proptest! {
     #![proptest_config(mutate::config(2000))]
 
@@ -225,6 +239,11 @@ proptest! {
     #[test]
     fn cxr_lt_gz_never_panics(bytes in mutate::input(target_seeds("cxr_lt"), mutate::CSV_TOKENS)) {
         cxr_lt_case(&bytes, true);
+    }
+
+    #[test]
+    fn cxr_lt_lenient_never_panics(bytes in mutate::input(target_seeds("cxr_lt"), mutate::CSV_TOKENS)) {
+        cxr_lt_lenient_case(&bytes);
     }
 
     #[test]
