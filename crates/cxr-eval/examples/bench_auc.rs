@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 use clap::Parser;
-use cxr_eval::{evaluate, BootstrapConfig, ClassGroup, EvalOptions};
+use cxr_eval::{evaluate_grouped, BootstrapConfig, ClassGroup, EvalOptions};
 use ndarray::Array2;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -45,6 +45,9 @@ struct Args {
     /// Skip the sklearn side (Rust timing only).
     #[arg(long)]
     no_sklearn: bool,
+    /// Patient-level bootstrap with this many consecutive rows per patient (0: image-level).
+    #[arg(long, default_value_t = 0)]
+    images_per_patient: usize,
 }
 
 /// Long-tailed synthetic data: prevalence from 30% down to 0.2% (log-spaced), scores a noisy
@@ -117,6 +120,11 @@ fn main() -> anyhow::Result<()> {
             level: 0.95,
         }),
     };
+    let patients: Option<Vec<u64>> = (args.images_per_patient > 0).then(|| {
+        (0..args.samples)
+            .map(|i| (i / args.images_per_patient) as u64)
+            .collect()
+    });
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(args.threads)
         .build()?;
@@ -126,7 +134,16 @@ fn main() -> anyhow::Result<()> {
     for _ in 0..args.repeats {
         let c0 = cpu_seconds();
         let t = Instant::now();
-        let r = pool.install(|| evaluate(scores.view(), labels.view(), &names, &groups, &opts))?;
+        let r = pool.install(|| {
+            evaluate_grouped(
+                scores.view(),
+                labels.view(),
+                &names,
+                &groups,
+                &opts,
+                patients.as_deref(),
+            )
+        })?;
         times.push(t.elapsed().as_secs_f64());
         if let (Some(a), Some(b)) = (c0, cpu_seconds()) {
             cpu.push(b - a);

@@ -178,6 +178,49 @@ impl Ranked {
         })
     }
 
+    /// Average precisions of `B` resamples at once (multiplicities as in
+    /// [`Ranked::weighted_auc_lanes`]), as [`Ranked::average_precision`] of the materialised
+    /// resample: tie groups walked from the highest score down. `None` for a resample without
+    /// a positive of this class.
+    pub(crate) fn weighted_ap_lanes<W: Copy + Into<u64>, const B: usize>(
+        &self,
+        counts: &[[W; B]],
+    ) -> [Option<f64>; B] {
+        let mut tp = [0u64; B];
+        let mut seen = [0u64; B];
+        let mut sum = [0.0f64; B];
+        let mut end = self.order.len();
+        for g in (0..self.group_end.len()).rev() {
+            let start = if g == 0 {
+                0
+            } else {
+                self.group_end[g - 1] as usize
+            };
+            let mut pos = [0u64; B];
+            let mut all = [0u64; B];
+            for k in start..end {
+                let c = &counts[self.order[k] as usize];
+                let p = self.is_pos[k] == 1;
+                for b in 0..B {
+                    let w: u64 = c[b].into();
+                    all[b] += w;
+                    if p {
+                        pos[b] += w;
+                    }
+                }
+            }
+            for b in 0..B {
+                seen[b] += all[b];
+                if pos[b] > 0 {
+                    tp[b] += pos[b];
+                    sum[b] += pos[b] as f64 * (tp[b] as f64 / seen[b] as f64);
+                }
+            }
+            end = start;
+        }
+        std::array::from_fn(|b| (tp[b] > 0).then(|| sum[b] / tp[b] as f64))
+    }
+
     /// [`Ranked::weighted_auc_lanes`] for a single resample.
     #[cfg(test)]
     pub(crate) fn weighted_auc(&self, counts: &[u32]) -> Option<f64> {

@@ -4,9 +4,13 @@
 //! A resample is drawn as a vector of multiplicities (how often each row was picked) and every
 //! class's AUC is read off its presorted [`Ranked`] table in one linear pass: nothing is sorted
 //! per resample. All classes share each resample of rows, as a row-level bootstrap of a
-//! multi-label test set should. Resample `r` uses its own ChaCha8 stream `r` of `seed`, so the
-//! result does not depend on the number of threads. Four resamples share each pass over the
-//! presorted rows (one gather of four multiplicities per row).
+//! multi-label test set should. With group ids (patients) a resample draws groups with
+//! replacement and every row of a drawn group comes along, with its group's multiplicity: the
+//! images of one patient share labels and are not independent. Resample `r` uses its own
+//! ChaCha8 stream `r` of `seed`, so the result does not depend on the number of threads. Eight
+//! resamples share each pass over the presorted rows (one gather of eight multiplicities per
+//! row). Explicit unit draws ([`crate::compare_methods_with_draws`]) replace the RNG for tests
+//! against a reference.
 
 use rand::distributions::{Distribution, Uniform};
 use rand::SeedableRng;
@@ -77,76 +81,249 @@ pub struct BootstrapCi {
     pub n_valid: usize,
 }
 
+/// The resampling unit of each row: rows are their own units (image-level bootstrap) or rows
+/// sharing a group id (a patient) are drawn together. Groups are numbered by ascending id, so
+/// the numbering does not depend on row order.
+#[derive(Debug, Clone)]
+pub(crate) struct Units {
+    /// Unit index of every row; `None` when every row is its own unit.
+    of_row: Option<Vec<u32>>,
+    n: usize,
+}
+
+impl Units {
+    /// Rows as units (`ids == None`) or the groups of `ids`, one id per row.
+    pub(crate) fn new(ids: Option<&[u64]>, n_rows: usize) -> Result<Self> {
+        let Some(ids) = ids else {
+            return Ok(Units {
+                of_row: None,
+                n: n_rows,
+            });
+        };
+        if ids.len() != n_rows {
+            return Err(crate::error::shape_err(
+                "group ids (one per row)",
+                n_rows,
+                ids.len(),
+            ));
+        }
+        let mut sorted = ids.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        let of_row = ids
+            .iter()
+            .map(|id| sorted.binary_search(id).unwrap_or_default() as u32)
+            .collect();
+        Ok(Units {
+            of_row: Some(of_row),
+            n: sorted.len(),
+        })
+    }
+
+    /// Number of units a resample draws.
+    pub(crate) fn len(&self) -> usize {
+        self.n
+    }
+}
+
+/// Which units each resample draws: `resamples` seeded draws of as many units as there are
+/// (resample `r` on ChaCha8 stream `r` of `seed`), or given unit indices per resample.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Draws<'a> {
+    Seeded { resamples: usize, seed: u64 },
+    Explicit(&'a [Vec<usize>]),
+}
+
+impl Draws<'_> {
+    pub(crate) fn seeded(cfg: &BootstrapConfig) -> Self {
+        Draws::Seeded {
+            resamples: cfg.resamples,
+            seed: cfg.seed,
+        }
+    }
+
+    pub(crate) fn count(&self) -> usize {
+        match self {
+            Draws::Seeded { resamples, .. } => *resamples,
+            Draws::Explicit(d) => d.len(),
+        }
+    }
+
+    /// Checks explicit unit indices against the number of units.
+    pub(crate) fn validate(&self, units: &Units) -> Result<()> {
+        if let Draws::Explicit(draws) = self {
+            if draws.is_empty() {
+                return Err(EvalError::InvalidParam {
+                    name: "resamples",
+                    value: "0".into(),
+                    hint: "give at least one resample of unit indices",
+                });
+            }
+            for d in draws.iter() {
+                if let Some(&bad) = d.iter().find(|&&u| u >= units.len()) {
+                    return Err(EvalError::InvalidParam {
+                        name: "resample unit index",
+                        value: bad.to_string(),
+                        hint: "unit indices lie below the number of units (rows, or distinct group ids numbered ascending)",
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The largest multiplicity a row can get.
+    fn max_count(&self, units: &Units) -> usize {
+        match self {
+            Draws::Seeded { .. } => units.len(),
+            Draws::Explicit(d) => d.iter().map(Vec::len).max().unwrap_or(0),
+        }
+    }
+}
+
+/// Evaluates [`LANES`] resamples from their row multiplicities (`counts[row][lane]`).
+pub(crate) trait LaneEval: Sync {
+    type Out: Send;
+    fn eval<W: Count>(&self, counts: &[[W; LANES]]) -> Self::Out;
+}
+
+/// Per-class AUC lanes of every presorted class.
+struct AucLanes<'a>(&'a [Ranked]);
+
+impl LaneEval for AucLanes<'_> {
+    type Out = Vec<[Option<f64>; LANES]>;
+    fn eval<W: Count>(&self, counts: &[[W; LANES]]) -> Self::Out {
+        self.0
+            .iter()
+            .map(|rk| rk.weighted_auc_lanes(counts))
+            .collect()
+    }
+}
+
 /// The AUC of every class in every resample: `out[c]` lists class `c`'s defined values in
 /// resample order.
 pub(crate) fn resampled_aucs(
     ranked: &[Ranked],
     n_rows: usize,
-    cfg: &BootstrapConfig,
+    units: &Units,
+    draws: Draws<'_>,
 ) -> Vec<Vec<f64>> {
-    // Multiplicities never exceed the row count: u16 halves the cache footprint of the
+    let per_batch = map_batches(n_rows, units, draws, &AucLanes(ranked));
+    (0..ranked.len())
+        .map(|c| {
+            (0..draws.count())
+                .filter_map(|r| per_batch[r / LANES][c][r % LANES])
+                .collect()
+        })
+        .collect()
+}
+
+/// Runs `f` on every batch of [`LANES`] resamples; a batch's lanes past the last resample
+/// hold zero counts.
+pub(crate) fn map_batches<F: LaneEval>(
+    n_rows: usize,
+    units: &Units,
+    draws: Draws<'_>,
+    f: &F,
+) -> Vec<F::Out> {
+    // Multiplicities never exceed the number of draws: u16 halves the cache footprint of the
     // gather in the AUC pass whenever that bound allows it.
-    if n_rows <= usize::from(u16::MAX) {
-        resampled_aucs_with::<u16>(ranked, n_rows, cfg)
+    if draws.max_count(units) <= usize::from(u16::MAX) {
+        map_batches_with::<u16, F>(n_rows, units, draws, f)
     } else {
-        resampled_aucs_with::<u32>(ranked, n_rows, cfg)
+        map_batches_with::<u32, F>(n_rows, units, draws, f)
     }
 }
 
 /// Resamples evaluated together in one pass over each class's presorted rows.
-const LANES: usize = 8;
+pub(crate) const LANES: usize = 8;
 
-trait Count: Copy + Default + Into<u64> + Send + Sync {
+pub(crate) trait Count: Copy + Default + Into<u64> + Send + Sync {
     fn incr(&mut self);
+    fn from_u32(v: u32) -> Self;
 }
 impl Count for u16 {
     fn incr(&mut self) {
         *self += 1;
+    }
+    fn from_u32(v: u32) -> Self {
+        v as u16
     }
 }
 impl Count for u32 {
     fn incr(&mut self) {
         *self += 1;
     }
+    fn from_u32(v: u32) -> Self {
+        v
+    }
 }
 
-fn resampled_aucs_with<W: Count>(
-    ranked: &[Ranked],
+fn map_batches_with<W: Count, F: LaneEval>(
     n_rows: usize,
-    cfg: &BootstrapConfig,
-) -> Vec<Vec<f64>> {
-    let uniform = Uniform::new(0, n_rows as u32);
-    let batches = cfg.resamples.div_ceil(LANES);
-    let per_batch: Vec<Vec<[Option<f64>; LANES]>> = (0..batches)
+    units: &Units,
+    draws: Draws<'_>,
+    f: &F,
+) -> Vec<F::Out> {
+    let uniform = Uniform::new(0, units.len().max(1) as u32);
+    let resamples = draws.count();
+    let batches = resamples.div_ceil(LANES);
+    (0..batches)
         .into_par_iter()
         .map_init(
-            || vec![[W::default(); LANES]; n_rows],
-            |counts, batch| {
+            || {
+                let per_unit = if units.of_row.is_some() {
+                    units.len()
+                } else {
+                    0
+                };
+                (vec![[W::default(); LANES]; n_rows], vec![0u32; per_unit])
+            },
+            |(counts, unit_counts), batch| {
                 counts.fill([W::default(); LANES]);
                 for lane in 0..LANES {
                     let r = batch * LANES + lane;
-                    if r >= cfg.resamples {
+                    if r >= resamples {
                         break;
                     }
-                    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
-                    rng.set_stream(r as u64);
-                    for _ in 0..n_rows {
-                        counts[uniform.sample(&mut rng) as usize][lane].incr();
+                    match (&units.of_row, draws) {
+                        (None, Draws::Seeded { seed, .. }) => {
+                            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+                            rng.set_stream(r as u64);
+                            for _ in 0..n_rows {
+                                counts[uniform.sample(&mut rng) as usize][lane].incr();
+                            }
+                        }
+                        (None, Draws::Explicit(d)) => {
+                            for &row in &d[r] {
+                                counts[row][lane].incr();
+                            }
+                        }
+                        (Some(of_row), _) => {
+                            unit_counts.fill(0);
+                            match draws {
+                                Draws::Seeded { seed, .. } => {
+                                    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+                                    rng.set_stream(r as u64);
+                                    for _ in 0..units.len() {
+                                        unit_counts[uniform.sample(&mut rng) as usize] += 1;
+                                    }
+                                }
+                                Draws::Explicit(d) => {
+                                    for &u in &d[r] {
+                                        unit_counts[u] += 1;
+                                    }
+                                }
+                            }
+                            for (c, &u) in counts.iter_mut().zip(of_row) {
+                                c[lane] = W::from_u32(unit_counts[u as usize]);
+                            }
+                        }
                     }
                 }
-                ranked
-                    .iter()
-                    .map(|rk| rk.weighted_auc_lanes(counts))
-                    .collect()
+                f.eval(counts)
             },
         )
-        .collect();
-    (0..ranked.len())
-        .map(|c| {
-            (0..cfg.resamples)
-                .filter_map(|r| per_batch[r / LANES][c][r % LANES])
-                .collect()
-        })
         .collect()
 }
 
@@ -191,7 +368,13 @@ pub fn bootstrap_auc_ci(
     if ranked.auc().is_none() {
         return Ok(None);
     }
-    let mut all = resampled_aucs(std::slice::from_ref(&ranked), scores.len(), cfg);
+    let units = Units::new(None, scores.len())?;
+    let mut all = resampled_aucs(
+        std::slice::from_ref(&ranked),
+        scores.len(),
+        &units,
+        Draws::seeded(cfg),
+    );
     Ok(percentile_ci(all.pop().unwrap_or_default(), cfg.level))
 }
 

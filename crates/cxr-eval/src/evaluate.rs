@@ -6,7 +6,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::auc::Ranked;
-use crate::bootstrap::{percentile_ci, resampled_aucs, BootstrapConfig};
+use crate::bootstrap::{percentile_ci, resampled_aucs, BootstrapConfig, Draws, Units};
 use crate::error::{shape_err, EvalError, Result};
 
 /// Whether a class is frequent (base) or long-tailed (rare: fewer than 1,000 training
@@ -186,13 +186,28 @@ pub(crate) fn rank_classes(
 /// Evaluates N x C `scores` against N x C `labels` (1 positive, 0 negative, NaN unknown and
 /// excluded for that class), with one name and group per class.
 ///
-/// Bootstrap resamples are drawn over all N rows and shared by all classes.
+/// Bootstrap resamples are drawn over all N rows and shared by all classes (an image-level
+/// bootstrap; [`evaluate_grouped`] resamples patients).
 pub fn evaluate(
     scores: ArrayView2<'_, f32>,
     labels: ArrayView2<'_, f32>,
     class_names: &[String],
     groups: &[ClassGroup],
     opts: &EvalOptions,
+) -> Result<EvalResults> {
+    evaluate_grouped(scores, labels, class_names, groups, opts, None)
+}
+
+/// As [`evaluate`], with the bootstrap resampling the groups of `row_groups` (one id per row,
+/// e.g. the patient): a resample draws as many groups as there are, with replacement, and
+/// takes every row of each drawn group. `None` resamples rows, as [`evaluate`].
+pub fn evaluate_grouped(
+    scores: ArrayView2<'_, f32>,
+    labels: ArrayView2<'_, f32>,
+    class_names: &[String],
+    groups: &[ClassGroup],
+    opts: &EvalOptions,
+    row_groups: Option<&[u64]>,
 ) -> Result<EvalResults> {
     if groups.len() != class_names.len() {
         return Err(shape_err(
@@ -204,12 +219,15 @@ pub fn evaluate(
     if let Some(cfg) = &opts.bootstrap {
         cfg.validate()?;
     }
+    let units = Units::new(row_groups, scores.nrows())?;
     let ranked = rank_classes(scores, labels, class_names)?;
     let cis = match &opts.bootstrap {
-        Some(cfg) if scores.nrows() > 0 => resampled_aucs(&ranked, scores.nrows(), cfg)
-            .into_iter()
-            .map(|v| percentile_ci(v, cfg.level))
-            .collect(),
+        Some(cfg) if scores.nrows() > 0 => {
+            resampled_aucs(&ranked, scores.nrows(), &units, Draws::seeded(cfg))
+                .into_iter()
+                .map(|v| percentile_ci(v, cfg.level))
+                .collect()
+        }
         _ => vec![None; ranked.len()],
     };
     let classes = ranked
