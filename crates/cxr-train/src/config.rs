@@ -93,6 +93,17 @@ macro_rules! config_enum {
 }
 
 config_enum! {
+    /// What the bootstrap of the test set resamples.
+    BootstrapUnit {
+        /// Patients with replacement, each with all its images (they share labels and are not
+        /// independent draws).
+        Patient = "patient",
+        /// Images with replacement (CheXzero's bootstrap).
+        Image = "image",
+    }
+}
+
+config_enum! {
     /// Which images of a study are used.
     Views {
         /// PA and AP only (the paper).
@@ -596,6 +607,8 @@ impl Default for LoopConfig {
 pub struct EvalConfig {
     /// Bootstrap resamples for the 95% CIs (0: none).
     pub bootstrap: usize,
+    /// What the bootstrap resamples: patients (default) or images.
+    pub bootstrap_unit: BootstrapUnit,
     /// Write the figures (ROC, long-tail AUC, t-SNE) with the test evaluation.
     pub figures: bool,
     /// t-SNE is exact (quadratic): at most this many test images, a seeded sample.
@@ -606,6 +619,7 @@ impl Default for EvalConfig {
     fn default() -> Self {
         Self {
             bootstrap: 1000,
+            bootstrap_unit: BootstrapUnit::Patient,
             figures: true,
             tsne_max_points: 2000,
         }

@@ -12,6 +12,7 @@
 pub mod ablation;
 pub mod batch;
 pub mod checkpoint;
+pub mod compare;
 pub mod config;
 pub mod cv;
 pub mod device;

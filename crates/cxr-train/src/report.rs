@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use cxr_eval::EvalResults;
+use cxr_eval::{Comparisons, EvalResults, Interval, Macros};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Method, TrainConfig};
@@ -29,6 +29,22 @@ pub struct MethodResult {
     pub skipped_rows: usize,
     #[serde(default)]
     pub skipped_images: usize,
+    /// Bootstrap CIs of the macros and the paired difference from the first method, in a
+    /// comparison folder's `results.json` (its `comparisons.json` holds every pair).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stats: Option<MethodStats>,
+}
+
+/// One method's macro CIs within a comparison.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MethodStats {
+    /// What the bootstrap resampled (`patient` or `image`) and how often.
+    pub bootstrap_unit: String,
+    pub resamples: usize,
+    pub macros: Macros<Option<Interval>>,
+    /// This method minus the first method, each with its paired bootstrap CI (none for the
+    /// first method).
+    pub vs_first: Option<Macros<Option<Interval>>>,
 }
 
 impl MethodResult {
@@ -44,6 +60,7 @@ impl MethodResult {
             test: out.test.clone(),
             skipped_rows: 0,
             skipped_images: 0,
+            stats: None,
         }
     }
 }
@@ -54,7 +71,8 @@ pub fn default_split(cfg: &TrainConfig, data: &Prepared) -> Split {
 }
 
 /// Train and evaluate each method on the same data and split; write one run folder per
-/// method under `out_dir` plus the comparison (`results.json`, `report.md`).
+/// method under `out_dir` plus the comparison (`results.json`, `comparisons.json`,
+/// `report.md`).
 pub fn run_methods(
     cfg: &TrainConfig,
     methods: &[Method],
@@ -131,8 +149,42 @@ pub fn run_methods_on(
         write_results(&run_dir, std::slice::from_ref(&result))?;
         results.push(result);
     }
-    write_results(out_dir, &results)?;
+    let runs: Vec<(&str, &Path)> = results
+        .iter()
+        .map(|r| (r.method.display_name(), r.run_dir.as_path()))
+        .collect();
+    let cmp = crate::compare::compare_runs(cfg, data, split, &runs)?;
+    if let Some(cmp) = &cmp {
+        attach_stats(&mut results, cmp, cfg.eval.bootstrap_unit.as_str());
+        write_json(&out_dir.join("comparisons.json"), cmp)?;
+    }
+    write_results_with(out_dir, &results, cmp.as_ref())?;
     Ok(results)
+}
+
+/// Each method's macro CIs and its difference from the first method (`pairs` holds
+/// first - other; the table shows other - first).
+fn attach_stats(results: &mut [MethodResult], cmp: &Comparisons, unit: &str) {
+    let neg = |i: Option<Interval>| {
+        i.map(|i| Interval {
+            estimate: -i.estimate,
+            low: -i.high,
+            high: -i.low,
+            n_valid: i.n_valid,
+        })
+    };
+    for (k, (r, m)) in results.iter_mut().zip(&cmp.methods).enumerate() {
+        let vs_first = (k > 0).then(|| {
+            // Pairs (0, j) come first, in order of j.
+            cmp.pairs[k - 1].diff.map(neg)
+        });
+        r.stats = Some(MethodStats {
+            bootstrap_unit: unit.to_string(),
+            resamples: cmp.resamples,
+            macros: m.macros,
+            vs_first,
+        });
+    }
 }
 
 /// The results a finished run folder holds, if any.
@@ -152,18 +204,114 @@ pub fn read_results(dir: &Path) -> Result<Option<Vec<MethodResult>>> {
 
 /// `results.json` and `report.md` for a set of method results.
 pub fn write_results(dir: &Path, results: &[MethodResult]) -> Result<()> {
-    write_json(&dir.join("results.json"), &results)?;
-    let md = dir.join("report.md");
-    write_atomic(&md, render_report(results).as_bytes())
+    write_results_with(dir, results, None)
 }
 
-/// The macro-AUC table (Total / Base / Rare) as Markdown.
+/// As [`write_results`], with the comparison's pairs (differences, DeLong per class) at the
+/// end of `report.md`.
+fn write_results_with(
+    dir: &Path,
+    results: &[MethodResult],
+    cmp: Option<&Comparisons>,
+) -> Result<()> {
+    write_json(&dir.join("results.json"), &results)?;
+    let mut text = render_report(results);
+    if let Some(cmp) = cmp {
+        text.push_str(&comparison_section(cmp));
+    }
+    write_atomic(&dir.join("report.md"), text.as_bytes())
+}
+
+/// The macro-AUC table (Total / Base / Rare, mAP) as Markdown; with the comparison's
+/// statistics each value carries its 95% CI, the other methods' values are marked by whether
+/// their difference from the first method is significant, and a legend line follows.
 pub fn auc_table(results: &[MethodResult]) -> String {
     let rows: Vec<(&str, &EvalResults)> = results
         .iter()
         .map(|r| (r.method.display_name(), &r.test))
         .collect();
-    cxr_eval::render_markdown_table(&rows)
+    if results.is_empty() || results.iter().any(|r| r.stats.is_none()) {
+        return cxr_eval::render_markdown_table(&rows);
+    }
+    let mut s =
+        String::from("| Method | Total AUC | Base AUC | Rare AUC | mAP |\n|---|---|---|---|---|\n");
+    for r in results {
+        let Some(st) = &r.stats else { continue };
+        let m = &st.macros;
+        let d = st.vs_first.as_ref();
+        let cell = |v: Option<Interval>, diff: Option<Option<Interval>>| {
+            let Some(v) = v else {
+                return "n/a".to_string();
+            };
+            let mark = match diff {
+                None => "",
+                Some(Some(d)) if d.excludes_zero() => " *",
+                Some(_) => " ns",
+            };
+            format!("{:.3} ({:.3}–{:.3}){mark}", v.estimate, v.low, v.high)
+        };
+        s.push_str(&format!(
+            "| {} | {} | {} | {} | {} |\n",
+            r.method.display_name(),
+            cell(m.auc_all, d.map(|d| d.auc_all)),
+            cell(m.auc_base, d.map(|d| d.auc_base)),
+            cell(m.auc_rare, d.map(|d| d.auc_rare)),
+            cell(m.map_all, d.map(|d| d.map_all)),
+        ));
+    }
+    let st = results[0].stats.as_ref().expect("checked above");
+    s.push_str(&format!(
+        "\nValues: estimate (95% CI, {}-level bootstrap, {} resamples). vs {}: * the paired \
+         bootstrap 95% CI of the difference excludes 0 (significant), ns it does not.\n",
+        st.bootstrap_unit,
+        st.resamples,
+        results[0].method.display_name()
+    ));
+    s
+}
+
+/// Per pair of methods: the macro differences with their paired CIs and DeLong's test per
+/// class, as Markdown.
+pub fn comparison_section(cmp: &Comparisons) -> String {
+    let mut s = String::new();
+    let fmt = |i: Option<Interval>| {
+        i.map_or_else(
+            || "n/a".to_string(),
+            |i| format!("{:+.3} ({:+.3} to {:+.3})", i.estimate, i.low, i.high),
+        )
+    };
+    for p in &cmp.pairs {
+        s.push_str(&format!(
+            "\n## {} vs {}\n\nDifference {} - {} (paired bootstrap 95% CI): total AUC {}, base AUC {}, rare AUC {}, mAP {}.\n\n| Class | AUC {} | AUC {} | DeLong p |\n|---|---|---|---|\n",
+            p.a,
+            p.b,
+            p.a,
+            p.b,
+            fmt(p.diff.auc_all),
+            fmt(p.diff.auc_base),
+            fmt(p.diff.auc_rare),
+            fmt(p.diff.map_all),
+            p.a,
+            p.b
+        ));
+        for (class, t) in cmp.classes.iter().zip(&p.delong) {
+            match t {
+                Some(t) => {
+                    let p = if t.p_value < 1e-3 {
+                        format!("{:.1e}", t.p_value)
+                    } else {
+                        format!("{:.3}", t.p_value)
+                    };
+                    s.push_str(&format!(
+                        "| {class} | {:.3} | {:.3} | {p} |\n",
+                        t.auc_a, t.auc_b
+                    ));
+                }
+                None => s.push_str(&format!("| {class} | n/a | n/a | n/a |\n")),
+            }
+        }
+    }
+    s
 }
 
 pub fn render_report(results: &[MethodResult]) -> String {

@@ -145,8 +145,15 @@ pub fn evaluate_loaded(
             level: 0.95,
         }),
     };
-    let mut results =
-        cxr_eval::evaluate(scores.view(), labels.view(), data.classes(), &groups, &opts)?;
+    let patients = crate::compare::bootstrap_groups(cfg, data, idx);
+    let mut results = cxr_eval::evaluate_grouped(
+        scores.view(),
+        labels.view(),
+        data.classes(),
+        &groups,
+        &opts,
+        patients.as_deref(),
+    )?;
     results.set_train_counts(&train_counts)?;
 
     let out = run_dir.join("eval").join(format!("{label}-{split_name}"));
