@@ -3,6 +3,7 @@
 //! (in the printed table, marked significant or not, with a legend line) and, in
 //! `comparisons.json`, every pair's differences and per-class DeLong tests.
 
+use cxr_cml::train::config::BootstrapUnit;
 use cxr_cml::train::report::auc_table;
 use cxr_cml::train::{run_methods, Method};
 
@@ -26,7 +27,7 @@ fn two_methods_get_cis_paired_differences_and_delong() -> anyhow::Result<()> {
         .stats
         .as_ref()
         .expect("statistics of the first method");
-    assert_eq!(first.bootstrap_unit, "patient");
+    assert_eq!(first.bootstrap_unit, BootstrapUnit::Patient);
     assert!(first.vs_first.is_none());
     let all = first.macros.auc_all.expect("a defined macro AUC");
     assert_eq!(Some(all.estimate), results[0].test.macro_all);

@@ -480,5 +480,17 @@ mod tests {
         assert_eq!(ci.n_valid, 2);
         assert!((ci.mean - (1.0 + full) / 2.0).abs() < 1e-12);
         assert!(compare_methods_with_draws(&[("m", s.view())], &test, &[vec![2]], 0.95).is_err());
+        // One group id per row, or an error naming the shape.
+        assert!(matches!(
+            evaluate_grouped(
+                s.view(),
+                labels.view(),
+                &names(1),
+                &g,
+                &EvalOptions::default(),
+                Some(&ids[..4]),
+            ),
+            Err(EvalError::Shape { .. })
+        ));
     }
 }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use cxr_eval::{Comparisons, EvalResults, Interval, Macros};
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Method, TrainConfig};
+use crate::config::{BootstrapUnit, Method, TrainConfig};
 use crate::error::IoContext;
 use crate::files::{write_atomic, write_json};
 use crate::prepare::{prepare, Prepared, Split};
@@ -38,8 +38,8 @@ pub struct MethodResult {
 /// One method's macro CIs within a comparison.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MethodStats {
-    /// What the bootstrap resampled (`patient` or `image`) and how often.
-    pub bootstrap_unit: String,
+    /// What the bootstrap resampled and how often.
+    pub bootstrap_unit: BootstrapUnit,
     pub resamples: usize,
     pub macros: Macros<Option<Interval>>,
     /// This method minus the first method, each with its paired bootstrap CI (none for the
@@ -155,7 +155,7 @@ pub fn run_methods_on(
         .collect();
     let cmp = crate::compare::compare_runs(cfg, data, split, &runs)?;
     if let Some(cmp) = &cmp {
-        attach_stats(&mut results, cmp, cfg.eval.bootstrap_unit.as_str());
+        attach_stats(&mut results, cmp, cfg.eval.bootstrap_unit);
         write_json(&out_dir.join("comparisons.json"), cmp)?;
     }
     write_results_with(out_dir, &results, cmp.as_ref())?;
@@ -164,7 +164,7 @@ pub fn run_methods_on(
 
 /// Each method's macro CIs and its difference from the first method (`pairs` holds
 /// first - other; the table shows other - first).
-fn attach_stats(results: &mut [MethodResult], cmp: &Comparisons, unit: &str) {
+fn attach_stats(results: &mut [MethodResult], cmp: &Comparisons, unit: BootstrapUnit) {
     let neg = |i: Option<Interval>| {
         i.map(|i| Interval {
             estimate: -i.estimate,
@@ -179,7 +179,7 @@ fn attach_stats(results: &mut [MethodResult], cmp: &Comparisons, unit: &str) {
             cmp.pairs[k - 1].diff.map(neg)
         });
         r.stats = Some(MethodStats {
-            bootstrap_unit: unit.to_string(),
+            bootstrap_unit: unit,
             resamples: cmp.resamples,
             macros: m.macros,
             vs_first,
