@@ -66,6 +66,11 @@ impl ZeroShot {
             PromptStyle::PresentAbsent => PromptSet::present_absent(),
             PromptStyle::CheXzero => PromptSet::chexzero(),
         };
+        Self::with_prompts(cfg, data, prompts)
+    }
+
+    /// As [`ZeroShot::new`] with explicit prompts instead of `text.prompts`.
+    pub fn with_prompts(cfg: &TrainConfig, data: &Prepared, prompts: PromptSet) -> Result<Self> {
         Ok(Self {
             tokenizer: ClipTokenizer::bundled()?,
             prompts,
@@ -90,6 +95,17 @@ impl ZeroShot {
             let n = embed_texts(model, &self.tokenizer, &neg, self.context_length, device)?;
             pos_rows.push(mean_normalised(&p));
             neg_rows.push(mean_normalised(&n));
+        }
+        // A no-finding class ("Normal") against "some finding": the mean of the other classes'
+        // positive embeddings (`PromptSet::with_complement`).
+        let findings: Vec<usize> = (0..self.classes.len())
+            .filter(|&j| !self.prompts.is_complement(&self.classes[j]))
+            .collect();
+        for (j, class) in self.classes.iter().enumerate() {
+            if self.prompts.is_complement(class) && !findings.is_empty() {
+                let rows: Vec<Vec<f32>> = findings.iter().map(|&k| pos_rows[k].clone()).collect();
+                neg_rows[j] = mean_normalised(&stack(&rows));
+            }
         }
         Ok((stack(&pos_rows), stack(&neg_rows)))
     }
