@@ -1,6 +1,7 @@
 //! `cargo xtask auc --scores S.csv --labels L.csv [--bootstrap N] [--seed S] [--json]`:
 //! per-class ROC AUC (scikit-learn's definition) with bootstrap CIs for any pair of CSVs with
-//! a header of class names and one row per image, in the same row order.
+//! a header of class names and one row per image, in the same row order (a first column `id`
+//! is skipped).
 
 use std::path::{Path, PathBuf};
 
@@ -9,6 +10,7 @@ use cxr_eval::{
     evaluate, parse_csv_header, parse_matrix_csv_columns, render_class_table, select_columns,
     BootstrapConfig, ClassGroup, EvalOptions,
 };
+use cxr_train::run_eval::ID_COLUMN;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -31,8 +33,9 @@ pub struct Args {
     /// Comma-separated classes counted as rare (the rest are base) for the macro averages.
     #[arg(long, value_delimiter = ',')]
     rare: Vec<String>,
-    /// Comma-separated non-class columns of the scores file (ids, paths) to ignore. Columns
-    /// of the labels file that are not classes are ignored anyway.
+    /// Comma-separated non-class columns of the scores file (ids, paths) to ignore; a first
+    /// column named `id` (as `cargo xtask eval` writes) is ignored without it. Columns of the
+    /// labels file that are not classes are ignored anyway.
     #[arg(long, value_delimiter = ',')]
     exclude: Vec<String>,
     /// Print JSON (per class auc, ci_low, ci_high, n_pos, n_neg; macro_all/base/rare and
@@ -45,13 +48,23 @@ fn read(path: &Path) -> anyhow::Result<String> {
     std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
 }
 
+/// The class columns of a scores CSV: every column but a first one named `id` (as `cargo xtask
+/// eval` writes) and those in `exclude`.
+fn class_columns(scores_text: &str, exclude: &[String]) -> anyhow::Result<Vec<String>> {
+    let all = parse_csv_header(scores_text)?;
+    let id_first = all.first().is_some_and(|n| n == ID_COLUMN);
+    Ok(all
+        .into_iter()
+        .enumerate()
+        .filter(|&(i, ref n)| (i > 0 || !id_first) && !exclude.contains(n))
+        .map(|(_, n)| n)
+        .collect())
+}
+
 pub fn run(args: Args) -> anyhow::Result<()> {
     let scores_text = read(&args.scores)?;
-    let header: Vec<String> = parse_csv_header(&scores_text)
-        .with_context(|| format!("reading the header of {}", args.scores.display()))?
-        .into_iter()
-        .filter(|n| !args.exclude.contains(n))
-        .collect();
+    let header = class_columns(&scores_text, &args.exclude)
+        .with_context(|| format!("reading the header of {}", args.scores.display()))?;
     let (names, scores) =
         parse_matrix_csv_columns(&scores_text, Some(&header)).with_context(|| {
             format!(
@@ -104,4 +117,27 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         print!("{}", render_class_table(&results));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_leading_id_column_is_skipped_and_files_without_one_still_read() {
+        let with_id = "id,Edema,\"Support Devices, other\"\n\"a,1\",0.5,0.25\nb2,1,0\n";
+        let cols = class_columns(with_id, &[]).unwrap();
+        assert_eq!(cols, ["Edema", "Support Devices, other"]);
+        let (_, m) = parse_matrix_csv_columns(with_id, Some(&cols)).unwrap();
+        assert_eq!(m.dim(), (2, 2));
+        assert_eq!(
+            class_columns("Edema,Mass\n1,0\n", &[]).unwrap(),
+            ["Edema", "Mass"]
+        );
+        // `id` elsewhere is a class name; --exclude still drops named columns.
+        assert_eq!(
+            class_columns("Edema,id,path\n", &["path".into()]).unwrap(),
+            ["Edema", "id"]
+        );
+    }
 }

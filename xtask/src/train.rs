@@ -228,12 +228,12 @@ pub fn stop_after_interrupt(signal: i32, args: &[String]) -> ! {
     std::process::exit(cxr_train::interrupt::exit_code(signal))
 }
 
-fn parse_dataset(s: &str) -> Result<cxr_data::Dataset, String> {
+pub(crate) fn parse_dataset(s: &str) -> Result<cxr_data::Dataset, String> {
     s.parse().map_err(|e: cxr_data::DataError| e.to_string())
 }
 
 /// One of a config enum's spellings (`ALL` and `as_str` from `config_enum!`).
-fn parse_spelling<T: Copy>(
+pub(crate) fn parse_spelling<T: Copy>(
     s: &str,
     all: &[T],
     name: impl Fn(T) -> &'static str,
@@ -244,7 +244,7 @@ fn parse_spelling<T: Copy>(
     })
 }
 
-fn parse_views(s: &str) -> Result<Views, String> {
+pub(crate) fn parse_views(s: &str) -> Result<Views, String> {
     parse_spelling(s, Views::ALL, Views::as_str)
 }
 

@@ -125,7 +125,6 @@ pub fn evaluate_loaded(
     split_name: &str,
     figures: bool,
 ) -> Result<RunEvaluation> {
-    let device = crate::device::of_model(model);
     let idx = part(split, split_name)?;
     if idx.is_empty() {
         return Err(TrainError::Dataset(format!(
@@ -136,6 +135,45 @@ pub fn evaluate_loaded(
     let groups = data.class_groups(&cfg.data, &split.train);
     let train_counts = data.positive_counts(&split.train);
     let zero_shot = ZeroShot::new(cfg, data)?;
+    let out = run_dir.join("eval").join(format!("{label}-{split_name}"));
+    let title = format!(
+        "Zero-shot evaluation of `{}` ({label} checkpoint, {split_name} split, {} images)",
+        run_dir.display(),
+        idx.len()
+    );
+    let results = write_evaluation(
+        &out,
+        &title,
+        cfg.method.display_name(),
+        cfg,
+        data,
+        idx,
+        &groups,
+        &train_counts,
+        &zero_shot,
+        model,
+        figures,
+    )?;
+    Ok(RunEvaluation { dir: out, results })
+}
+
+/// Scores `idx` with `zero_shot` and writes into `out`: `results.json`, `report.md`,
+/// `scores.csv` and `labels.csv` (first column `id`, the record id of the label file, then one
+/// column per class), `image_embeddings.npy` and, with `figures`, the figures.
+fn write_evaluation(
+    out: &Path,
+    title: &str,
+    name: &str,
+    cfg: &TrainConfig,
+    data: &Prepared,
+    idx: &[usize],
+    groups: &[cxr_eval::ClassGroup],
+    train_counts: &[usize],
+    zero_shot: &ZeroShot,
+    model: &cxr_clip::ClipModel,
+    figures: bool,
+) -> Result<EvalResults> {
+    let device = crate::device::of_model(model);
     let scores = zero_shot.scores(model, data, idx)?;
     let labels = data.labels.select(Axis(0), idx);
     let opts = cxr_eval::EvalOptions {
@@ -150,25 +188,26 @@ pub fn evaluate_loaded(
         scores.view(),
         labels.view(),
         data.classes(),
-        &groups,
+        groups,
         &opts,
         patients.as_deref(),
     )?;
-    results.set_train_counts(&train_counts)?;
+    results.set_train_counts(train_counts)?;
 
-    let out = run_dir.join("eval").join(format!("{label}-{split_name}"));
-    std::fs::create_dir_all(&out).at(&out)?;
+    std::fs::create_dir_all(out).at(out)?;
     write_json(&out.join("results.json"), &results)?;
     let md = format!(
-        "# Zero-shot evaluation of `{}` ({label} checkpoint, {split_name} split, {} images)\n\n{}\n{}",
-        run_dir.display(),
-        idx.len(),
-        cxr_eval::render_markdown_table(&[(cfg.method.display_name(), &results)]),
+        "# {title}\n\n{}\n{}",
+        cxr_eval::render_markdown_table(&[(name, &results)]),
         cxr_eval::render_class_table(&results)
     );
     write_atomic(&out.join("report.md"), md.as_bytes())?;
-    write_matrix_csv(&out.join("scores.csv"), data.classes(), &scores)?;
-    write_matrix_csv(&out.join("labels.csv"), data.classes(), &labels)?;
+    let ids: Vec<&str> = idx
+        .iter()
+        .map(|&i| data.table.records[i].dicom_id.as_str())
+        .collect();
+    write_matrix_csv(&out.join("scores.csv"), &ids, data.classes(), &scores)?;
+    write_matrix_csv(&out.join("labels.csv"), &ids, data.classes(), &labels)?;
     let emb = embed_images(model, data, idx, cfg.train_loop.batch_size.max(32), &device)?;
     let npy = out.join("image_embeddings.npy");
     cxr_data::npy::write(
@@ -177,18 +216,61 @@ pub fn evaluate_loaded(
         emb.as_slice().expect("contiguous"),
     )?;
     if figures {
-        write_figures(&out, cfg, &scores, &labels, &results, &emb, &train_counts)?;
+        write_figures(
+            out,
+            name,
+            cfg,
+            &scores,
+            &labels,
+            &results,
+            &emb,
+            train_counts,
+        )?;
     }
-    Ok(RunEvaluation { dir: out, results })
+    Ok(results)
 }
 
-fn write_matrix_csv(path: &Path, header: &[String], m: &Array2<f32>) -> Result<()> {
-    write_atomic(path, &cxr_eval::format_matrix_csv(header, m.view())?)
+/// The name of the record-id column of `scores.csv` / `labels.csv`.
+pub const ID_COLUMN: &str = "id";
+
+/// `m` as CSV with a first column [`ID_COLUMN`] holding `ids` (one per row).
+fn write_matrix_csv(path: &Path, ids: &[&str], header: &[String], m: &Array2<f32>) -> Result<()> {
+    write_atomic(path, &matrix_csv_with_ids(ids, header, m)?)
+}
+
+/// The bytes of [`cxr_eval::format_matrix_csv`] with an id column in front. The numeric
+/// lines hold no quote or line break, so each gets its (quoted where needed) id prepended.
+fn matrix_csv_with_ids(ids: &[&str], header: &[String], m: &Array2<f32>) -> Result<Vec<u8>> {
+    assert_eq!(ids.len(), m.nrows(), "one id per row");
+    let head = cxr_eval::format_matrix_csv(header, Array2::<f32>::zeros((0, m.ncols())).view())?;
+    let all = cxr_eval::format_matrix_csv(header, m.view())?;
+    let body = &all[head.len()..];
+    let mut out = Vec::with_capacity(all.len() + ids.iter().map(|i| i.len() + 3).sum::<usize>());
+    out.extend_from_slice(ID_COLUMN.as_bytes());
+    out.push(b',');
+    out.extend_from_slice(&head);
+    for (id, line) in ids.iter().zip(body.split_inclusive(|&b| b == b'\n')) {
+        out.extend_from_slice(csv_field(id).as_bytes());
+        out.push(b',');
+        out.extend_from_slice(line);
+    }
+    Ok(out)
+}
+
+/// One CSV field: quoted (quotes doubled) when it holds a comma, quote, line break, or spaces
+/// at either end, or is empty.
+fn csv_field(s: &str) -> String {
+    if s.is_empty() || s.trim() != s || s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
 }
 
 /// ROC curves, the long-tail AUC chart and two t-SNE pictures (rarest finding, cluster).
 fn write_figures(
     out: &Path,
+    title: &str,
     cfg: &TrainConfig,
     scores: &Array2<f32>,
     labels: &Array2<f32>,
@@ -196,7 +278,6 @@ fn write_figures(
     emb: &Array2<f32>,
     train_counts: &[usize],
 ) -> Result<()> {
-    let title = cfg.method.display_name();
     cxr_eval::plot_roc(
         &out.join("roc.png"),
         scores.view(),
@@ -249,4 +330,136 @@ fn write_figures(
 
 fn results_names(r: &EvalResults) -> Vec<String> {
     r.classes.iter().map(|c| c.name.clone()).collect()
+}
+
+/// What [`evaluate_weights`] scores, with which prompts, and where it writes.
+#[derive(Debug, Clone)]
+pub struct WeightsEval {
+    /// CLIP weights: a Hugging Face folder, a hub id in the local cache, an OpenAI/CheXzero
+    /// `.pt`, or a checkpoint folder of one of our runs (`<run>/checkpoints/best`; its
+    /// architecture comes from the run's `config.toml`).
+    pub weights: String,
+    pub dataset: cxr_data::Dataset,
+    /// Data root; `None`: the synthetic demo dataset.
+    pub root: Option<PathBuf>,
+    /// Label file; `None`: the dataset's usual file under the root.
+    pub labels: Option<PathBuf>,
+    pub preprocess: crate::config::Preprocessing,
+    pub views: crate::config::Views,
+    /// Zero-shot prompts; `None`: CheXzero's `"{}"` / `"no {}"`.
+    pub prompts: Option<cxr_text::PromptSet>,
+    /// Output folder (created; results in it are replaced).
+    pub out: PathBuf,
+    pub figures: bool,
+    /// `cpu`, `cuda` or `cuda:N`.
+    pub device: String,
+    /// Bootstrap resamples for the 95% CIs (0: none).
+    pub bootstrap: usize,
+}
+
+/// Reads a prompt file: a [`cxr_text::PromptSet`] in TOML (`.toml`) or JSON (any other
+/// name), e.g. `pairs = [["{}", "no {}"]]` and `aliases = { "pleural effusion" = ["effusion"] }`.
+pub fn read_prompts(path: &Path) -> Result<cxr_text::PromptSet> {
+    let text = std::fs::read_to_string(path).at(path)?;
+    let bad = |message: String| TrainError::File {
+        path: path.to_path_buf(),
+        message: format!(
+            "invalid prompt file: {message} (expected `pairs = [[\"{{}}\", \"no {{}}\"]]`, \
+             optionally `aliases = {{ \"class name\" = [\"alias\"] }}` and `case`)"
+        ),
+    };
+    if path.extension().is_some_and(|e| e == "toml") {
+        toml::from_str(&text).map_err(|e| bad(e.to_string()))
+    } else {
+        serde_json::from_str(&text).map_err(|e| bad(e.to_string()))
+    }
+}
+
+/// Loads any CLIP weights the tool reads. A folder with `model.safetensors` but no
+/// `config.json` whose grandparent holds a run's `config.toml` is one of our checkpoints: the
+/// run's config builds the architecture.
+fn load_any(weights: &str, device: &candle_core::Device) -> Result<cxr_clip::ClipModel> {
+    let dir = Path::new(weights);
+    let run_config = dir.join("../../config.toml");
+    if dir.is_dir()
+        && !dir.join("config.json").is_file()
+        && dir.join("model.safetensors").is_file()
+        && run_config.is_file()
+    {
+        let text = std::fs::read_to_string(&run_config).at(&run_config)?;
+        let cfg = TrainConfig::from_toml_over(&TrainConfig::demo(), &text)?;
+        let (varmap, model) = build_model(&cfg, device)?;
+        checkpoint::load_weights(dir, &varmap)?;
+        return Ok(model);
+    }
+    let w = cxr_clip::ClipWeights::resolve(weights)?;
+    Ok(w.model(candle_core::DType::F32, device)?)
+}
+
+/// Zero-shot evaluation of any CLIP weights on every image of a label file (no split, no run
+/// folder): `scores.csv` / `labels.csv` (first column `id`, the record id: `dicom_id` for
+/// MIMIC / CXR-LT), `results.json`, `report.md`, `image_embeddings.npy` and figures in
+/// `opts.out`. The input size and context length come from the weights' config. Class groups
+/// follow `data.rare_set = paper` (other datasets: the scored images' own counts).
+pub fn evaluate_weights(opts: &WeightsEval) -> Result<RunEvaluation> {
+    let device = crate::device::open(&opts.device)?;
+    let model = load_any(&opts.weights, &device)?;
+    let clip = model.config();
+    let mut cfg = TrainConfig::demo();
+    cfg.data.dataset = opts.dataset;
+    cfg.data.root = opts.root.clone();
+    cfg.data.labels = opts.labels.clone();
+    cfg.data.preprocess = opts.preprocess;
+    cfg.data.views = opts.views;
+    // `prepare` sizes the image cache from the model config: the weights' own input size.
+    cfg.model.preset = crate::config::ModelPreset::Tiny;
+    cfg.model.image_size = clip.vision_config.image_size;
+    cfg.model.context_length = clip.text_config.max_position_embeddings;
+    cfg.train_loop.progress = false;
+    cfg.eval.bootstrap = opts.bootstrap;
+    let data = prepare(&cfg)?;
+    let idx = data.usable.clone();
+    if idx.is_empty() {
+        return Err(TrainError::Dataset(
+            "no usable image in the label file".into(),
+        ));
+    }
+    let groups = data.class_groups(&cfg.data, &idx);
+    // No training set: the long-tail figure orders classes by their positives here.
+    let counts = data.positive_counts(&idx);
+    let prompts = opts
+        .prompts
+        .clone()
+        .unwrap_or_else(cxr_text::PromptSet::chexzero);
+    let zero_shot = ZeroShot::with_prompts(&cfg, &data, prompts)?;
+    let name = Path::new(&opts.weights).file_name().map_or_else(
+        || opts.weights.clone(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    let title = format!(
+        "Zero-shot evaluation of `{}` on {} ({}, {} images)",
+        opts.weights,
+        cfg.data.dataset,
+        opts.labels
+            .as_deref()
+            .map_or_else(|| "default labels".to_string(), |p| p.display().to_string()),
+        idx.len()
+    );
+    let results = write_evaluation(
+        &opts.out,
+        &title,
+        &name,
+        &cfg,
+        &data,
+        &idx,
+        &groups,
+        &counts,
+        &zero_shot,
+        &model,
+        opts.figures,
+    )?;
+    Ok(RunEvaluation {
+        dir: opts.out.clone(),
+        results,
+    })
 }
