@@ -128,7 +128,7 @@ fn main() -> anyhow::Result<()> {
     // Ctrl-C / SIGTERM finish the current step and write a checkpoint (a second one stops at
     // once).
     cxr_train::interrupt::install()?;
-    match Cli::parse().command {
+    let result = match Cli::parse().command {
         Command::Train(args) => train::run(args),
         Command::Cv(args) => cv::run(args),
         Command::Eval(args) => eval::run(args),
@@ -142,5 +142,18 @@ fn main() -> anyhow::Result<()> {
         Command::Bench(Bench::Auc(args)) => run_example("cxr-eval", "bench_auc", args),
         Command::Bench(Bench::Clip(args)) => run_example("cxr-clip", "bench_clip", args),
         Command::Bench(Bench::Optim(args)) => run_example("cxr-optim", "bench_optim", args),
+    };
+    // `train` prints its exact resume command itself; `cv` and `ablation` resume what their
+    // output folder holds, so the same command (with the same --out) goes on.
+    if let Some(cxr_train::TrainError::Interrupted { signal, .. }) =
+        result.as_ref().err().and_then(|e| e.downcast_ref())
+    {
+        eprintln!(
+            "\nInterrupted by {}: the current step finished and a checkpoint was written. \
+             Rerun the same command with the same --out to resume.",
+            cxr_train::interrupt::name(*signal)
+        );
+        std::process::exit(cxr_train::interrupt::exit_code(*signal));
     }
+    result
 }
