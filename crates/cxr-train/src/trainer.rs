@@ -298,21 +298,7 @@ impl<'a> Trainer<'a> {
         }
         // The steps logged so far must be on disk before the checkpoint that counts them.
         metrics.flush()?;
-        let state = self.progress.checkpoint_state(
-            epoch,
-            Some(here),
-            self.opt.learning_rate(),
-            &self.plateau,
-        );
-        let dir = checkpoint::save(
-            self.run_dir,
-            &self.varmap,
-            self.opt.as_ref(),
-            self.objective.labeler.as_ref(),
-            &state,
-            false,
-            self.cfg.train_loop.keep_last,
-        )?;
+        let dir = self.save_checkpoint(epoch, Some(here), false)?;
         match signal {
             Some(signal) => Err(TrainError::Interrupted {
                 signal,
@@ -447,19 +433,33 @@ impl<'a> Trainer<'a> {
         } else {
             self.progress.epochs_without_improvement += 1;
         }
-        let state =
-            self.progress
-                .checkpoint_state(epoch, None, self.opt.learning_rate(), &self.plateau);
+        self.save_checkpoint(epoch, None, improved)?;
+        Ok(())
+    }
+
+    /// A checkpoint of where training stands: at the end of `epoch` (`mid_epoch: None`, made
+    /// `best/` when `is_best`) or inside it.
+    fn save_checkpoint(
+        &self,
+        epoch: usize,
+        mid_epoch: Option<MidEpoch>,
+        is_best: bool,
+    ) -> Result<PathBuf> {
+        let state = self.progress.checkpoint_state(
+            epoch,
+            mid_epoch,
+            self.opt.learning_rate(),
+            &self.plateau,
+        );
         checkpoint::save(
             self.run_dir,
             &self.varmap,
             self.opt.as_ref(),
             self.objective.labeler.as_ref(),
             &state,
-            improved,
-            cfg.train_loop.keep_last,
-        )?;
-        Ok(())
+            is_best,
+            self.cfg.train_loop.keep_last,
+        )
     }
 
     /// Validation loss (for the plateau schedule) and zero-shot AUC (for model selection);
