@@ -1,11 +1,12 @@
 //! What the bootstrap of a test evaluation resamples (patients by default), and the paired
-//! comparison of methods evaluated on the same test images: read back from each run's
-//! `eval/best-test/scores.csv` and `labels.csv`, compared by `cxr_eval::compare_methods`.
+//! comparison of methods evaluated on the same test images: their scores read back from each
+//! run's `eval/best-test/scores.csv` (methods restored on resume included), the labels those of
+//! the split, compared by `cxr_eval::compare_methods`.
 
 use std::path::Path;
 
 use cxr_eval::{BootstrapConfig, Comparisons, TestSet};
-use ndarray::Array2;
+use ndarray::{Array2, Axis};
 
 use crate::config::{BootstrapUnit, TrainConfig};
 use crate::error::IoContext;
@@ -25,9 +26,9 @@ pub fn bootstrap_groups(cfg: &TrainConfig, data: &Prepared, idx: &[usize]) -> Op
     }
 }
 
-/// The test evaluation of a run, as its best checkpoint's evaluation wrote it.
-fn test_matrix(run_dir: &Path, file: &str, classes: &[String]) -> Result<Option<Array2<f32>>> {
-    let path = run_dir.join("eval").join("best-test").join(file);
+/// The test scores of a run, as its best checkpoint's evaluation wrote them.
+fn test_scores(run_dir: &Path, classes: &[String]) -> Result<Option<Array2<f32>>> {
+    let path = run_dir.join("eval").join("best-test").join("scores.csv");
     if !path.is_file() {
         return Ok(None);
     }
@@ -51,27 +52,22 @@ pub fn compare_runs(
     }
     let classes = data.classes();
     let mut scores = Vec::new();
-    let mut labels = None;
     for (name, dir) in runs {
-        let s = test_matrix(dir, "scores.csv", classes)?;
-        let l = test_matrix(dir, "labels.csv", classes)?;
-        let (Some(s), Some(l)) = (s, l) else {
+        let Some(s) = test_scores(dir, classes)? else {
             tracing::warn!(
                 "no comparison: {name} has no test scores in {}",
                 dir.display()
             );
             return Ok(None);
         };
-        if s.nrows() != split.test.len() || l.nrows() != split.test.len() {
+        if s.nrows() != split.test.len() {
             tracing::warn!("no comparison: {name}'s test scores are not of this test split");
             return Ok(None);
         }
-        labels.get_or_insert(l);
         scores.push((*name, s));
     }
-    let Some(labels) = labels else {
-        return Ok(None);
-    };
+    // Every run was scored on the same test images: their labels are the split's.
+    let labels = data.labels.select(Axis(0), &split.test);
     let groups = data.class_groups(&cfg.data, &split.train);
     let ids = bootstrap_groups(cfg, data, &split.test);
     let test = TestSet {
