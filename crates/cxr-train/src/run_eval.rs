@@ -61,15 +61,21 @@ pub fn evaluate_run(
         cfg.train_loop.device = d.to_string();
     }
     let device = crate::device::open(&cfg.train_loop.device)?;
+    // Every checkpoint is verified before use (`latest_good` verifies the ones it picks).
     let ckpt = match which {
-        "best" => checkpoint::best_dir(run_dir),
         "last" => checkpoint::latest_good(run_dir)?.ok_or_else(|| TrainError::File {
             path: run_dir.to_path_buf(),
             message: "no complete, intact checkpoint".into(),
         })?,
-        other => PathBuf::from(other),
+        named => {
+            let dir = match named {
+                "best" => checkpoint::best_dir(run_dir),
+                other => PathBuf::from(other),
+            };
+            checkpoint::verify(&dir)?;
+            dir
+        }
     };
-    checkpoint::verify(&ckpt)?;
     if let Some(labels) = labels {
         cfg.data.labels = Some(labels.to_path_buf());
         let data = prepare(&cfg)?;
