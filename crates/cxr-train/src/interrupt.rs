@@ -77,3 +77,20 @@ pub fn install() -> std::io::Result<()> {
 pub fn install() -> std::io::Result<()> {
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // The only test of this crate's unit tests that touches the request: nothing here trains.
+    #[test]
+    fn a_request_is_seen_until_cleared_and_gives_the_conventional_status() {
+        assert_eq!(requested(), None);
+        request(SIGTERM);
+        assert_eq!(requested(), Some(SIGTERM));
+        assert_eq!((name(SIGTERM), exit_code(SIGTERM)), ("SIGTERM", 143));
+        clear();
+        assert_eq!(requested(), None);
+        assert_eq!((name(SIGINT), exit_code(SIGINT)), ("SIGINT", 130));
+    }
+}
