@@ -90,18 +90,30 @@ impl Attention {
             .contiguous()
     }
 
-    fn forward(&self, xs: &Tensor, mask: Option<&Tensor>) -> candle_core::Result<Tensor> {
+    /// `xs` is the LayerNorm output in the master dtype; the output is in `compute`. The
+    /// scores are cast back to the master dtype (the mask's) for the softmax, whose
+    /// probabilities return to `compute` for the product with the values.
+    fn forward(
+        &self,
+        xs: &Tensor,
+        mask: Option<&Tensor>,
+        compute: DType,
+    ) -> candle_core::Result<Tensor> {
         let (b, t, hidden) = xs.dims3()?;
-        let q = self.split_heads(&(self.q_proj.forward(xs)? * self.scale)?, b, t)?;
-        let k = self.split_heads(&self.k_proj.forward(xs)?, b, t)?;
-        let v = self.split_heads(&self.v_proj.forward(xs)?, b, t)?;
-        let mut scores = q.matmul(&k.t()?)?;
+        let master = xs.dtype();
+        // One cast shared by the three projections.
+        let xs = &xs.to_dtype(compute)?;
+        let q = self.q_proj.forward_in(xs, compute)?;
+        let q = self.split_heads(&(q * self.scale)?, b, t)?;
+        let k = self.split_heads(&self.k_proj.forward_in(xs, compute)?, b, t)?;
+        let v = self.split_heads(&self.v_proj.forward_in(xs, compute)?, b, t)?;
+        let mut scores = q.matmul(&k.t()?)?.to_dtype(master)?;
         if let Some(mask) = mask {
             scores = scores.broadcast_add(mask)?;
         }
-        let probs = softmax_last_dim(&scores)?;
+        let probs = softmax_last_dim(&scores)?.to_dtype(compute)?;
         let out = probs.matmul(&v)?.transpose(1, 2)?.reshape((b, t, hidden))?;
-        self.out_proj.forward(&out)
+        self.out_proj.forward_in(&out, compute)
     }
 }
 
@@ -125,9 +137,11 @@ impl Mlp {
     }
 }
 
-impl Module for Mlp {
-    fn forward(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
-        self.fc2.forward(&self.act.forward(&self.fc1.forward(xs)?)?)
+impl Mlp {
+    /// `fc2(act(fc1(xs)))`, all in `compute` (the activation too).
+    fn forward(&self, xs: &Tensor, compute: DType) -> candle_core::Result<Tensor> {
+        let hidden = self.act.forward(&self.fc1.forward_in(xs, compute)?)?;
+        self.fc2.forward_in(&hidden, compute)
     }
 }
 
@@ -150,13 +164,21 @@ impl EncoderLayer {
         })
     }
 
-    fn forward(&self, xs: &Tensor, mask: Option<&Tensor>) -> candle_core::Result<Tensor> {
+    /// The residual stream `xs` stays in its (master) dtype; each branch runs in `compute`
+    /// and is cast back before it is added.
+    fn forward(
+        &self,
+        xs: &Tensor,
+        mask: Option<&Tensor>,
+        compute: DType,
+    ) -> candle_core::Result<Tensor> {
+        let master = xs.dtype();
         let h = self
             .self_attn
-            .forward(&self.layer_norm1.forward(xs)?, mask)?;
-        let xs = (xs + h)?;
-        let h = self.mlp.forward(&self.layer_norm2.forward(&xs)?)?;
-        xs + h
+            .forward(&self.layer_norm1.forward(xs)?, mask, compute)?;
+        let xs = (xs + h.to_dtype(master)?)?;
+        let h = self.mlp.forward(&self.layer_norm2.forward(&xs)?, compute)?;
+        xs + h.to_dtype(master)?
     }
 }
 
@@ -175,10 +197,15 @@ impl Encoder {
         Ok(Self { layers })
     }
 
-    fn forward(&self, xs: &Tensor, mask: Option<&Tensor>) -> candle_core::Result<Tensor> {
+    fn forward(
+        &self,
+        xs: &Tensor,
+        mask: Option<&Tensor>,
+        compute: DType,
+    ) -> candle_core::Result<Tensor> {
         let mut xs = xs.clone();
         for layer in &self.layers {
-            xs = layer.forward(&xs, mask)?;
+            xs = layer.forward(&xs, mask, compute)?;
         }
         Ok(xs)
     }
@@ -230,7 +257,8 @@ impl VisionTransformer {
 
     /// Non-overlapping patches as one matmul: `[b, c, g*p, g*p]` -> `[b, g*g, hidden]`.
     /// Identical to the stride-p convolution of the checkpoint, several times faster on CPU.
-    fn embed_patches(&self, pixels: &Tensor) -> candle_core::Result<Tensor> {
+    /// The matmul runs in `compute`; the patch embeddings return in the pixels' dtype.
+    fn embed_patches(&self, pixels: &Tensor, compute: DType) -> candle_core::Result<Tensor> {
         let (b, c, _, _) = pixels.dims4()?;
         let p = self.cfg.patch_size;
         let g = self.cfg.grid_size();
@@ -240,14 +268,22 @@ impl VisionTransformer {
             .permute((0, 2, 4, 1, 3, 5))?
             .contiguous()?
             .reshape((b * g * g, c * p * p))?;
-        let kernel = self.patch_embedding.reshape((h, c * p * p))?;
-        patches.matmul(&kernel.t()?)?.reshape((b, g * g, h))
+        let kernel = self
+            .patch_embedding
+            .reshape((h, c * p * p))?
+            .to_dtype(compute)?;
+        patches
+            .to_dtype(compute)?
+            .matmul(&kernel.t()?)?
+            .reshape((b, g * g, h))?
+            .to_dtype(pixels.dtype())
     }
 
-    fn forward(&self, pixels: &Tensor) -> candle_core::Result<Tensor> {
+    /// The post-LayerNorm class token `[b, hidden]`, in the pixels' (master) dtype.
+    fn forward(&self, pixels: &Tensor, compute: DType) -> candle_core::Result<Tensor> {
         let b = pixels.dim(0)?;
         let h = self.cfg.hidden_size;
-        let patches = self.embed_patches(pixels)?;
+        let patches = self.embed_patches(pixels, compute)?;
         let cls = self
             .class_embedding
             .reshape((1, 1, h))?
@@ -255,7 +291,7 @@ impl VisionTransformer {
         let xs = Tensor::cat(&[&cls, &patches], 1)?;
         let xs = xs.broadcast_add(&self.position_embedding.unsqueeze(0)?)?;
         let xs = self.pre_layrnorm.forward(&xs)?;
-        let xs = self.encoder.forward(&xs, None)?;
+        let xs = self.encoder.forward(&xs, None, compute)?;
         self.post_layernorm.forward(&xs.i((.., 0, ..))?)
     }
 }
@@ -318,7 +354,9 @@ impl TextTransformer {
             .collect()
     }
 
-    fn forward(&self, input_ids: &Tensor) -> Result<Tensor> {
+    /// The final-LayerNorm end-of-text tokens `[b, hidden]`, in the master dtype (the
+    /// embeddings' gather and the residual stream stay in it; the blocks run in `compute`).
+    fn forward(&self, input_ids: &Tensor, compute: DType) -> Result<Tensor> {
         let (b, len) = input_ids.dims2()?;
         let c = &self.cfg;
         if len == 0 || len > c.max_position_embeddings {
@@ -353,7 +391,7 @@ impl TextTransformer {
             .reshape((b, len, h))?;
         let xs = tokens.broadcast_add(&self.position_embedding.narrow(0, 0, len)?.unsqueeze(0)?)?;
         let mask = causal_mask(len, xs.dtype(), xs.device())?;
-        let xs = self.encoder.forward(&xs, Some(&mask))?;
+        let xs = self.encoder.forward(&xs, Some(&mask), compute)?;
         let xs = self.final_layer_norm.forward(&xs)?;
 
         let flat_index: Vec<u32> = positions
@@ -379,6 +417,8 @@ pub struct ClipModel {
     text_projection: Linear,
     logit_scale: Tensor,
     config: ClipConfig,
+    /// The dtype of matmuls and block activations (see [`ClipModel::with_compute_dtype`]).
+    compute: DType,
 }
 
 impl ClipModel {
@@ -408,6 +448,7 @@ impl ClipModel {
             "logit_scale",
             Init::Const(cfg.logit_scale_init_value as f64),
         )?;
+        let compute = logit_scale.dtype();
         Ok(Self {
             vision_model,
             text_model,
@@ -415,10 +456,41 @@ impl ClipModel {
             text_projection,
             logit_scale,
             config: cfg.clone(),
+            compute,
         })
     }
 
-    /// Image embeddings `[b, projection_dim]`, projected but not normalised.
+    /// The same model (same parameters) computing in mixed precision: every matmul (its
+    /// inputs, the weights cast at use, its output) and the activations between matmuls
+    /// (q / k / v, attention probabilities, the MLP's hidden layer and activation) in
+    /// `compute`, e.g. `DType::BF16`; LayerNorm, softmax, the residual stream, the embedding
+    /// sums and the returned embeddings stay in the parameters' (master) dtype, as
+    /// `torch.autocast` does. The casts are differentiable, so backward gives the master
+    /// parameters their gradients in their own dtype (what an f32 optimiser updates).
+    ///
+    /// With `compute` equal to the parameters' dtype (the default) every cast is a no-op and
+    /// the forward is exactly the single-precision one. A `compute` dtype must be a floating
+    /// point one no wider than the parameters'.
+    pub fn with_compute_dtype(mut self, compute: DType) -> Result<Self> {
+        let master = self.logit_scale.dtype();
+        if !compute.is_float() || compute.size_in_bytes() > master.size_in_bytes() {
+            return Err(Error::BadInput(format!(
+                "compute dtype {compute:?} must be a floating-point dtype no wider than the \
+                 parameters' {master:?} (e.g. bf16 over f32 parameters)"
+            )));
+        }
+        self.compute = compute;
+        Ok(self)
+    }
+
+    /// The dtype of matmuls and block activations (the parameters' dtype unless
+    /// [`ClipModel::with_compute_dtype`] set another).
+    pub fn compute_dtype(&self) -> DType {
+        self.compute
+    }
+
+    /// Image embeddings `[b, projection_dim]`, projected but not normalised, in the
+    /// parameters' dtype (also under mixed precision).
     ///
     /// `pixel_values` is `[b, channels, image_size, image_size]`, already normalised; it is
     /// cast to the model's dtype.
@@ -435,17 +507,24 @@ impl ClipModel {
                 c.num_channels, c.image_size, c.image_size
             )));
         }
-        let pixels = pixel_values.to_dtype(self.logit_scale.dtype())?;
-        let pooled = self.vision_model.forward(&pixels)?;
-        Ok(self.visual_projection.forward(&pooled)?)
+        let master = self.logit_scale.dtype();
+        let pixels = pixel_values.to_dtype(master)?;
+        let pooled = self.vision_model.forward(&pixels, self.compute)?;
+        Ok(self
+            .visual_projection
+            .forward_in(&pooled, self.compute)?
+            .to_dtype(master)?)
     }
 
     /// Text embeddings `[b, projection_dim]` for token ids `[b, len]` (u32 or i64, `len` at
     /// most the context length), taken at each row's first end-of-text token, projected but
-    /// not normalised. A row without end-of-text token is an error.
+    /// not normalised, in the parameters' dtype. A row without end-of-text token is an error.
     pub fn encode_text(&self, input_ids: &Tensor) -> Result<Tensor> {
-        let pooled = self.text_model.forward(input_ids)?;
-        Ok(self.text_projection.forward(&pooled)?)
+        let pooled = self.text_model.forward(input_ids, self.compute)?;
+        Ok(self
+            .text_projection
+            .forward_in(&pooled, self.compute)?
+            .to_dtype(self.logit_scale.dtype())?)
     }
 
     /// `(logits_per_image [n_img, n_txt], logits_per_text [n_txt, n_img])` as transformers'

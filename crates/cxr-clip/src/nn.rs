@@ -36,7 +36,10 @@ impl LayerNorm {
 }
 
 impl Module for LayerNorm {
+    /// Statistics and output in the parameters' dtype: a mixed-precision caller passes the
+    /// master-dtype residual stream, so mean and variance are never taken in bf16.
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        let xs = &xs.to_dtype(self.weight.dtype())?;
         let mean = xs.mean_keepdim(D::Minus1)?;
         let centred = xs.broadcast_sub(&mean)?;
         let var = centred.sqr()?.mean_keepdim(D::Minus1)?;
@@ -76,15 +79,18 @@ impl Linear {
     }
 }
 
-impl Module for Linear {
-    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+impl Linear {
+    /// `x W^T + b` in `compute`: the input, the weight and the bias are cast to it at use
+    /// (differentiably, so the gradient reaches the master weight), the output stays in it.
+    pub(crate) fn forward_in(&self, xs: &Tensor, compute: DType) -> Result<Tensor> {
+        let xs = xs.to_dtype(compute)?;
         let dims = xs.dims();
         let in_dim = *dims.last().unwrap_or(&0);
         let rows = xs.elem_count() / in_dim.max(1);
         let flat = xs.reshape((rows, in_dim))?;
-        let mut out = flat.matmul(&self.weight.t()?)?;
+        let mut out = flat.matmul(&self.weight.to_dtype(compute)?.t()?)?;
         if let Some(bias) = &self.bias {
-            out = out.broadcast_add(bias)?;
+            out = out.broadcast_add(&bias.to_dtype(compute)?)?;
         }
         let mut out_dims = dims.to_vec();
         if let Some(last) = out_dims.last_mut() {
