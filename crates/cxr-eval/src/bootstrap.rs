@@ -218,6 +218,47 @@ pub(crate) fn resampled_aucs(
         .collect()
 }
 
+/// Per-class AUC and AP lanes of every presorted class.
+struct AucApLanes<'a>(&'a [Ranked]);
+
+impl LaneEval for AucApLanes<'_> {
+    type Out = Vec<([Option<f64>; LANES], [Option<f64>; LANES])>;
+    fn eval<W: Count>(&self, counts: &[[W; LANES]]) -> Self::Out {
+        self.0
+            .iter()
+            .map(|rk| (rk.weighted_auc_lanes(counts), rk.weighted_ap_lanes(counts)))
+            .collect()
+    }
+}
+
+/// Every class's AUC and AP in every resample, `auc[c][r]` / `ap[c][r]` (`None` where the
+/// resample leaves it undefined).
+pub(crate) struct Resampled {
+    pub auc: Vec<Vec<Option<f64>>>,
+    pub ap: Vec<Vec<Option<f64>>>,
+}
+
+/// AUC and AP of every class in every resample, from one pass per resample batch.
+pub(crate) fn resampled_auc_ap(
+    ranked: &[Ranked],
+    n_rows: usize,
+    units: &Units,
+    draws: Draws<'_>,
+) -> Resampled {
+    let per_batch = map_batches(n_rows, units, draws, &AucApLanes(ranked));
+    let mut out = Resampled {
+        auc: vec![Vec::with_capacity(draws.count()); ranked.len()],
+        ap: vec![Vec::with_capacity(draws.count()); ranked.len()],
+    };
+    for r in 0..draws.count() {
+        for (c, (auc, ap)) in per_batch[r / LANES].iter().enumerate() {
+            out.auc[c].push(auc[r % LANES]);
+            out.ap[c].push(ap[r % LANES]);
+        }
+    }
+    out
+}
+
 /// Runs `f` on every batch of [`LANES`] resamples; a batch's lanes past the last resample
 /// hold zero counts.
 pub(crate) fn map_batches<F: LaneEval>(

@@ -15,63 +15,8 @@ use crate::bootstrap::{
     map_batches, percentile_ci, BootstrapCi, Count, Draws, LaneEval, Units, LANES,
 };
 use crate::error::{shape_err, EvalError, Result};
-use crate::evaluate::{rank_classes, ClassGroup};
-use crate::stats::percentile_sorted;
+use crate::evaluate::{interval, rank_classes, six_macros, ClassGroup, Interval, Macros};
 use crate::BootstrapConfig;
-
-/// One value per macro metric: AUC and average precision over all / base / rare classes.
-#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
-pub struct Macros<T> {
-    pub auc_all: T,
-    pub auc_base: T,
-    pub auc_rare: T,
-    pub map_all: T,
-    pub map_base: T,
-    pub map_rare: T,
-}
-
-impl<T> Macros<T> {
-    /// Applies `f` to each of the six values.
-    pub fn map<U>(self, f: impl Fn(T) -> U) -> Macros<U> {
-        Macros {
-            auc_all: f(self.auc_all),
-            auc_base: f(self.auc_base),
-            auc_rare: f(self.auc_rare),
-            map_all: f(self.map_all),
-            map_base: f(self.map_base),
-            map_rare: f(self.map_rare),
-        }
-    }
-
-    fn from_array([auc_all, auc_base, auc_rare, map_all, map_base, map_rare]: [T; 6]) -> Self {
-        Macros {
-            auc_all,
-            auc_base,
-            auc_rare,
-            map_all,
-            map_base,
-            map_rare,
-        }
-    }
-}
-
-/// A point estimate on the full test set and its percentile bootstrap interval.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Interval {
-    pub estimate: f64,
-    pub low: f64,
-    pub high: f64,
-    /// Resamples in which the value was defined (the others are skipped).
-    pub n_valid: usize,
-}
-
-impl Interval {
-    /// The interval lies strictly on one side of 0 (for a difference: significant at its
-    /// level).
-    pub fn excludes_zero(&self) -> bool {
-        self.low > 0.0 || self.high < 0.0
-    }
-}
 
 /// One method's bootstrap CIs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -81,6 +26,10 @@ pub struct MethodStats {
     pub macros: Macros<Option<Interval>>,
     /// Per-class AUC CI, in class order (as [`crate::evaluate_grouped`] computes it).
     pub class_auc: Vec<Option<BootstrapCi>>,
+    /// Per-class average precision CI (percentile), in class order; `None` for a class
+    /// without a positive. Absent in comparisons written before it.
+    #[serde(default)]
+    pub class_ap: Vec<Option<BootstrapCi>>,
 }
 
 /// DeLong's paired test of one class.
@@ -159,7 +108,12 @@ struct MethodLanes<'a> {
     groups: &'a [ClassGroup],
 }
 
-type BatchOut = Vec<(Vec<[Option<f64>; LANES]>, [[Option<f64>; 6]; LANES])>;
+/// Per method: AUC lanes and AP lanes of every class, and the six macros per lane.
+type BatchOut = Vec<(
+    Vec<[Option<f64>; LANES]>,
+    Vec<[Option<f64>; LANES]>,
+    [[Option<f64>; 6]; LANES],
+)>;
 
 impl LaneEval for MethodLanes<'_> {
     type Out = BatchOut;
@@ -180,53 +134,10 @@ impl LaneEval for MethodLanes<'_> {
                     let p: Vec<Option<f64>> = ap.iter().map(|v| v[lane]).collect();
                     six_macros(&a, &p, self.groups)
                 });
-                (auc, macros)
+                (auc, ap, macros)
             })
             .collect()
     }
-}
-
-/// Mean of the defined values of the classes in `group` (all classes for `None`).
-fn mean_defined(
-    values: &[Option<f64>],
-    groups: &[ClassGroup],
-    group: Option<ClassGroup>,
-) -> Option<f64> {
-    let (sum, n) = values
-        .iter()
-        .zip(groups)
-        .filter(|(_, g)| group.is_none_or(|want| **g == want))
-        .filter_map(|(v, _)| *v)
-        .fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
-    (n > 0).then(|| sum / n as f64)
-}
-
-fn six_macros(auc: &[Option<f64>], ap: &[Option<f64>], groups: &[ClassGroup]) -> [Option<f64>; 6] {
-    let (b, r) = (Some(ClassGroup::Base), Some(ClassGroup::Rare));
-    [
-        mean_defined(auc, groups, None),
-        mean_defined(auc, groups, b),
-        mean_defined(auc, groups, r),
-        mean_defined(ap, groups, None),
-        mean_defined(ap, groups, b),
-        mean_defined(ap, groups, r),
-    ]
-}
-
-/// Percentile interval of `values` around `estimate`; `None` without an estimate or a value.
-fn interval(estimate: Option<f64>, mut values: Vec<f64>, level: f64) -> Option<Interval> {
-    let estimate = estimate?;
-    if values.is_empty() {
-        return None;
-    }
-    values.sort_unstable_by(f64::total_cmp);
-    let alpha = (1.0 - level) / 2.0;
-    Some(Interval {
-        estimate,
-        low: percentile_sorted(&values, alpha),
-        high: percentile_sorted(&values, 1.0 - alpha),
-        n_valid: values.len(),
-    })
 }
 
 fn compare(
@@ -280,7 +191,7 @@ fn compare(
         },
     );
     let resamples = draws.count();
-    let macro_at = |m: usize, r: usize, k: usize| batches[r / LANES][m].1[r % LANES][k];
+    let macro_at = |m: usize, r: usize, k: usize| batches[r / LANES][m].2[r % LANES][k];
 
     let method_stats = methods
         .iter()
@@ -301,10 +212,22 @@ fn compare(
                     percentile_ci(values, level)
                 })
                 .collect();
+            let class_ap = ranked[m]
+                .iter()
+                .enumerate()
+                .map(|(c, rk)| {
+                    rk.average_precision()?;
+                    let values = (0..resamples)
+                        .filter_map(|r| batches[r / LANES][m].1[c][r % LANES])
+                        .collect();
+                    percentile_ci(values, level)
+                })
+                .collect();
             MethodStats {
                 method: (*name).to_string(),
                 macros,
                 class_auc,
+                class_ap,
             }
         })
         .collect();
@@ -440,6 +363,11 @@ mod tests {
             assert_eq!(c.ci_low, ci.map(|ci| ci.low));
             assert_eq!(c.ci_high, ci.map(|ci| ci.high));
         }
+        for (c, ci) in ev.classes.iter().zip(&cmp.methods[0].class_ap) {
+            assert_eq!(c.ap_ci_low, ci.map(|ci| ci.low));
+            assert_eq!(c.ap_ci_high, ci.map(|ci| ci.high));
+        }
+        assert_eq!(ev.macro_cis, Some(cmp.methods[0].macros));
         assert_eq!(
             cmp.methods[0].macros.auc_all.unwrap().estimate,
             ev.macro_all.unwrap()

@@ -6,8 +6,9 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::auc::Ranked;
-use crate::bootstrap::{percentile_ci, resampled_aucs, BootstrapConfig, Draws, Units};
+use crate::bootstrap::{percentile_ci, resampled_auc_ap, BootstrapConfig, Draws, Units};
 use crate::error::{shape_err, EvalError, Result};
+use crate::stats::percentile_sorted;
 
 /// Whether a class is frequent (base) or long-tailed (rare: fewer than 1,000 training
 /// positives in the paper).
@@ -44,6 +45,12 @@ pub struct ClassResult {
     pub auc: Option<f64>,
     pub ci_low: Option<f64>,
     pub ci_high: Option<f64>,
+    /// Percentile bootstrap CI of `ap` (see [`evaluate_grouped`] on AP intervals); `None`
+    /// without a bootstrap or without a positive.
+    #[serde(default)]
+    pub ap_ci_low: Option<f64>,
+    #[serde(default)]
+    pub ap_ci_high: Option<f64>,
     /// Average precision as scikit-learn's `average_precision_score` (the CXR-LT challenge's
     /// ranking metric); `None` without a positive. Absent in results written before it.
     #[serde(default)]
@@ -70,6 +77,10 @@ pub struct EvalResults {
     pub map_base: Option<f64>,
     #[serde(default)]
     pub map_rare: Option<f64>,
+    /// Bootstrap intervals of the six macros (AUC and mAP over all / base / rare classes),
+    /// from the same resamples as the per-class CIs; `None` without a bootstrap.
+    #[serde(default)]
+    pub macro_cis: Option<Macros<Option<Interval>>>,
     pub n_samples: usize,
 }
 
@@ -118,6 +129,113 @@ fn macro_of(
         .filter_map(metric)
         .collect();
     (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
+}
+
+/// One value per macro metric: AUC and average precision over all / base / rare classes.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct Macros<T> {
+    pub auc_all: T,
+    pub auc_base: T,
+    pub auc_rare: T,
+    pub map_all: T,
+    pub map_base: T,
+    pub map_rare: T,
+}
+
+impl<T> Macros<T> {
+    /// Applies `f` to each of the six values.
+    pub fn map<U>(self, f: impl Fn(T) -> U) -> Macros<U> {
+        Macros {
+            auc_all: f(self.auc_all),
+            auc_base: f(self.auc_base),
+            auc_rare: f(self.auc_rare),
+            map_all: f(self.map_all),
+            map_base: f(self.map_base),
+            map_rare: f(self.map_rare),
+        }
+    }
+
+    pub(crate) fn from_array(
+        [auc_all, auc_base, auc_rare, map_all, map_base, map_rare]: [T; 6],
+    ) -> Self {
+        Macros {
+            auc_all,
+            auc_base,
+            auc_rare,
+            map_all,
+            map_base,
+            map_rare,
+        }
+    }
+}
+
+/// A point estimate on the full test set and its percentile bootstrap interval.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Interval {
+    pub estimate: f64,
+    pub low: f64,
+    pub high: f64,
+    /// Resamples in which the value was defined (the others are skipped).
+    pub n_valid: usize,
+}
+
+impl Interval {
+    /// The interval lies strictly on one side of 0 (for a difference: significant at its
+    /// level).
+    pub fn excludes_zero(&self) -> bool {
+        self.low > 0.0 || self.high < 0.0
+    }
+}
+
+/// Mean of the defined values of the classes in `group` (all classes for `None`).
+pub(crate) fn mean_defined(
+    values: &[Option<f64>],
+    groups: &[ClassGroup],
+    group: Option<ClassGroup>,
+) -> Option<f64> {
+    let (sum, n) = values
+        .iter()
+        .zip(groups)
+        .filter(|(_, g)| group.is_none_or(|want| **g == want))
+        .filter_map(|(v, _)| *v)
+        .fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
+    (n > 0).then(|| sum / n as f64)
+}
+
+pub(crate) fn six_macros(
+    auc: &[Option<f64>],
+    ap: &[Option<f64>],
+    groups: &[ClassGroup],
+) -> [Option<f64>; 6] {
+    let (b, r) = (Some(ClassGroup::Base), Some(ClassGroup::Rare));
+    [
+        mean_defined(auc, groups, None),
+        mean_defined(auc, groups, b),
+        mean_defined(auc, groups, r),
+        mean_defined(ap, groups, None),
+        mean_defined(ap, groups, b),
+        mean_defined(ap, groups, r),
+    ]
+}
+
+/// Percentile interval of `values` around `estimate`; `None` without an estimate or a value.
+pub(crate) fn interval(
+    estimate: Option<f64>,
+    mut values: Vec<f64>,
+    level: f64,
+) -> Option<Interval> {
+    let estimate = estimate?;
+    if values.is_empty() {
+        return None;
+    }
+    values.sort_unstable_by(f64::total_cmp);
+    let alpha = (1.0 - level) / 2.0;
+    Some(Interval {
+        estimate,
+        low: percentile_sorted(&values, alpha),
+        high: percentile_sorted(&values, 1.0 - alpha),
+        n_valid: values.len(),
+    })
 }
 
 /// What [`evaluate`] computes besides the point AUCs.
@@ -221,29 +339,58 @@ pub fn evaluate_grouped(
     }
     let units = Units::new(row_groups, scores.nrows())?;
     let ranked = rank_classes(scores, labels, class_names)?;
-    let cis = match &opts.bootstrap {
+    let point_auc: Vec<Option<f64>> = ranked.iter().map(Ranked::auc).collect();
+    let point_ap: Vec<Option<f64>> = ranked.iter().map(Ranked::average_precision).collect();
+    // AP and mAP intervals are percentile intervals like the AUC's, as the CXR-LT challenge
+    // papers report them, so they compare with published numbers. For a class with few
+    // positives AP's bootstrap distribution is skewed and biased (AP depends on prevalence,
+    // which varies between resamples, and a repeated high-ranked positive raises precision at
+    // the top), so its interval can sit lopsided around the estimate. BCa would correct
+    // that, but its acceleration needs a jackknife over patients: one pass per patient, tens
+    // of thousands on the real test sets, 20-80 times the bootstrap's own cost. The macro mAP
+    // averages many classes and is far less skewed.
+    let (cis, ap_cis, macro_cis) = match &opts.bootstrap {
         Some(cfg) if scores.nrows() > 0 => {
-            resampled_aucs(&ranked, scores.nrows(), &units, Draws::seeded(cfg))
-                .into_iter()
-                .map(|v| percentile_ci(v, cfg.level))
-                .collect()
+            let rs = resampled_auc_ap(&ranked, scores.nrows(), &units, Draws::seeded(cfg));
+            let ci = |per_class: &[Vec<Option<f64>>]| -> Vec<_> {
+                per_class
+                    .iter()
+                    .map(|v| percentile_ci(v.iter().flatten().copied().collect(), cfg.level))
+                    .collect()
+            };
+            let per_resample: Vec<[Option<f64>; 6]> = (0..cfg.resamples)
+                .map(|r| {
+                    let a: Vec<Option<f64>> = rs.auc.iter().map(|v| v[r]).collect();
+                    let p: Vec<Option<f64>> = rs.ap.iter().map(|v| v[r]).collect();
+                    six_macros(&a, &p, groups)
+                })
+                .collect();
+            let points = six_macros(&point_auc, &point_ap, groups);
+            let macros = Macros::from_array(std::array::from_fn(|k| {
+                let values = per_resample.iter().filter_map(|m| m[k]).collect();
+                interval(points[k], values, cfg.level)
+            }));
+            (ci(&rs.auc), ci(&rs.ap), Some(macros))
         }
-        _ => vec![None; ranked.len()],
+        _ => (vec![None; ranked.len()], vec![None; ranked.len()], None),
     };
     let classes = ranked
         .iter()
-        .zip(cis)
+        .zip(cis.into_iter().zip(ap_cis))
         .enumerate()
-        .map(|(c, (rk, ci))| {
-            let auc = rk.auc();
+        .map(|(c, (rk, (ci, ap_ci)))| {
+            let auc = point_auc[c];
             let ci = ci.filter(|_| auc.is_some());
+            let ap_ci = ap_ci.filter(|_| point_ap[c].is_some());
             ClassResult {
                 name: class_names[c].clone(),
                 group: groups[c],
                 auc,
                 ci_low: ci.map(|ci| ci.low),
                 ci_high: ci.map(|ci| ci.high),
-                ap: rk.average_precision(),
+                ap_ci_low: ap_ci.map(|ci| ci.low),
+                ap_ci_high: ap_ci.map(|ci| ci.high),
+                ap: point_ap[c],
                 n_pos: rk.n_pos,
                 n_neg: rk.n_neg,
                 train_count: None,
@@ -258,6 +405,7 @@ pub fn evaluate_grouped(
         map_all: None,
         map_base: None,
         map_rare: None,
+        macro_cis,
         n_samples: scores.nrows(),
     };
     results.recompute_macros();

@@ -165,6 +165,8 @@ mod tests {
             auc,
             ci_low: None,
             ci_high: None,
+            ap_ci_low: None,
+            ap_ci_high: None,
             ap: None,
             n_pos: 1,
             n_neg: 1,
@@ -181,6 +183,7 @@ mod tests {
             map_all: None,
             map_base: None,
             map_rare: None,
+            macro_cis: None,
             n_samples: 2,
         };
         r.recompute_macros();

@@ -23,15 +23,17 @@ mod zero_shot;
 pub use auc::{average_precision, best_f1_threshold, f1_at_threshold, roc_auc, F1Point};
 pub use bootstrap::{bootstrap_auc_ci, BootstrapCi, BootstrapConfig};
 pub use compare::{
-    compare_methods, compare_methods_with_draws, ClassTest, Comparisons, Interval, Macros,
-    MethodStats, PairComparison, TestSet,
+    compare_methods, compare_methods_with_draws, ClassTest, Comparisons, MethodStats,
+    PairComparison, TestSet,
 };
 pub use csv::{
     format_matrix_csv, parse_csv_header, parse_matrix_csv, parse_matrix_csv_columns, select_columns,
 };
 pub use delong::{delong, delong_per_class, delong_test, DeLong, DeLongTest};
 pub use error::{EvalError, Result};
-pub use evaluate::{evaluate, evaluate_grouped, ClassGroup, ClassResult, EvalOptions, EvalResults};
+pub use evaluate::{
+    evaluate, evaluate_grouped, ClassGroup, ClassResult, EvalOptions, EvalResults, Interval, Macros,
+};
 pub use folds::{
     aggregate_folds, render_fold_class_table, render_fold_table, ClassSummary, FoldSummary, MeanStd,
 };

@@ -80,6 +80,8 @@ mod tests {
                     auc: Some(0.8),
                     ci_low: Some(0.75),
                     ci_high: Some(0.85),
+                    ap_ci_low: None,
+                    ap_ci_high: None,
                     ap: Some(0.4),
                     n_pos: 10,
                     n_neg: 90,
@@ -91,6 +93,8 @@ mod tests {
                     auc: None,
                     ci_low: None,
                     ci_high: None,
+                    ap_ci_low: None,
+                    ap_ci_high: None,
                     ap: None,
                     n_pos: 0,
                     n_neg: 100,
@@ -103,6 +107,7 @@ mod tests {
             map_all: Some(0.4),
             map_base: Some(0.4),
             map_rare: None,
+            macro_cis: None,
             n_samples: 100,
         }
     }

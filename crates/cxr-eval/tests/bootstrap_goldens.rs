@@ -111,9 +111,21 @@ fn patient_bootstrap_paired_differences_and_delong_match_python() {
         for (j, ours) in pairs.into_iter().enumerate() {
             same_interval(ours, &w[j], &format!("{} macro {j}", m.method));
         }
-        for (c, ci) in m.class_auc.iter().enumerate() {
-            let w = &want["class_auc"][c];
-            let what = format!("{} class {c}", m.method);
+        let per_class = m
+            .class_auc
+            .iter()
+            .enumerate()
+            .map(|(c, ci)| ("class_auc", c, ci))
+            .chain(
+                m.class_ap
+                    .iter()
+                    .enumerate()
+                    .map(|(c, ci)| ("class_ap", c, ci)),
+            );
+        assert_eq!(m.class_ap.len(), m.class_auc.len());
+        for (key, c, ci) in per_class {
+            let w = &want[key][c];
+            let what = format!("{} {key} {c}", m.method);
             match ci {
                 None => assert!(w.is_null(), "{what}"),
                 Some(ci) => {

@@ -10,6 +10,9 @@ numpy seed are written to crates/cxr-eval/tests/fixtures/bootstrap_draws.json; t
 computed from them to crates/cxr-eval/tests/fixtures/bootstrap_goldens.json. Patients are
 numbered by ascending id (cxr-eval's unit numbering); a drawn patient brings all its images.
 
+Per-class AUC and AP intervals (`class_auc`, `class_ap`) are percentile intervals over the
+resamples where the metric is defined.
+
 Per resample a class counts when it holds a positive and a negative (AUC) or a positive (AP);
 a macro averages the classes that count, and a difference of two methods' macros uses the same
 resample for both. Intervals are numpy linear quantiles at (1 - level) / 2 and 1 - that.
@@ -90,7 +93,7 @@ def macros(scores, lab):
         for group in (None, "base", "rare"):
             vals = [p[k] for p, g in zip(per, GROUPS) if (group is None or g == group) and p[k] is not None]
             out.append(float(np.mean(vals)) if vals else None)
-    return out, [p[0] for p in per]
+    return out, [p[0] for p in per], [p[1] for p in per]
 
 
 def interval(estimate, values):
@@ -147,9 +150,23 @@ for draw in draws:
     for k in names:
         resampled[k].append(macros(methods[k][rows], labels[rows]))
 
+def class_intervals(points_c, resampled_k, which):
+    """Per-class percentile intervals of metric `which` (1: AUC, 2: AP), as cxr-eval's."""
+    out = []
+    for c in range(len(CLASSES)):
+        vals = [r[which][c] for r in resampled_k if r[which][c] is not None]
+        if points_c[c] is None or not vals:
+            out.append(None)
+            continue
+        alpha = (1.0 - LEVEL) / 2.0
+        lo, hi = np.quantile(np.array(vals), [alpha, 1.0 - alpha])
+        out.append({"low": float(lo), "high": float(hi), "mean": float(np.mean(vals)), "n_valid": len(vals)})
+    return out
+
+
 golden_methods = []
 for k in names:
-    point_macros, point_classes = points[k]
+    point_macros, point_classes, point_ap = points[k]
     macro_cis = [interval(point_macros[j], [r[0][j] for r in resampled[k] if r[0][j] is not None]) for j in range(6)]
     class_cis = []
     for c in range(len(CLASSES)):
@@ -160,7 +177,10 @@ for k in names:
         alpha = (1.0 - LEVEL) / 2.0
         lo, hi = np.quantile(np.array(vals), [alpha, 1.0 - alpha])
         class_cis.append({"low": float(lo), "high": float(hi), "mean": float(np.mean(vals)), "n_valid": len(vals)})
-    golden_methods.append({"method": k, "macros": macro_cis, "class_auc": class_cis})
+    assert class_cis == class_intervals(point_classes, resampled[k], 1)
+    # Per-class average precision: percentile intervals over the resamples holding a positive.
+    class_ap = class_intervals(point_ap, resampled[k], 2)
+    golden_methods.append({"method": k, "macros": macro_cis, "class_auc": class_cis, "class_ap": class_ap})
 
 golden_pairs = []
 for i in range(len(names)):
