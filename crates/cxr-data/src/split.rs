@@ -87,21 +87,84 @@ pub fn patient_kfold(
     check_k(g.len(), k, "patients")?;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     g.shuffle(&mut rng); // random tie-breaking, fixed by the seed
-    let c = labels.ncols();
-    // Positive records per (group, class).
-    let counts: Vec<Vec<f64>> = g
+    let counts = positives_per_group(&g, labels);
+    let totals = column_totals(&counts, labels.ncols());
+    let want_label: Vec<Vec<f64>> = vec![totals.iter().map(|t| t / k as f64).collect(); k];
+    let want_size = vec![subjects.len() as f64 / k as f64; k];
+    Ok(stratify(&g, &counts, want_label, want_size))
+}
+
+/// A patient-level split into parts of the given `fractions` (summing to 1), stratified over
+/// the multi-label matrix like [`patient_kfold`]: the rarest labels are placed first, each
+/// positive patient into the part furthest below its share of that label. Every class with
+/// enough positive records gets about `fraction` of them in each part, whatever the seed, where
+/// a random patient split can leave a rare class out of a small part altogether. Returns each
+/// part's record indices (ascending); the parts partition `0..N` by patient.
+pub fn patient_stratified_split(
+    subjects: &[u64],
+    labels: ArrayView2<'_, f32>,
+    fractions: &[f64],
+    seed: u64,
+) -> Result<Vec<Vec<usize>>> {
+    if labels.nrows() != subjects.len() {
+        return Err(DataError::InvalidParam(format!(
+            "{} subjects but {} label rows",
+            subjects.len(),
+            labels.nrows()
+        )));
+    }
+    let sum: f64 = fractions.iter().sum();
+    if fractions.is_empty()
+        || fractions.iter().any(|f| !f.is_finite() || *f < 0.0)
+        || (sum - 1.0).abs() > 1e-9
+    {
+        return Err(DataError::InvalidParam(format!(
+            "split fractions {fractions:?} must be finite, non-negative and sum to 1"
+        )));
+    }
+    let mut g = groups(subjects);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    g.shuffle(&mut rng); // random tie-breaking, fixed by the seed
+    let counts = positives_per_group(&g, labels);
+    let totals = column_totals(&counts, labels.ncols());
+    let want_label: Vec<Vec<f64>> = fractions
         .iter()
+        .map(|f| totals.iter().map(|t| t * f).collect())
+        .collect();
+    let want_size = fractions
+        .iter()
+        .map(|f| subjects.len() as f64 * f)
+        .collect();
+    Ok(stratify(&g, &counts, want_label, want_size))
+}
+
+/// Positive records per (group, class).
+fn positives_per_group(g: &[(u64, Vec<usize>)], labels: ArrayView2<'_, f32>) -> Vec<Vec<f64>> {
+    g.iter()
         .map(|(_, rows)| {
-            (0..c)
+            (0..labels.ncols())
                 .map(|j| rows.iter().filter(|&&i| labels[[i, j]] > 0.5).count() as f64)
                 .collect()
         })
-        .collect();
-    let totals: Vec<f64> = (0..c)
+        .collect()
+}
+
+fn column_totals(counts: &[Vec<f64>], c: usize) -> Vec<f64> {
+    (0..c)
         .map(|j| counts.iter().map(|gc| gc[j]).sum())
-        .collect();
-    let mut want_label: Vec<Vec<f64>> = vec![totals.iter().map(|t| t / k as f64).collect(); k];
-    let mut want_size = vec![subjects.len() as f64 / k as f64; k];
+        .collect()
+}
+
+/// Iterative stratification (Sechidis et al., 2011) of the (shuffled) patient groups `g` into
+/// parts that still want `want_label[part][class]` positives and `want_size[part]` records.
+fn stratify(
+    g: &[(u64, Vec<usize>)],
+    counts: &[Vec<f64>],
+    mut want_label: Vec<Vec<f64>>,
+    mut want_size: Vec<f64>,
+) -> Vec<Vec<usize>> {
+    let k = want_size.len();
+    let c = counts.first().map_or(0, Vec::len);
     let mut fold_of: Vec<Option<usize>> = vec![None; g.len()];
 
     let assign = |gi: usize,
@@ -163,7 +226,7 @@ pub fn patient_kfold(
     for f in &mut folds {
         f.sort_unstable();
     }
-    Ok(folds)
+    folds
 }
 
 /// The released CXR-CML code's folds: sklearn `StratifiedKFold(k, shuffle=True)` with the
@@ -293,6 +356,61 @@ mod tests {
             }
         }
         assert_eq!(patient_kfold(&s, y.view(), 5, 3).unwrap(), folds);
+    }
+
+    #[test]
+    fn stratified_split_gives_every_part_its_share_of_a_rare_class_for_every_seed() {
+        // 400 patients, class 2 has about 10 positive patients (20-30 images): a random
+        // 8% part often misses it; the stratified one never does.
+        let (s, y) = data(400, 6);
+        let fractions = [0.72, 0.08, 0.2];
+        let total: Vec<f32> = (0..3).map(|j| y.column(j).sum()).collect();
+        let mut random_missed = 0;
+        for seed in 0..20 {
+            let parts = patient_stratified_split(&s, y.view(), &fractions, seed).unwrap();
+            assert_eq!(parts.len(), 3);
+            let mut all: Vec<usize> = parts.concat();
+            all.sort_unstable();
+            assert_eq!(all, (0..s.len()).collect::<Vec<_>>());
+            let sets: Vec<HashSet<u64>> = parts
+                .iter()
+                .map(|f| f.iter().map(|&i| s[i]).collect())
+                .collect();
+            assert!(sets[0].is_disjoint(&sets[1]) && sets[0].is_disjoint(&sets[2]));
+            assert!(sets[1].is_disjoint(&sets[2]));
+            for (p, part) in parts.iter().enumerate() {
+                let share = (part.len() as f64 / s.len() as f64 - fractions[p]).abs();
+                assert!(share < 0.03, "part {p}: {} of {}", part.len(), s.len());
+                for j in 0..3 {
+                    let n: f32 = part.iter().map(|&i| y[[i, j]]).sum();
+                    let want = total[j] * fractions[p] as f32;
+                    assert!(n >= 1.0, "seed {seed}: class {j} missing from part {p}");
+                    assert!((n - want).abs() <= 5.0, "class {j} part {p}: {n} vs {want}");
+                }
+            }
+            assert_eq!(
+                patient_stratified_split(&s, y.view(), &fractions, seed).unwrap(),
+                parts
+            );
+            let (trainval, _) = patient_train_test(&s, 0.2, seed);
+            let trainval_subjects: Vec<u64> = trainval.iter().map(|&i| s[i]).collect();
+            let (_, val) = patient_train_test(&trainval_subjects, 0.1, seed + 1);
+            random_missed += val.iter().all(|&v| y[[trainval[v], 2]] == 0.0) as usize;
+        }
+        assert!(
+            random_missed > 0,
+            "the random split never missed the rare class"
+        );
+    }
+
+    #[test]
+    fn stratified_split_rejects_bad_fractions() {
+        let (s, y) = data(20, 7);
+        for bad in [&[0.5, 0.4][..], &[], &[1.2, -0.2], &[f64::NAN, 1.0]] {
+            let e = patient_stratified_split(&s, y.view(), bad, 0).unwrap_err();
+            assert!(e.to_string().contains("sum to 1"), "{e}");
+        }
+        assert!(patient_stratified_split(&s[1..], y.view(), &[0.5, 0.5], 0).is_err());
     }
 
     #[test]

@@ -116,7 +116,7 @@ fn same_seed_same_bytes_and_readable_by_the_pipeline() {
 }
 
 #[test]
-fn default_size_set_keeps_rare_classes_rarest_and_folds_cover_them() {
+fn default_size_set_keeps_rare_classes_rarest_and_splits_and_folds_cover_them() {
     use cxr_data::classes::{cxr_lt_index, PAPER_RARE_CLASSES};
     use std::collections::HashSet;
     let dir = tempfile::tempdir().unwrap();
@@ -151,12 +151,56 @@ fn default_size_set_keeps_rare_classes_rarest_and_folds_cover_them() {
         "rare mean {rare_mean} vs smallest base {base_min}"
     );
 
-    // Patient-grouped stratified 5-fold: disjoint patients, every class with >= 5 positive
-    // patients present in every fold.
     let mut t = read_cxr_lt(&s.labels_csv).unwrap();
     t.filter_views(&ViewFilter::frontal());
     let y = t.multi_hot(UncertainPolicy::default());
     let subjects = t.subjects();
+
+    // Every finding has its floor of positive patients (frontal images), rare classes fewer
+    // than base ones.
+    for k in (0..40).filter(|&k| k != normal) {
+        let patients: HashSet<u64> = (0..t.len())
+            .filter(|&i| y[[i, k]] == 1.0)
+            .map(|i| subjects[i])
+            .collect();
+        let floor = if rare.contains(&k) {
+            cxr_data::synth::RARE_PATIENT_FLOOR
+        } else {
+            cxr_data::synth::BASE_PATIENT_FLOOR
+        };
+        assert!(
+            patients.len() as f64 >= (400.0 * floor).ceil(),
+            "class {k}: {} positive patients",
+            patients.len()
+        );
+    }
+    // The demo's split (stratified by patient; test 0.2, validation 0.15 of the rest, see
+    // TrainConfig::demo) has at least 10 / 2 / 3 positive images of every class in train /
+    // validation / test whatever the run seed, so every class's AUC is defined.
+    let (t_frac, v_frac) = (0.2, 0.15);
+    let fractions = [
+        (1.0 - t_frac) * (1.0 - v_frac),
+        (1.0 - t_frac) * v_frac,
+        t_frac,
+    ];
+    let mut fewest = [usize::MAX; 3];
+    for seed in 0..5 {
+        let parts =
+            cxr_data::split::patient_stratified_split(&subjects, y.view(), &fractions, seed)
+                .unwrap();
+        for k in 0..40 {
+            for (p, part) in parts.iter().enumerate() {
+                let n = part.iter().filter(|&&i| y[[i, k]] == 1.0).count();
+                fewest[p] = fewest[p].min(n);
+            }
+        }
+    }
+    assert!(
+        fewest[0] >= 10 && fewest[1] >= 2 && fewest[2] >= 3,
+        "fewest positives of a class in train / val / test over 5 seeds: {fewest:?}"
+    );
+    // Patient-grouped stratified 5-fold: disjoint patients, every class with >= 5 positive
+    // patients present in every fold.
     let folds = cxr_data::split::patient_kfold(&subjects, y.view(), 5, 0).unwrap();
     let sets: Vec<HashSet<u64>> = folds
         .iter()

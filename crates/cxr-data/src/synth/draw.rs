@@ -341,6 +341,11 @@ pub(crate) fn lateral_background(c: &mut Canvas, rng: &mut ChaCha8Rng) {
     c.line((0.3 + dx, 0.15), (0.35 + dx, 0.6), 0.03, 0.1); // sternum
 }
 
+/// The narrowest stroke of a sign, as a fraction of the image side: 1.6 pixels at the demo's
+/// 64 px (and 3.2 at the 128 px the demo draws), so that no sign vanishes when the image is
+/// downsampled to the model's input. Background texture (ribs, vessels) may be finer.
+pub(crate) const THIN: f32 = 0.025;
+
 fn pick_lung<'a>(a: &'a Anatomy, rng: &mut ChaCha8Rng) -> &'a Lung {
     &a.lungs[rng.gen_range(0..2)]
 }
@@ -373,7 +378,7 @@ pub(crate) fn sign(c: &mut Canvas, a: &Anatomy, rng: &mut ChaCha8Rng, k: usize, 
             c.line(
                 (x - l.rx * 0.6, y),
                 (x + l.rx * 0.6, y + u(rng, -0.02, 0.02)),
-                0.018,
+                0.03,
                 amp,
             );
         }
@@ -389,8 +394,8 @@ pub(crate) fn sign(c: &mut Canvas, a: &Anatomy, rng: &mut ChaCha8Rng, k: usize, 
                     )
                 })
                 .collect();
-            c.path(&pts, 0.012, amp * 1.1);
-            c.ellipse(pts[8].0, pts[8].1, 0.012, 0.016, 0.0, amp, 0.3);
+            c.path(&pts, THIN, amp * 1.2);
+            c.ellipse(pts[8].0, pts[8].1, 0.022, 0.028, 0.0, amp, 0.3);
         }
         // Calcification of the aorta: bright thin crescent on the aortic knob
         3 => {
@@ -401,7 +406,7 @@ pub(crate) fn sign(c: &mut Canvas, a: &Anatomy, rng: &mut ChaCha8Rng, k: usize, 
                     (x + 0.035 * t.cos(), y + 0.035 * t.sin())
                 })
                 .collect();
-            c.path(&pts, 0.011, 0.3 + 0.2 * s);
+            c.path(&pts, THIN, 0.3 + 0.2 * s);
         }
         // Cardiomegaly: drawn through the background's heart scale
         4 => {}
@@ -412,8 +417,8 @@ pub(crate) fn sign(c: &mut Canvas, a: &Anatomy, rng: &mut ChaCha8Rng, k: usize, 
             let (x0, y0) = (a.mid + side * 0.035, a.clav_y + 0.02);
             let (x1, y1) = (a.mid + side * 0.27, a.clav_y - 0.025);
             let (x, y) = (x0 + t * (x1 - x0), y0 + t * (y1 - y0));
-            c.line((x - 0.004, y - 0.03), (x + 0.004, y + 0.03), 0.012, -0.3);
-            c.line((x, y + 0.012), (x1, y1 + 0.012), 0.02, 0.12);
+            c.line((x - 0.006, y - 0.035), (x + 0.006, y + 0.035), 0.03, -0.45);
+            c.line((x, y + 0.02), (x1, y1 + 0.02), THIN, 0.14);
         }
         // Consolidation: dense homogeneous opacity with a sharp border
         6 => {
@@ -436,8 +441,8 @@ pub(crate) fn sign(c: &mut Canvas, a: &Anatomy, rng: &mut ChaCha8Rng, k: usize, 
             }
             for l in &a.lungs {
                 for j in 0..3 {
-                    let (x, y) = l.at(0.85, 0.45 + 0.1 * j as f32);
-                    c.line((x, y), (x - l.side * 0.04, y), 0.008, amp * 0.8);
+                    let (x, y) = l.at(0.8, 0.35 + 0.15 * j as f32);
+                    c.line((x, y), (x - l.side * 0.05, y), THIN, amp * 0.8);
                 }
             }
         }
@@ -445,15 +450,16 @@ pub(crate) fn sign(c: &mut Canvas, a: &Anatomy, rng: &mut ChaCha8Rng, k: usize, 
         8 => {}
         // Enlarged cardiomediastinum: drawn through the background (widened mediastinum)
         9 => {}
-        // Fibrosis: reticular net in the lower periphery
+        // Fibrosis: coarse reticular net in the lower periphery of both lungs (cells of about
+        // 3 px at 64 px, strokes of 1.6 px: a texture, not a haze, after downsampling)
         10 => {
             for l in &a.lungs {
-                for i in 0..5 {
-                    for j in 0..4 {
-                        let (x, y) = l.at(0.35 + 0.13 * j as f32, 0.15 + 0.15 * i as f32);
+                for i in 0..4 {
+                    for j in 0..3 {
+                        let (x, y) = l.at(0.3 + 0.25 * j as f32, 0.05 + 0.22 * i as f32);
                         if l.inside(x, y, 0.95) {
-                            c.line((x - 0.02, y), (x + 0.02, y + 0.01), 0.007, amp * 0.9);
-                            c.line((x, y - 0.02), (x + 0.01, y + 0.02), 0.007, amp * 0.9);
+                            c.line((x - 0.025, y), (x + 0.025, y + 0.012), THIN, amp * 0.8);
+                            c.line((x, y - 0.025), (x + 0.012, y + 0.025), THIN, amp * 0.8);
                         }
                     }
                 }
@@ -466,7 +472,7 @@ pub(crate) fn sign(c: &mut Canvas, a: &Anatomy, rng: &mut ChaCha8Rng, k: usize, 
             c.line(
                 (l.cx - l.rx * 0.8, y),
                 (l.cx + l.rx * 0.7, y + 0.01),
-                0.009,
+                THIN,
                 amp * 1.1,
             );
         }
@@ -474,21 +480,21 @@ pub(crate) fn sign(c: &mut Canvas, a: &Anatomy, rng: &mut ChaCha8Rng, k: usize, 
         12 => {
             let l = pick_lung(a, rng);
             let (x, y) = l.at(u(rng, 0.85, 1.0), u(rng, -0.4, 0.4));
-            c.ellipse(x, y, 0.022, 0.015, 0.5, amp * 1.2, 0.3);
+            c.ellipse(x, y, 0.032, 0.022, 0.5, amp * 1.3, 0.25);
         }
         // Granuloma: tiny very bright calcified dot(s)
         13 => {
             for _ in 0..rng.gen_range(1..=2) {
                 let l = pick_lung(a, rng);
                 let (x, y) = l.at(u(rng, -0.4, 0.7), u(rng, -0.6, 0.5));
-                c.ellipse(x, y, 0.014, 0.014, 0.0, 0.35 + 0.2 * s, 0.2);
+                c.ellipse(x, y, 0.02, 0.02, 0.0, 0.4 + 0.2 * s, 0.2);
             }
         }
         // Hernia: retrocardiac gas bubble with an air-fluid level
         14 => {
             let (hx, hy, _, _) = a.heart;
             c.ellipse(hx - 0.02, hy + 0.02, 0.05, 0.04, 0.0, -0.28 - 0.1 * s, 0.15);
-            c.line((hx - 0.065, hy + 0.03), (hx + 0.025, hy + 0.03), 0.01, 0.25);
+            c.line((hx - 0.065, hy + 0.03), (hx + 0.025, hy + 0.03), THIN, 0.25);
         }
         // Hydropneumothorax: dark apex and bright fluid below a flat, straight level
         15 => {
@@ -507,7 +513,7 @@ pub(crate) fn sign(c: &mut Canvas, a: &Anatomy, rng: &mut ChaCha8Rng, k: usize, 
             c.line(
                 (l.cx - l.rx * 0.95, level),
                 (l.cx + l.rx * 0.95, level),
-                0.008,
+                THIN,
                 0.25,
             );
         }
@@ -518,7 +524,7 @@ pub(crate) fn sign(c: &mut Canvas, a: &Anatomy, rng: &mut ChaCha8Rng, k: usize, 
             let tip = (x - l.side * 0.08, y - 0.01);
             for t in 0..6 {
                 let f = t as f32 / 5.0;
-                c.line((x, y - 0.04 + 0.08 * f), tip, 0.012, amp * 0.45);
+                c.line((x, y - 0.04 + 0.08 * f), tip, 0.02, amp * 0.45);
             }
         }
         // Infiltration: several small ill-defined patches
@@ -552,8 +558,8 @@ pub(crate) fn sign(c: &mut Canvas, a: &Anatomy, rng: &mut ChaCha8Rng, k: usize, 
                 let ang = i as f32 * 0.9 + u(rng, 0.0, 0.4);
                 c.line(
                     (x, y),
-                    (x + 0.045 * ang.cos(), y + 0.045 * ang.sin()),
-                    0.007,
+                    (x + 0.06 * ang.cos(), y + 0.06 * ang.sin()),
+                    0.018,
                     amp * 0.8,
                 );
             }
@@ -575,7 +581,7 @@ pub(crate) fn sign(c: &mut Canvas, a: &Anatomy, rng: &mut ChaCha8Rng, k: usize, 
         23 => {
             let l = pick_lung(a, rng);
             let (x, y) = l.at(u(rng, -0.4, 0.7), u(rng, -0.6, 0.5));
-            c.ellipse(x, y, 0.022, 0.022, 0.0, amp * 1.1, 0.15);
+            c.ellipse(x, y, 0.028, 0.028, 0.0, amp * 1.1, 0.15);
         }
         // Normal: nothing
         24 => {}
@@ -590,7 +596,7 @@ pub(crate) fn sign(c: &mut Canvas, a: &Anatomy, rng: &mut ChaCha8Rng, k: usize, 
             for l in &a.lungs {
                 for _ in 0..2 {
                     let (x, y) = l.at(0.97, u(rng, -0.3, 0.5));
-                    c.ellipse(x, y, 0.012, 0.035, 0.0, 0.3 + 0.15 * s, 0.2);
+                    c.ellipse(x, y, 0.018, 0.04, 0.0, 0.35 + 0.15 * s, 0.2);
                 }
             }
         }
@@ -603,7 +609,7 @@ pub(crate) fn sign(c: &mut Canvas, a: &Anatomy, rng: &mut ChaCha8Rng, k: usize, 
                     l.at((1.0 - v * v).max(0.0).sqrt() * 0.97, v)
                 })
                 .collect();
-            c.path(&pts, 0.018, amp * 0.9);
+            c.path(&pts, THIN, amp * 0.9);
         }
         // Pneumomediastinum: dark lines outlining the mediastinum
         28 => {
@@ -612,8 +618,8 @@ pub(crate) fn sign(c: &mut Canvas, a: &Anatomy, rng: &mut ChaCha8Rng, k: usize, 
                 c.line(
                     (x, a.clav_y + 0.03),
                     (x + side * 0.01, a.heart.1 - 0.04),
-                    0.01,
-                    -0.3,
+                    THIN,
+                    -0.35,
                 );
             }
         }
@@ -626,8 +632,8 @@ pub(crate) fn sign(c: &mut Canvas, a: &Anatomy, rng: &mut ChaCha8Rng, k: usize, 
                 let ang = -0.6 + 0.5 * i as f32;
                 c.line(
                     (x - l.side * 0.03, y),
-                    (x + l.side * 0.035 * ang.cos(), y + 0.035 * ang.sin()),
-                    0.006,
+                    (x + l.side * 0.045 * ang.cos(), y + 0.045 * ang.sin()),
+                    0.018,
                     -0.15,
                 );
             }
@@ -644,7 +650,7 @@ pub(crate) fn sign(c: &mut Canvas, a: &Anatomy, rng: &mut ChaCha8Rng, k: usize, 
                     )
                 })
                 .collect();
-            c.path(&pts, 0.016, -0.35);
+            c.path(&pts, THIN, -0.35);
         }
         // Pneumothorax: a pleural line with a black, markingless rim outside it
         31 => {
@@ -662,7 +668,7 @@ pub(crate) fn sign(c: &mut Canvas, a: &Anatomy, rng: &mut ChaCha8Rng, k: usize, 
                     l.at(0.6 * (1.0 - v * v).max(0.0).sqrt(), v)
                 })
                 .collect();
-            c.path(&pts, 0.008, 0.2);
+            c.path(&pts, 0.02, 0.2);
         }
         // Pulmonary embolism: regional oligaemia (Westermark) and a plump hilar artery
         32 => {
@@ -696,8 +702,8 @@ pub(crate) fn sign(c: &mut Canvas, a: &Anatomy, rng: &mut ChaCha8Rng, k: usize, 
         34 => {
             let l = pick_lung(a, rng);
             let (x, y) = l.at(u(rng, 0.6, 0.9), u(rng, -0.6, 0.3));
-            c.line((x - 0.012, y - 0.02), (x + 0.012, y + 0.02), 0.012, -0.28);
-            c.ellipse(x + 0.012, y, 0.02, 0.008, 0.3, amp * 0.6, 0.3);
+            c.line((x - 0.012, y - 0.025), (x + 0.012, y + 0.025), THIN, -0.3);
+            c.ellipse(x + 0.018, y, 0.03, 0.016, 0.3, amp * 0.8, 0.3);
         }
         // Round(ed) atelectasis: round pleural-based opacity with a comet tail
         35 => {
@@ -712,7 +718,7 @@ pub(crate) fn sign(c: &mut Canvas, a: &Anatomy, rng: &mut ChaCha8Rng, k: usize, 
                         (x - l.side * 0.05, y + dy - 0.01),
                         (x - l.side * 0.09, y + dy - 0.03),
                     ],
-                    0.006,
+                    0.016,
                     amp * 0.8,
                 );
             }
@@ -723,7 +729,7 @@ pub(crate) fn sign(c: &mut Canvas, a: &Anatomy, rng: &mut ChaCha8Rng, k: usize, 
             for _ in 0..6 {
                 let x = a.mid + side * u(rng, 0.37, 0.44);
                 let y = u(rng, 0.25, 0.7);
-                c.ellipse(x, y, 0.008, 0.02, 0.3, -0.3, 0.3);
+                c.ellipse(x, y, 0.014, 0.03, 0.3, -0.3, 0.3);
             }
         }
         // Support devices: bright tubes / lines and sometimes a pacemaker box
@@ -731,7 +737,7 @@ pub(crate) fn sign(c: &mut Canvas, a: &Anatomy, rng: &mut ChaCha8Rng, k: usize, 
             c.line(
                 (a.mid + 0.005, 0.02),
                 (a.mid + 0.01, a.clav_y + 0.12),
-                0.012,
+                THIN,
                 0.45,
             );
             if rng.gen_bool(0.6) {
@@ -742,7 +748,7 @@ pub(crate) fn sign(c: &mut Canvas, a: &Anatomy, rng: &mut ChaCha8Rng, k: usize, 
                         (a.mid + side * 0.06, a.clav_y + 0.07),
                         (a.mid + side * 0.03, a.heart.1 - 0.05),
                     ],
-                    0.009,
+                    0.02,
                     0.4,
                 );
             }
@@ -761,14 +767,14 @@ pub(crate) fn sign(c: &mut Canvas, a: &Anatomy, rng: &mut ChaCha8Rng, k: usize, 
                     )
                 })
                 .collect();
-            c.path(&pts, 0.02, amp * 0.8);
+            c.path(&pts, THIN, amp * 0.8);
         }
         // Tuberculosis: upper-lobe opacity with a dark cavity and fibrotic streaks
         39 => {
             let l = pick_lung(a, rng);
             let (x, y) = l.at(u(rng, 0.0, 0.5), -0.65);
             c.gauss(x, y, 0.045, 0.04, amp * 1.2);
-            c.ellipse(x, y, 0.014, 0.012, 0.0, -amp * 0.9, 0.2);
+            c.ellipse(x, y, 0.02, 0.018, 0.0, -amp * 0.9, 0.2);
             for i in 0..3 {
                 c.line(
                     (x, y),
@@ -776,7 +782,7 @@ pub(crate) fn sign(c: &mut Canvas, a: &Anatomy, rng: &mut ChaCha8Rng, k: usize, 
                         a.hila[if l.side < 0.0 { 0 } else { 1 }].0,
                         a.hila[0].1 - 0.02 * i as f32,
                     ),
-                    0.006,
+                    0.016,
                     amp * 0.6,
                 );
             }

@@ -3,7 +3,9 @@
 //! `generate(out, cfg)` writes, under `out/`:
 //! - `files/pXX/pSUBJECT/sSTUDY/<dicom_id>.jpg`: grayscale JPEGs (`image_size` square, quality
 //!   [`JPEG_QUALITY`]) of a chest-like scene (lungs, mediastinum, heart, spine, ribs,
-//!   clavicles, vessels, noise, anatomical variation) with one visual sign per positive class;
+//!   clavicles, vessels, noise, anatomical variation) with one visual sign per positive class,
+//!   every sign at least 1.6 px wide at the demo's 64 px input (`draw::THIN`; see
+//!   [`write_contact_sheet`] and `cargo xtask synth --contact-sheet`);
 //! - `files/pXX/pSUBJECT/sSTUDY.txt`: a free-text report (FINDINGS / IMPRESSION, synonyms,
 //!   negations, not every finding mentioned);
 //! - `mimic-cxr-2.0.0-metadata.csv`, `mimic-cxr-2.0.0-split.csv` (all real columns; lateral
@@ -12,11 +14,14 @@
 //!   ViewPosition, ViewCodeSequence_CodeMeaning, fpath`, then the 40 classes as 0/1).
 //!
 //! Prevalence is the real CXR-LT training count compressed by a power law with a floor
-//! (`p = 0.25 sqrt(count / max)`, at least 1%), so the paper's 12 rare classes stay the rarest
-//! yet have positives in a 400-patient set (every class is topped up to at least 0.6% of
-//! studies). Labels are per study (all images of a study share
-//! them) and co-occur: specific findings imply their parents (rib fracture -> fracture,
-//! hydropneumothorax -> pneumothorax + effusion, ...), common pairs are correlated (effusion
+//! (`p = 0.25 sqrt(count / max)`, at least 1%), so the paper's 12 rare classes stay the rarest.
+//! Every finding is then topped up to a floor of positive patients (with a frontal image):
+//! [`RARE_PATIENT_FLOOR`] (5%) of the patients for a rare class, [`BASE_PATIENT_FLOOR`] (8%)
+//! for the others, so that a stratified patient split of the 400-patient demo set has
+//! positives of all 40 classes in train, validation and test (the tail is compressed: rare
+//! classes are 2-3% of the demo's images, not the real <0.6%). Labels are per study (all
+//! images of a study share them) and co-occur: specific findings imply their parents (rib
+//! fracture -> fracture, hydropneumothorax -> pneumothorax + effusion, ...), common pairs are correlated (effusion
 //! with atelectasis, edema with cardiomegaly), chronic findings persist across a patient's
 //! studies, and about 15% of studies are Normal.
 //!
@@ -28,9 +33,11 @@
 
 mod draw;
 mod from_labels;
+mod sheet;
 mod text;
 
 pub use from_labels::{generate_from_labels, LabelledSynthConfig, LabelledSynthSummary};
+pub use sheet::{class_examples, write_contact_sheet};
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -51,6 +58,10 @@ pub const METADATA_CSV: &str = "mimic-cxr-2.0.0-metadata.csv";
 pub const SPLIT_CSV: &str = "mimic-cxr-2.0.0-split.csv";
 /// Fixed JPEG quality: part of the "same seed, same bytes" contract.
 pub const JPEG_QUALITY: u8 = 90;
+/// Version of what a config draws: bumped whenever the same [`SynthConfig`] gives other
+/// labels or pixels, so that a cached dataset of an older generator is not reused (it is part
+/// of the demo's dataset folder name). 2: patient floors per class, signs visible at 64 px.
+pub const GENERATOR_VERSION: u32 = 2;
 
 const NORMAL: usize = 24;
 /// Findings that persist across a patient's studies.
@@ -329,7 +340,11 @@ pub fn generate(out: &Path, cfg: &SynthConfig) -> Result<SynthSummary> {
         }
     }
 
-    top_up_rare(&mut studies, &mut rng);
+    let mut has_frontal = vec![false; studies.len()];
+    for im in &images {
+        has_frontal[im.study_idx] |= matches!(im.view, Some("PA") | Some("AP"));
+    }
+    top_up(&mut studies, &has_frontal, cfg.patients, &mut rng);
 
     std::fs::create_dir_all(out).map_err(|e| DataError::io(out, e))?;
     // Images, in parallel; each from its own RNG stream.
@@ -466,19 +481,56 @@ pub fn generate(out: &Path, cfg: &SynthConfig) -> Result<SynthSummary> {
     })
 }
 
-/// Guarantee every class a handful of positive studies (0.6% of studies, at least 1) by adding
-/// it to randomly chosen abnormal studies: small sets would otherwise often miss a rare class.
-fn top_up_rare(studies: &mut [Study], rng: &mut ChaCha8Rng) {
-    let min = ((studies.len() as f64 * 0.006).ceil() as usize).max(1);
+/// Smallest share of patients positive for a rare class (the paper's 12) after [`top_up`].
+pub const RARE_PATIENT_FLOOR: f64 = 0.05;
+/// Smallest share of patients positive for every other finding after [`top_up`].
+pub const BASE_PATIENT_FLOOR: f64 = 0.08;
+
+/// Guarantee every finding positive patients: at least [`RARE_PATIENT_FLOOR`] of the patients
+/// for a rare class and [`BASE_PATIENT_FLOOR`] for the others (at least 2), counting only
+/// studies with a frontal image (the views that show signs and that training keeps). A
+/// patient lacking the class gets it in one abnormal study with a frontal image, or, for a
+/// chronic finding, in every such study. The long tail keeps its shape above the floors (base
+/// classes frequent, rare ones rare), and a stratified patient split of the demo's size then
+/// has positives of every class in each of train, validation and test.
+fn top_up(studies: &mut [Study], has_frontal: &[bool], patients: usize, rng: &mut ChaCha8Rng) {
+    let is_rare = |k: usize| PAPER_RARE_CLASSES.contains(&CXR_LT_CLASSES[k].name);
+    // Abnormal studies with a frontal image, per patient (in order of appearance).
+    let mut by_patient: Vec<(u64, Vec<usize>)> = Vec::new();
+    for (i, st) in studies.iter().enumerate() {
+        if st.labels[NORMAL] || !has_frontal[i] {
+            continue;
+        }
+        match by_patient.last_mut() {
+            Some((s, v)) if *s == st.subject_id => v.push(i),
+            _ => by_patient.push((st.subject_id, vec![i])),
+        }
+    }
     for k in (0..40).filter(|&k| k != NORMAL) {
-        let have = studies.iter().filter(|s| s.labels[k]).count();
-        let mut candidates: Vec<usize> = (0..studies.len())
-            .filter(|&i| !studies[i].labels[NORMAL] && !studies[i].labels[k])
+        let floor = if is_rare(k) {
+            RARE_PATIENT_FLOOR
+        } else {
+            BASE_PATIENT_FLOOR
+        };
+        let min = ((patients as f64 * floor).ceil() as usize).max(2);
+        let positive =
+            |p: &(u64, Vec<usize>), studies: &[Study]| p.1.iter().any(|&i| studies[i].labels[k]);
+        let have = by_patient.iter().filter(|p| positive(p, studies)).count();
+        let mut candidates: Vec<usize> = (0..by_patient.len())
+            .filter(|&p| !positive(&by_patient[p], studies))
             .collect();
         candidates.shuffle(rng);
-        for &i in candidates.iter().take(min.saturating_sub(have)) {
-            studies[i].labels[k] = true;
-            co_occur(&mut studies[i].labels, rng);
+        for &p in candidates.iter().take(min.saturating_sub(have)) {
+            let own = &by_patient[p].1;
+            let chosen: Vec<usize> = if CHRONIC.contains(&k) {
+                own.clone()
+            } else {
+                vec![own[rng.gen_range(0..own.len())]]
+            };
+            for i in chosen {
+                studies[i].labels[k] = true;
+                co_occur(&mut studies[i].labels, rng);
+            }
         }
     }
 }
@@ -526,6 +578,9 @@ fn render(
     view: Option<&str>,
 ) -> Vec<u8> {
     let mut c = draw::Canvas::new(size as usize);
+    // The film (mottling, noise, exposure) has a stream of its own, so that the same chest
+    // with and without a sign differs by the sign only (see `sheet`).
+    let mut film = ChaCha8Rng::seed_from_u64(rng.gen::<u64>());
     let lateral = matches!(view, Some("LATERAL") | Some("LL"));
     if lateral {
         draw::lateral_background(&mut c, rng);
@@ -543,12 +598,12 @@ fn render(
     }
     // low-frequency mottling and film noise
     for _ in 0..4 {
-        let (x, y) = (rng.gen_range(0.1..0.9f32), rng.gen_range(0.1..0.9f32));
-        c.gauss(x, y, 0.12, 0.12, rng.gen_range(-0.04..0.04));
+        let (x, y) = (film.gen_range(0.1..0.9f32), film.gen_range(0.1..0.9f32));
+        c.gauss(x, y, 0.12, 0.12, film.gen_range(-0.04..0.04));
     }
-    c.noise(rng, 0.03);
-    let gain = rng.gen_range(0.85..1.1f32);
-    let offset = rng.gen_range(0.02..0.1f32);
+    c.noise(&mut film, 0.03);
+    let gain = film.gen_range(0.85..1.1f32);
+    let offset = film.gen_range(0.02..0.1f32);
     c.to_u8(gain, offset)
 }
 
