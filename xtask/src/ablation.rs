@@ -16,9 +16,19 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let cfg = resolve_config(&args.config)?;
+    crate::train::require_weights(&args.config, &cfg)?;
     let out = args.out.unwrap_or_else(|| {
         PathBuf::from("runs").join(format!("ablation-{}-{}", args.config.preset, utc_stamp()))
     });
+    if cfg.seeds > 1 {
+        let s = cxr_train::seeds::run_ablation(&cfg, &out)?;
+        println!("{}", cxr_train::seeds::table(&s));
+        println!(
+            "Run folder: {} (seeds.json, report.md, seed-<i>/ each with ablation.json, runs/)",
+            out.display()
+        );
+        return Ok(());
+    }
     let rows = cxr_train::ablation::run_ablation(&cfg, &out)?;
     println!("{}", cxr_train::ablation::render(&rows));
     println!(

@@ -46,13 +46,33 @@ fn parse_scheme(s: &str) -> Result<FoldScheme, String> {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let summary = match &args.aggregate {
-        Some(dir) => cv::aggregate(dir)?,
+        Some(dir) => match cxr_train::seeds::read_summary(dir)? {
+            // A `--seeds N` study: each seed's folds, then the seeds.
+            Some(seeds) => return print_seeds(&cxr_train::seeds::aggregate_cv(dir, &seeds)?),
+            None => cv::aggregate(dir)?,
+        },
         None => {
             let cfg = resolve_config(&args.config)?;
+            crate::train::require_weights(&args.config, &cfg)?;
             let out = args.out.clone().unwrap_or_else(|| {
                 PathBuf::from("runs").join(format!("cv-{}-{}", args.config.preset, utc_stamp()))
             });
             let methods = methods_or_all(&args.methods, &cfg);
+            if cfg.seeds > 1 {
+                let s = cxr_train::seeds::run_cv(
+                    &cfg,
+                    &methods,
+                    args.folds,
+                    args.scheme,
+                    args.fold,
+                    &out,
+                )?;
+                println!(
+                    "Run folder: {} (seeds.json, report.md, seed-<i>/)",
+                    out.display()
+                );
+                return print_seeds(&s);
+            }
             let s = cv::run_cv(&cfg, &methods, args.folds, args.scheme, args.fold, &out)?;
             println!("Run folder: {}", out.display());
             s
@@ -64,5 +84,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         summary.folds_found
     );
     println!("{}", summary.table());
+    Ok(())
+}
+
+/// The table across seeds of a `--seeds N` study (each seed: its mean over folds).
+fn print_seeds(s: &cxr_train::seeds::SeedsSummary) -> anyhow::Result<()> {
+    println!("\n{}", cxr_train::seeds::table(s));
     Ok(())
 }

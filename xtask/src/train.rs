@@ -1,10 +1,11 @@
 //! `cargo xtask train`: build a config from a preset, a TOML file and flags, then train and
 //! evaluate one or more methods and print the macro-AUC table.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
-use cxr_train::config::{Uncertain, Views};
+use cxr_train::config::{Precision, Uncertain, Views};
+use cxr_train::seeds::{seed_dir, SEEDS_FILE};
 use cxr_train::{Method, TrainConfig};
 
 /// The flags that build a [`TrainConfig`] (shared by `train` and `cv`).
@@ -46,6 +47,11 @@ pub struct ConfigArgs {
     /// the local hub cache (e.g. openai/clip-vit-base-patch32), or an OpenAI/CheXzero .pt.
     #[arg(long)]
     weights: Option<String>,
+    /// What the initial weights are called in the table (`model.weights_name`): NAME gives
+    /// the rows "NAME (as released)" and "NAME + meta labels" (paper / released-code presets:
+    /// CheXzero). Say so when --weights is not CheXzero, e.g. --weights-name "OpenAI CLIP".
+    #[arg(long, value_name = "NAME")]
+    weights_name: Option<String>,
     /// Training epochs (`loop.epochs`; demo 8, paper 10).
     #[arg(long)]
     epochs: Option<usize>,
@@ -56,12 +62,23 @@ pub struct ConfigArgs {
     /// mixture fits (`seed`).
     #[arg(long)]
     seed: Option<u64>,
+    /// Repeat the whole job with N seeds (--seed, --seed + 1, ...) on the split of --seed,
+    /// each in <out>/seed-<i>/; seeds.json and report.md give mean ± std (n - 1) across seeds
+    /// and each method's paired difference from the first. 1: one run, as without the flag
+    /// (`seeds`; default 1).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    seeds: Option<u64>,
     /// Peak learning rate (`optim.lr`).
     #[arg(long)]
     lr: Option<f64>,
     /// Train on `cpu`, `cuda` or `cuda:N` (CUDA: build xtask with `--features cuda`).
     #[arg(long)]
     device: Option<String>,
+    /// Arithmetic of the model: f32 (the presets' default) or bf16 mixed precision (bf16
+    /// matmuls and activations; f32 weights, optimiser state, losses and mixture fit), in
+    /// training and evaluation (`loop.precision`).
+    #[arg(long, value_name = "f32|bf16", value_parser = parse_precision)]
+    precision: Option<Precision>,
     /// Synthetic demo: number of patients to generate.
     #[arg(long)]
     synth_patients: Option<usize>,
@@ -77,8 +94,11 @@ pub struct ConfigArgs {
 pub struct Args {
     #[command(flatten)]
     pub config: ConfigArgs,
-    /// Method(s) to train; repeat for several. Default: baseline, meta-labels and cxr-cml.
-    #[arg(long = "method", value_name = "baseline|meta-labels|cxr-cml")]
+    /// Method(s) to run; repeat for several: baseline (CLIP trained on report text),
+    /// meta-labels, cxr-cml, zero-shot (no training: the initial weights scored as they are).
+    /// Default with --weights: zero-shot, meta-labels and cxr-cml (the paper's Table 2, all
+    /// from those weights); without: baseline, meta-labels and cxr-cml.
+    #[arg(long = "method", value_name = "baseline|meta-labels|cxr-cml|zero-shot")]
     pub methods: Vec<Method>,
     /// Output folder (default: runs/<preset>-<UTC time>). Must not hold results already.
     #[arg(long)]
@@ -122,6 +142,9 @@ pub fn resolve_config(args: &ConfigArgs) -> anyhow::Result<TrainConfig> {
     if let Some(v) = &args.weights {
         cfg.model.weights = Some(v.clone());
     }
+    if let Some(v) = &args.weights_name {
+        cfg.model.weights_name = Some(v.clone());
+    }
     if let Some(v) = args.epochs {
         cfg.train_loop.epochs = v;
     }
@@ -131,11 +154,17 @@ pub fn resolve_config(args: &ConfigArgs) -> anyhow::Result<TrainConfig> {
     if let Some(v) = args.seed {
         cfg.seed = v;
     }
+    if let Some(v) = args.seeds {
+        cfg.seeds = v as usize;
+    }
     if let Some(v) = args.lr {
         cfg.optim.lr = v;
     }
     if let Some(v) = &args.device {
         cfg.train_loop.device.clone_from(v);
+    }
+    if let Some(v) = args.precision {
+        cfg.train_loop.precision = v;
     }
     if let Some(v) = args.synth_patients {
         cfg.data.synth_patients = v;
@@ -156,6 +185,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         print!("{}", cfg.to_toml());
         return Ok(());
     }
+    require_weights(&args.config, &cfg)?;
     let methods = methods_or_all(&args.methods, &cfg);
     let out = args.out.clone().unwrap_or_else(|| {
         PathBuf::from("runs").join(format!("{}-{}", args.config.preset, utc_stamp()))
@@ -166,6 +196,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "{} already holds results.json: choose another --out (nothing was overwritten)",
             out.display()
         );
+    }
+    if cfg.seeds > 1 {
+        return run_seeds(&args, &cfg, &methods, &out);
     }
     let started = std::time::Instant::now();
     let results = match cxr_train::run_methods_resumable(&cfg, &methods, &out, resume) {
@@ -184,8 +217,44 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         started.elapsed().as_secs_f64()
     );
     println!("{}", cxr_train::report::auc_table(&results));
+    println!("{}", class_table(&results));
     println!(
         "Run folder: {} (results.json, report.md, one sub-folder per method)",
+        out.display()
+    );
+    Ok(())
+}
+
+/// `train --seeds N` (N > 1): every seed in `<out>/seed-<i>/`, then the table across seeds.
+fn run_seeds(args: &Args, cfg: &TrainConfig, methods: &[Method], out: &Path) -> anyhow::Result<()> {
+    let resume = args.resume.is_some();
+    if !resume && (out.join(SEEDS_FILE).exists() || seed_dir(out, 0).exists()) {
+        bail!(
+            "{} already holds seeds of a run: resume them with --resume latest (finished seeds \
+             are skipped) or choose another --out (nothing was overwritten)",
+            out.display()
+        );
+    }
+    let started = std::time::Instant::now();
+    let summary = match cxr_train::seeds::run_train(cfg, methods, out, resume) {
+        Ok(s) => s,
+        Err(cxr_train::TrainError::Interrupted { signal, .. }) => {
+            let mut cmd = resume_args(std::env::args().skip(1));
+            if args.out.is_none() {
+                cmd.extend(["--out".to_string(), out.display().to_string()]);
+            }
+            stop_after_interrupt(signal, &cmd)
+        }
+        Err(e) => return Err(e.into()),
+    };
+    println!(
+        "\n{} seeds ({:.0} s):\n\n{}",
+        summary.runs.len(),
+        started.elapsed().as_secs_f64(),
+        cxr_train::seeds::table(&summary)
+    );
+    println!(
+        "Run folder: {} (seeds.json, report.md, one seed-<i>/ per seed, each a run folder)",
         out.display()
     );
     Ok(())
@@ -248,6 +317,10 @@ pub(crate) fn parse_views(s: &str) -> Result<Views, String> {
     parse_spelling(s, Views::ALL, Views::as_str)
 }
 
+pub(crate) fn parse_precision(s: &str) -> Result<Precision, String> {
+    parse_spelling(s, Precision::ALL, Precision::as_str)
+}
+
 fn parse_uncertain(s: &str) -> Result<Uncertain, String> {
     parse_spelling(s, Uncertain::ALL, Uncertain::as_str)
 }
@@ -277,20 +350,171 @@ pub fn utc_stamp() -> String {
     )
 }
 
-/// The methods asked for, or every method the dataset supports (all three where it has
-/// report text; meta-labels and cxr-cml otherwise).
+/// The methods asked for, or the config's defaults ([`TrainConfig::default_methods`]): with
+/// `--weights`, the paper's Table 2 rows (the weights zero-shot, + meta labels, CXR-CML);
+/// without, report text (where the dataset has it), meta labels and CXR-CML.
 pub fn methods_or_all(methods: &[Method], cfg: &TrainConfig) -> Vec<Method> {
     if !methods.is_empty() {
         return methods.to_vec();
     }
     let dataset = cfg.data.dataset;
-    if dataset.has_reports() {
-        return Method::ALL.to_vec();
+    if cfg.model.weights.is_none() && !dataset.has_reports() {
+        tracing::info!(
+            "{dataset} has no report text: training meta-labels and cxr-cml, not on report text"
+        );
     }
-    tracing::info!(
-        "{dataset} has no report text: training meta-labels and cxr-cml, not the baseline"
+    cfg.default_methods()
+}
+
+/// `--preset paper` and `--preset released-code` fine-tune a CheXzero checkpoint: they refuse
+/// to start without `--weights` (or `model.weights` in `--config` / `--set`).
+pub fn require_weights(args: &ConfigArgs, cfg: &TrainConfig) -> anyhow::Result<()> {
+    Ok(cfg.require_weights(&args.preset)?)
+}
+
+/// Per class (the first method's order): group, test positives and each method's AUC with
+/// its bootstrap CI, then how many classes have a defined AUC. A class without a test positive
+/// or negative shows n/a, is named in the last line and is in no macro average.
+fn class_table(results: &[cxr_train::report::MethodResult]) -> String {
+    use std::fmt::Write as _;
+    let Some(first) = results.first() else {
+        return String::new();
+    };
+    let mut s = String::from("| Class | Group | Test pos |");
+    for r in results {
+        let _ = write!(s, " {} |", r.row_name());
+    }
+    s.push_str("\n|---|---|---|");
+    s.push_str(&"---|".repeat(results.len()));
+    s.push('\n');
+    for (k, c) in first.test.classes.iter().enumerate() {
+        let _ = write!(s, "| {} | {} | {} |", c.name, c.group.as_str(), c.n_pos);
+        for r in results {
+            let cell = match r.test.classes.get(k) {
+                Some(rc) => match (rc.auc, rc.ci_low, rc.ci_high) {
+                    (Some(a), Some(lo), Some(hi)) => format!("{a:.3} ({lo:.3}–{hi:.3})"),
+                    (Some(a), _, _) => format!("{a:.3}"),
+                    (None, _, _) => "n/a".to_string(),
+                },
+                None => "n/a".to_string(),
+            };
+            let _ = write!(s, " {cell} |");
+        }
+        s.push('\n');
+    }
+    let defined = |group: Option<cxr_eval::ClassGroup>| {
+        let of_group: Vec<_> = first
+            .test
+            .classes
+            .iter()
+            .filter(|c| group.is_none_or(|g| c.group == g))
+            .collect();
+        let n = of_group.iter().filter(|c| c.auc.is_some()).count();
+        format!("{n} of {}", of_group.len())
+    };
+    let _ = write!(
+        s,
+        "\nAUC defined for {} classes (base {}, rare {}).",
+        defined(None),
+        defined(Some(cxr_eval::ClassGroup::Base)),
+        defined(Some(cxr_eval::ClassGroup::Rare))
     );
-    vec![Method::MetaLabels, Method::CxrCml]
+    let undefined: Vec<&str> = first
+        .test
+        .classes
+        .iter()
+        .filter(|c| c.auc.is_none())
+        .map(|c| c.name.as_str())
+        .collect();
+    if !undefined.is_empty() {
+        let _ = write!(
+            s,
+            " Undefined (no test positive or no negative; left out of the macros): {}.",
+            undefined.join(", ")
+        );
+    }
+    s.push('\n');
+    s
+}
+
+#[cfg(test)]
+mod class_table_tests {
+    use super::*;
+
+    fn class(name: &str, group: cxr_eval::ClassGroup, auc: Option<f64>) -> cxr_eval::ClassResult {
+        cxr_eval::ClassResult {
+            name: name.into(),
+            group,
+            auc,
+            ci_low: auc.map(|a| a - 0.1),
+            ci_high: auc.map(|a| a + 0.05),
+            ap_ci_low: None,
+            ap_ci_high: None,
+            ap: None,
+            n_pos: usize::from(auc.is_some()) * 7,
+            n_neg: 50,
+            train_count: None,
+        }
+    }
+
+    #[test]
+    fn class_table_lists_every_class_and_names_the_undefined_ones() {
+        use cxr_eval::ClassGroup::{Base, Rare};
+        let results: Vec<cxr_train::report::MethodResult> = [0.8, 0.6]
+            .iter()
+            .enumerate()
+            .map(|(i, &a)| {
+                let classes = vec![
+                    class("Edema", Base, Some(a)),
+                    class("Fibrosis", Rare, Some(a - 0.1)),
+                    class("Kyphosis", Rare, None),
+                ];
+                let test = cxr_eval::EvalResults {
+                    classes,
+                    macro_all: None,
+                    macro_base: None,
+                    macro_rare: None,
+                    map_all: None,
+                    map_base: None,
+                    map_rare: None,
+                    macro_cis: None,
+                    n_samples: 57,
+                };
+                serde_json::from_value(serde_json::json!({
+                    "method": Method::ALL[i].as_str(),
+                    "run_name": "r",
+                    "run_dir": "r",
+                    "best_epoch": 0,
+                    "steps": 1,
+                    "first_loss": 1.0,
+                    "last_loss": 1.0,
+                    "test": test,
+                }))
+                .unwrap()
+            })
+            .collect();
+        let t = class_table(&results);
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines.len(), 2 + 3 + 2, "{t}");
+        assert!(
+            lines[2]
+                .starts_with("| Edema | base | 7 | 0.800 (0.700–0.850) | 0.600 (0.500–0.650) |"),
+            "{t}"
+        );
+        assert!(
+            lines[4].contains("| Kyphosis | rare | 0 | n/a | n/a |"),
+            "{t}"
+        );
+        assert!(
+            lines[6].contains("AUC defined for 2 of 3 classes (base 1 of 1, rare 1 of 2)"),
+            "{t}"
+        );
+        assert!(
+            lines[6].ends_with("left out of the macros): Kyphosis."),
+            "{t}"
+        );
+        assert!(class_table(&[]).is_empty());
+    }
 }
 
 #[cfg(test)]
@@ -338,7 +562,10 @@ mod tests {
             [Method::MetaLabels, Method::CxrCml]
         );
         let demo = TrainConfig::demo();
-        assert_eq!(methods_or_all(&[], &demo), Method::ALL);
+        assert_eq!(
+            methods_or_all(&[], &demo),
+            [Method::Baseline, Method::MetaLabels, Method::CxrCml]
+        );
         let e = Cli::try_parse_from(["train", "--dataset", "padchest"])
             .err()
             .unwrap()
@@ -360,5 +587,31 @@ mod tests {
         let bad = Cli::try_parse_from(["train", "--set", "optim.kind=adam"]).unwrap();
         let e = resolve_config(&bad.args.config).unwrap_err().to_string();
         assert!(e.contains("`adamw` or `sgd`"), "{e}");
+    }
+
+    #[test]
+    fn checkpoint_presets_refuse_to_start_without_weights() {
+        for preset in ["paper", "released-code"] {
+            let cli = Cli::try_parse_from(["train", "--preset", preset]).unwrap();
+            let cfg = resolve_config(&cli.args.config).unwrap();
+            let e = require_weights(&cli.args.config, &cfg)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains(&format!("--preset {preset}")) && e.contains("--weights PATH.pt"),
+                "{e}"
+            );
+            let cli =
+                Cli::try_parse_from(["train", "--preset", preset, "--weights", "c.pt"]).unwrap();
+            let cfg = resolve_config(&cli.args.config).unwrap();
+            require_weights(&cli.args.config, &cfg).unwrap();
+            assert_eq!(
+                methods_or_all(&cli.args.methods, &cfg),
+                [Method::ZeroShot, Method::MetaLabels, Method::CxrCml]
+            );
+        }
+        let demo = Cli::try_parse_from(["train"]).unwrap();
+        let cfg = resolve_config(&demo.args.config).unwrap();
+        require_weights(&demo.args.config, &cfg).unwrap();
     }
 }

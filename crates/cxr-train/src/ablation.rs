@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{Method, MixtureModel, TrainConfig};
 use crate::files::{write_atomic, write_json};
-use crate::prepare::prepare;
+use crate::prepare::{prepare, Prepared, Split};
 use crate::report::{default_split, run_methods_on};
 use crate::Result;
 
@@ -37,11 +37,11 @@ pub fn grid(base: &TrainConfig) -> Vec<(String, TrainConfig)> {
     };
     let mut rows = vec![
         (
-            "CheXzero (baseline)".to_string(),
+            Method::Baseline.row_name(base),
             with(Method::Baseline, 32, None),
         ),
         (
-            "CheXzero + meta labels".to_string(),
+            Method::MetaLabels.row_name(base),
             with(Method::MetaLabels, 32, None),
         ),
     ];
@@ -68,9 +68,20 @@ pub fn grid(base: &TrainConfig) -> Vec<(String, TrainConfig)> {
 pub fn run_ablation(base: &TrainConfig, out: &Path) -> Result<Vec<AblationRow>> {
     let data = prepare(base)?;
     let split = default_split(base, &data);
+    run_ablation_on(base, &data, &split, out)
+}
+
+/// As [`run_ablation`] on prepared data and a given split (several seeds on one split:
+/// `crate::seeds`).
+pub fn run_ablation_on(
+    base: &TrainConfig,
+    data: &Prepared,
+    split: &Split,
+    out: &Path,
+) -> Result<Vec<AblationRow>> {
     let mut rows = Vec::new();
     for (label, cfg) in grid(base) {
-        let results = run_methods_on(&cfg, &[cfg.method], &data, &split, &out.join("runs"), true)?;
+        let results = run_methods_on(&cfg, &[cfg.method], data, split, &out.join("runs"), true)?;
         let r = results.into_iter().next().expect("one method");
         rows.push(AblationRow {
             label,

@@ -19,32 +19,73 @@ use crate::{Result, TrainError};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Method {
-    /// CheXzero-style: CLIP loss on report text (IMPRESSION section).
+    /// CLIP loss on report text (IMPRESSION section), as CheXzero was trained; spelled
+    /// `baseline` in configs and on the command line.
     Baseline,
     /// CLIP loss on meta-label text ("adenopathy is present, ...").
     MetaLabels,
     /// Meta-labels plus a triplet loss on mixture-model pseudo-labels (the paper's method).
     CxrCml,
+    /// No training: the initial weights (`model.weights`) scored zero-shot on the test split,
+    /// the paper's first Table 2 row (CheXzero as released).
+    ZeroShot,
 }
 
 impl Method {
-    pub const ALL: [Method; 3] = [Method::Baseline, Method::MetaLabels, Method::CxrCml];
+    pub const ALL: [Method; 4] = [
+        Method::Baseline,
+        Method::MetaLabels,
+        Method::CxrCml,
+        Method::ZeroShot,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Method::Baseline => "baseline",
             Method::MetaLabels => "meta-labels",
             Method::CxrCml => "cxr-cml",
+            Method::ZeroShot => "zero-shot",
         }
     }
 
-    /// The row label used in AUC tables (the paper's names).
+    /// The row label used in AUC tables when the initial weights have no name
+    /// (`model.weights_name`; see [`Method::row_name`]).
     pub fn display_name(self) -> &'static str {
         match self {
-            Method::Baseline => "CheXzero (baseline)",
-            Method::MetaLabels => "CheXzero + meta labels",
+            Method::Baseline => "CLIP + report text",
+            Method::MetaLabels => "CLIP + meta labels",
             Method::CxrCml => "CXR-CML",
+            Method::ZeroShot => "initial weights (zero-shot)",
         }
+    }
+
+    /// The row label of this method in a run of `cfg`, named after the initial weights: with
+    /// `model.weights_name = "CheXzero"` (the `paper` preset) the rows are the paper's
+    /// "CheXzero (as released)", "CheXzero + meta labels", "CheXzero + report text" and
+    /// "CXR-CML"; unnamed weights give "<file name> (zero-shot)"; without weights, the
+    /// [`Method::display_name`].
+    pub fn row_name(self, cfg: &TrainConfig) -> String {
+        let named = cfg.model.weights_name.as_deref().filter(|n| !n.is_empty());
+        match (self, named) {
+            (Method::CxrCml, _) => self.display_name().to_string(),
+            (Method::ZeroShot, Some(name)) => format!("{name} (as released)"),
+            (Method::ZeroShot, None) => match cfg.model.weights.as_deref() {
+                Some(w) => {
+                    let w = w.trim_end_matches(['/', '\\']);
+                    let file = w.rsplit(['/', '\\']).next().unwrap_or(w);
+                    format!("{file} (zero-shot)")
+                }
+                None => "random init (zero-shot)".to_string(),
+            },
+            (Method::Baseline, Some(name)) => format!("{name} + report text"),
+            (Method::MetaLabels, Some(name)) => format!("{name} + meta labels"),
+            (Method::Baseline | Method::MetaLabels, None) => self.display_name().to_string(),
+        }
+    }
+
+    /// Whether this method trains (every method but [`Method::ZeroShot`]).
+    pub fn trains(self) -> bool {
+        self != Method::ZeroShot
     }
 }
 
@@ -56,7 +97,7 @@ impl std::str::FromStr for Method {
             .find(|m| m.as_str() == s)
             .ok_or_else(|| {
                 TrainError::Config(format!(
-                    "unknown method `{s}`: expected baseline, meta-labels or cxr-cml"
+                    "unknown method `{s}`: expected baseline, meta-labels, cxr-cml or zero-shot"
                 ))
             })
     }
@@ -100,6 +141,19 @@ config_enum! {
         Patient = "patient",
         /// Images with replacement (CheXzero's bootstrap).
         Image = "image",
+    }
+}
+
+config_enum! {
+    /// How patients are split into train / validation / test.
+    PatientSplit {
+        /// Patients drawn at random (the paper's patient-level split; the default).
+        Random = "random",
+        /// Iterative stratification over the 40 labels, still by patient
+        /// (`cxr_data::split::patient_stratified_split`): each part gets its share of every
+        /// class, so a rare class cannot be missing from a small validation or test part (the
+        /// demo's setting).
+        Stratified = "stratified",
     }
 }
 
@@ -165,6 +219,18 @@ config_enum! {
         Official = "official",
         /// This run's training counts below `data.rare_threshold`.
         Counts = "counts",
+    }
+}
+
+config_enum! {
+    /// The arithmetic of the CLIP forward and backward (`loop.precision`).
+    Precision {
+        /// Everything in f32 (the default; bit-reproducible on the CPU).
+        F32 = "f32",
+        /// bf16 mixed precision: f32 master weights and optimiser state; matmuls and the
+        /// activations between them in bf16; LayerNorm, softmax, the residual stream, the
+        /// losses and the mixture fit in f32 (`cxr_clip::ClipModel::with_compute_dtype`).
+        Bf16 = "bf16",
     }
 }
 
@@ -308,6 +374,8 @@ pub struct DataConfig {
     /// Patient-level test fraction (paper: 0.2) and validation fraction of the training part.
     pub test_fraction: f64,
     pub val_fraction: f64,
+    /// `random` (the paper) or `stratified` (every part gets its share of every class).
+    pub split: PatientSplit,
     /// Preprocessing: `chexzero` or `clip`; the output side equals the model's image size.
     pub preprocess: Preprocessing,
     /// Preprocessed image cache folder. Default: `.cache/images/<key>` under the working dir.
@@ -333,6 +401,7 @@ impl Default for DataConfig {
             uncertain: Uncertain::Negative,
             test_fraction: 0.2,
             val_fraction: 0.1,
+            split: PatientSplit::Random,
             preprocess: Preprocessing::CheXzero,
             cache_dir: None,
             rare_set: RareSet::Paper,
@@ -351,8 +420,13 @@ pub struct ModelConfig {
     /// Input side for the `tiny` preset (the ViT presets use 224).
     pub image_size: usize,
     /// Initial weights: a folder with `config.json` + `model.safetensors`, a Hugging Face id
-    /// found in the local hub cache, or an OpenAI/CheXzero `.pt`. `None`: random init.
+    /// found in the local hub cache, or an OpenAI/CheXzero `.pt`. `None`: random init. With
+    /// weights, the architecture, input size and context length are the weights' own.
     pub weights: Option<String>,
+    /// What the initial weights are called in tables: "CheXzero" gives the rows "CheXzero (as
+    /// released)" (zero-shot, no training) and "CheXzero + meta labels" (`paper` and
+    /// `released-code` presets). `None`: "CLIP + meta labels" and the weights' file name.
+    pub weights_name: Option<String>,
     /// Text context length (CLIP: 77).
     pub context_length: usize,
 }
@@ -363,6 +437,7 @@ impl Default for ModelConfig {
             preset: ModelPreset::Tiny,
             image_size: 64,
             weights: None,
+            weights_name: None,
             context_length: 77,
         }
     }
@@ -574,6 +649,12 @@ pub struct LoopConfig {
     /// Where the model trains: `cpu`, `cuda` or `cuda:N` (CUDA needs a build with the `cuda`
     /// feature). Runtime only: a run may resume on another device.
     pub device: String,
+    /// `f32` (default) or `bf16` mixed precision for the model's forward and backward, in
+    /// training and evaluation (f32 master weights, optimiser state, losses and mixture fit).
+    pub precision: Precision,
+    /// Also write the metrics as TensorBoard scalars (`events.out.tfevents.*` beside
+    /// `metrics.jsonl`; `tensorboard --logdir runs/`). Runtime only.
+    pub tensorboard: bool,
 }
 
 impl LoopConfig {
@@ -597,6 +678,8 @@ impl Default for LoopConfig {
             validate_every: None,
             checkpoint_every: None,
             device: "cpu".into(),
+            precision: Precision::F32,
+            tensorboard: true,
         }
     }
 }
@@ -632,6 +715,13 @@ impl Default for EvalConfig {
 pub struct TrainConfig {
     pub method: Method,
     pub seed: u64,
+    /// Repeat the whole job (train, cv, ablation) with this many seeds, `seed`, `seed + 1`,
+    /// ..., each in `seed-<i>/` of the output folder, on the split (and folds) of `seed`;
+    /// `seeds.json` and `report.md` then give mean ± std across seeds and the paired
+    /// differences from the first method (`cxr_train::seeds`; `--seeds`). 1 (the default): one
+    /// run in today's layout; not written to a run's `config.toml` then.
+    #[serde(default = "one_seed", skip_serializing_if = "is_one_seed")]
+    pub seeds: usize,
     pub data: DataConfig,
     pub model: ModelConfig,
     pub text: TextConfig,
@@ -650,6 +740,14 @@ impl Default for TrainConfig {
     }
 }
 
+fn one_seed() -> usize {
+    1
+}
+
+fn is_one_seed(n: &usize) -> bool {
+    *n == 1
+}
+
 /// Named presets.
 pub const PRESETS: [&str; 3] = ["demo", "paper", "released-code"];
 
@@ -661,7 +759,15 @@ impl TrainConfig {
         Self {
             method: Method::CxrCml,
             seed: 0,
-            data: DataConfig::default(),
+            seeds: 1,
+            // Stratified by patient, with a larger validation part: every one of the 40
+            // classes has positives in train, validation and test (the synthetic data gives
+            // each enough positive patients), so no class drops out of the table.
+            data: DataConfig {
+                split: PatientSplit::Stratified,
+                val_fraction: 0.15,
+                ..DataConfig::default()
+            },
             model: ModelConfig::default(),
             text: TextConfig {
                 prompts: PromptStyle::PresentAbsent,
@@ -679,16 +785,22 @@ impl TrainConfig {
         }
     }
 
-    /// The paper's setting: ViT-B/32 from OpenAI CLIP weights, 224 px, batch 32, K = 40,
-    /// Student-t nu = 6, equal loss weights, ReduceLROnPlateau(0.1, patience 2).
+    /// The paper's setting: ViT-B/32 initialised from a CheXzero checkpoint (`model.weights`,
+    /// which the CLI requires: [`TrainConfig::require_weights`]), 224 px, batch 32, K = 40,
+    /// Student-t nu = 6, equal loss weights, ReduceLROnPlateau(0.1, patience 2). Its Table 2
+    /// rows are CheXzero scored zero-shot as released, CheXzero + meta labels and CXR-CML.
     /// The learning rate is not stated in the paper; 1e-5 is our choice (documented).
     pub fn paper() -> Self {
         let mut c = Self::demo();
         c.data.rare_set = RareSet::Paper;
+        // The paper's random patient-level split (the demo stratifies its tiny data).
+        c.data.split = PatientSplit::Random;
+        c.data.val_fraction = DataConfig::default().val_fraction;
         c.model = ModelConfig {
             preset: ModelPreset::VitB32,
             image_size: 224,
-            weights: Some("openai/clip-vit-base-patch32".into()),
+            weights: None,
+            weights_name: Some("CheXzero".into()),
             context_length: 77,
         };
         c.mixture = MixtureConfig::default();
@@ -708,7 +820,6 @@ impl TrainConfig {
     /// "Adenopathy is present. ..." text, init from a CheXzero checkpoint (set `model.weights`).
     pub fn released_code() -> Self {
         let mut c = Self::paper();
-        c.model.weights = None;
         c.text.meta_label = MetaLabelStyle::ReleasedCode;
         c.mixture.source = LabelSource::PerBatch;
         c.mixture.kind = MixtureModel::StudentTOnePass;
@@ -742,6 +853,36 @@ impl TrainConfig {
                 PRESETS.join(", ")
             ))),
         }
+    }
+
+    /// The methods a run compares when none are named. With initial weights (`model.weights`)
+    /// they are the paper's Table 2 rows, all from that checkpoint: the weights scored
+    /// zero-shot as they are, fine-tuned on meta-labels, and CXR-CML. Without (random init,
+    /// the demo) a zero-shot row would score an untrained model, so the rows are training on
+    /// report text (where the dataset has reports), on meta-labels, and CXR-CML.
+    pub fn default_methods(&self) -> Vec<Method> {
+        if self.model.weights.is_some() {
+            return vec![Method::ZeroShot, Method::MetaLabels, Method::CxrCml];
+        }
+        if self.data.dataset.has_reports() {
+            vec![Method::Baseline, Method::MetaLabels, Method::CxrCml]
+        } else {
+            vec![Method::MetaLabels, Method::CxrCml]
+        }
+    }
+
+    /// The presets that fine-tune a checkpoint (`paper`, `released-code`: CheXzero) refuse to
+    /// start without one, rather than train ViT-B/32 from random weights.
+    pub fn require_weights(&self, preset: &str) -> Result<()> {
+        if matches!(preset, "paper" | "released-code") && self.model.weights.is_none() {
+            return Err(TrainError::Config(format!(
+                "--preset {preset} fine-tunes a CheXzero checkpoint and scores it zero-shot: pass \
+                 --weights PATH.pt (one of the best_*.pt files CheXzero releases, see \
+                 github.com/rajpurkarlab/CheXzero) or set model.weights; any CLIP weights the \
+                 tool reads work (a Hugging Face folder or hub id, an OpenAI-format .pt)"
+            )));
+        }
+        Ok(())
     }
 
     /// Parse a TOML document. Keys it omits take the values of `base`.
@@ -825,6 +966,9 @@ impl TrainConfig {
             };
             name.push_str(&format!("-k{k}-{mix}-{}", self.mixture.source));
         }
+        if self.train_loop.precision != Precision::F32 {
+            name.push_str(&format!("-{}", self.train_loop.precision));
+        }
         name
     }
 
@@ -881,6 +1025,9 @@ impl TrainConfig {
         }
         if self.train_loop.epochs == 0 {
             return err("loop.epochs must be at least 1".into());
+        }
+        if self.seeds == 0 {
+            return err("seeds must be at least 1 (1: a single run)".into());
         }
         self.validate_objective()?;
         if self.model.context_length < 2 {
@@ -1181,5 +1328,46 @@ mod tests {
         assert!(c.run_name().contains("nu6"));
         c.method = Method::Baseline;
         assert!(!c.run_name().contains("nu6"));
+    }
+
+    #[test]
+    fn checkpoint_presets_need_weights_and_name_their_rows_after_them() {
+        for preset in ["paper", "released-code"] {
+            let mut c = TrainConfig::preset(preset).unwrap();
+            let e = c.require_weights(preset).unwrap_err().to_string();
+            assert!(e.contains("--weights") && e.contains("CheXzero"), "{e}");
+            c.model.weights = Some("ckpt/best_64.pt".into());
+            c.require_weights(preset).unwrap();
+            let rows: Vec<String> = [Method::ZeroShot, Method::MetaLabels, Method::CxrCml]
+                .iter()
+                .map(|m| m.row_name(&c))
+                .collect();
+            assert_eq!(
+                rows,
+                [
+                    "CheXzero (as released)",
+                    "CheXzero + meta labels",
+                    "CXR-CML"
+                ]
+            );
+            assert_eq!(Method::Baseline.row_name(&c), "CheXzero + report text");
+        }
+        let mut demo = TrainConfig::demo();
+        demo.require_weights("demo").unwrap();
+        assert_eq!(Method::ZeroShot.row_name(&demo), "random init (zero-shot)");
+        assert_eq!(Method::Baseline.row_name(&demo), "CLIP + report text");
+        demo.model.weights = Some("some/dir/tiny_openai.pt".into());
+        assert_eq!(
+            Method::ZeroShot.row_name(&demo),
+            "tiny_openai.pt (zero-shot)"
+        );
+        // Old and new spellings parse; the report-text method keeps `baseline`.
+        for m in Method::ALL {
+            assert_eq!(m.as_str().parse::<Method>().unwrap(), m);
+        }
+        let c = TrainConfig::from_toml_over(&demo, "method = \"zero-shot\"").unwrap();
+        assert_eq!(c.method, Method::ZeroShot);
+        let c = TrainConfig::from_toml_over(&demo, "method = \"baseline\"").unwrap();
+        assert_eq!(c.method, Method::Baseline);
     }
 }

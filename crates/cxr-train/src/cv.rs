@@ -90,6 +90,24 @@ pub fn run_cv(
     }
     let data = prepare(cfg)?;
     let all = folds(&data, k, cfg.seed, scheme)?;
+    run_folds(cfg, &data, &all, cfg.seed, methods, which, out)
+}
+
+/// As [`run_cv`] on prepared data and the given folds, whose validation parts are drawn from
+/// `split_seed` rather than `cfg.seed` (several training seeds on one set of folds:
+/// `crate::seeds`).
+pub fn run_folds(
+    cfg: &TrainConfig,
+    data: &Prepared,
+    all: &[Vec<usize>],
+    split_seed: u64,
+    methods: &[Method],
+    which: Option<usize>,
+    out: &Path,
+) -> Result<CvSummary> {
+    let k = all.len();
+    let mut split_cfg = cfg.clone();
+    split_cfg.seed = split_seed;
     std::fs::create_dir_all(out).at(out)?;
     for i in 0..k {
         if which.is_some_and(|w| w != i) {
@@ -101,14 +119,14 @@ pub fn run_cv(
             tracing::info!("fold {i} already finished in {}; skipping", dir.display());
             continue;
         }
-        let split = fold_split(&data, cfg, &all, i);
+        let split = fold_split(data, &split_cfg, all, i);
         tracing::info!(
             "fold {i}/{k}: {} train / {} validation / {} test",
             split.train.len(),
             split.val.len(),
             split.test.len()
         );
-        run_methods_on(cfg, methods, &data, &split, &dir, true)?;
+        run_methods_on(cfg, methods, data, &split, &dir, true)?;
     }
     aggregate(out)
 }

@@ -7,19 +7,24 @@
 //! `xtask` turns flags into a [`TrainConfig`] and calls [`run_methods`] or [`train_one`].
 //!
 //! A run directory holds `config.toml` (written before step 0), `metrics.jsonl` and
-//! `metrics.csv`, `checkpoints/`, `results.json` and `report.md`.
+//! `metrics.csv`, `events.out.tfevents.*` (TensorBoard scalars), `curves.png`, `checkpoints/`,
+//! `results.json` and `report.md`.
 
 pub mod ablation;
 pub mod batch;
 pub mod checkpoint;
 pub mod compare;
 pub mod config;
+pub mod curves;
 pub mod cv;
 pub mod device;
+pub mod embed_cache;
 mod error;
 pub mod evaluate;
 pub mod files;
+pub mod gpu_check;
 pub mod init;
+pub mod initial;
 pub mod interrupt;
 pub mod lock;
 pub mod metrics;
@@ -27,8 +32,11 @@ pub mod model;
 pub mod prepare;
 pub mod report;
 pub mod run_eval;
+pub mod seeds;
 pub mod start;
 pub mod step;
+pub mod task_eval;
+pub mod tensorboard;
 pub mod trainer;
 
 pub use config::{Method, TrainConfig};
