@@ -3,6 +3,9 @@
 //! - [`clip_loss`]: the symmetric InfoNCE loss of CLIP, as open_clip's `ClipLoss`
 //!   (<https://github.com/mlfoundations/open_clip/blob/main/src/open_clip/loss.py>), with the
 //!   L2 normalisation and the `exp(logit_scale).clamp(max = 100)` folded in.
+//! - [`multi_positive_clip_loss`]: the same loss where pairs with identical text are
+//!   positives of each other (targets uniform over the positives, as in SupCon); with all
+//!   texts distinct it equals [`clip_loss`].
 //! - [`triplet_loss`]: the triplet margin loss of the CXR-CML paper (eq. 3) on pseudo-labels,
 //!   with batch-all, batch-hard and semi-hard mining; per triplet it equals torch's
 //!   `TripletMarginLoss(p = 2)`.
@@ -25,7 +28,9 @@ mod triplet;
 mod weighted;
 
 pub use accumulate::{input_gradients, surrogate};
-pub use clip::{clip_logits, clip_loss, l2_normalise, MAX_LOGIT_SCALE};
+pub use clip::{
+    clip_logits, clip_loss, groups_of, l2_normalise, multi_positive_clip_loss, MAX_LOGIT_SCALE,
+};
 pub use error::{LossError, Result};
 pub use triplet::{mine_triplets, pairwise_distances, triplet_loss, Mining, TripletConfig};
 pub use weighted::{
