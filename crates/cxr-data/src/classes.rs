@@ -110,6 +110,85 @@ pub fn canonical_name(name: &str) -> &str {
         .map_or(trimmed, |(_, canon)| canon)
 }
 
+/// One dataset's class, matched to a class of another vocabulary through [`ALIASES`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MappedClass {
+    /// The name as written in the label file ("Effusion").
+    pub from: String,
+    /// The vocabulary's name ("Pleural Effusion"); equal to `from` when no alias was needed.
+    pub to: String,
+}
+
+/// How one dataset's class names map onto another vocabulary: every name lands in exactly
+/// one of the two lists, so nothing is dropped silently.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ClassMapping {
+    /// Names found in the vocabulary, directly or through an alias, in input order.
+    pub mapped: Vec<MappedClass>,
+    /// Names with no counterpart in the vocabulary, in input order.
+    pub unmapped: Vec<String>,
+}
+
+impl ClassMapping {
+    /// The vocabulary name of `from`, if it mapped.
+    pub fn target(&self, from: &str) -> Option<&str> {
+        self.mapped
+            .iter()
+            .find(|m| m.from == from)
+            .map(|m| m.to.as_str())
+    }
+
+    /// Mapped classes whose name changed ("Effusion" -> "Pleural Effusion").
+    pub fn renamed(&self) -> impl Iterator<Item = &MappedClass> {
+        self.mapped.iter().filter(|m| m.from != m.to)
+    }
+
+    /// One line per renamed and per unmapped class, for a report or the console.
+    pub fn describe(&self) -> String {
+        let mut s = String::new();
+        for m in self.renamed() {
+            s.push_str(&format!("  {:?} -> {:?}\n", m.from, m.to));
+        }
+        for u in &self.unmapped {
+            s.push_str(&format!(
+                "  {u:?} -> (unmapped: no class of that name or alias)\n"
+            ));
+        }
+        s
+    }
+}
+
+/// Maps class names onto `vocabulary` through the one alias table, [`ALIASES`] (NIH
+/// "Effusion" -> "Pleural Effusion", "Pleural_Thickening" -> "Pleural Thickening", CheXpert
+/// "No Finding" -> "Normal", ...): exact names first, then aliases; case and surrounding
+/// spaces are ignored. Names that match nothing are listed in `unmapped`.
+pub fn map_classes<S: AsRef<str>>(names: &[S], vocabulary: &[&str]) -> ClassMapping {
+    let find = |n: &str| {
+        vocabulary
+            .iter()
+            .find(|v| v.eq_ignore_ascii_case(n.trim()))
+            .copied()
+    };
+    let mut out = ClassMapping::default();
+    for name in names {
+        let name = name.as_ref();
+        match find(name).or_else(|| find(canonical_name(name))) {
+            Some(to) => out.mapped.push(MappedClass {
+                from: name.to_string(),
+                to: to.to_string(),
+            }),
+            None => out.unmapped.push(name.to_string()),
+        }
+    }
+    out
+}
+
+/// [`map_classes`] onto the 40 CXR-LT classes.
+pub fn map_to_cxr_lt<S: AsRef<str>>(names: &[S]) -> ClassMapping {
+    let vocab: Vec<&str> = CXR_LT_CLASSES.iter().map(|c| c.name).collect();
+    map_classes(names, &vocab)
+}
+
 /// How to decide which classes are "rare" when reporting base / rare macro AUC.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum RareRule {
@@ -179,5 +258,27 @@ mod tests {
         assert_eq!(cxr_lt_index("No Finding"), Some(24));
         assert_eq!(canonical_name("Mass"), "Mass");
         assert!(base_rare_split(&names, &[1, 2], &RareRule::CountBelow(5)).is_err());
+    }
+
+    #[test]
+    fn nih_and_chexpert_names_map_onto_cxr_lt_and_the_rest_is_reported() {
+        let nih = crate::NIH_CLASSES;
+        let m = map_to_cxr_lt(&nih);
+        assert!(m.unmapped.is_empty(), "{:?}", m.unmapped);
+        assert_eq!(m.target("Effusion"), Some("Pleural Effusion"));
+        assert_eq!(m.target("Pleural_Thickening"), Some("Pleural Thickening"));
+        assert_eq!(m.target("No Finding"), Some("Normal"));
+        assert_eq!(m.target("Mass"), Some("Mass"));
+        assert_eq!(m.renamed().count(), 3);
+        let m = map_to_cxr_lt(&["edema", " Lung Lesion ", "Bulla", "Mystery"]);
+        assert_eq!(m.target("edema"), Some("Edema"));
+        assert_eq!(m.target(" Lung Lesion "), Some("Lung Lesion"));
+        assert_eq!(m.unmapped, vec!["Bulla", "Mystery"]);
+        assert_eq!(m.mapped.len() + m.unmapped.len(), 4);
+        let d = m.describe();
+        assert!(
+            d.contains("\"Bulla\" -> (unmapped") && d.contains("\"edema\" -> \"Edema\""),
+            "{d}"
+        );
     }
 }

@@ -1,5 +1,6 @@
 //! Chest X-ray data for cxr-cml: readers for MIMIC-CXR-JPG, CXR-LT 2024, CheXpert and NIH
-//! ChestX-ray14 label files (one [`Record`] type, one class vocabulary with aliases), label
+//! ChestX-ray14 label files (one [`Record`] type, one class vocabulary with aliases), the CXR-LT
+//! 2024 challenge's task files ([`cxr_lt`]), label
 //! policies, view filters, patient-grouped splits and folds, CheXzero / CLIP image
 //! preprocessing, a preprocessed u8 image cache, MIMIC report parsing, and a deterministic
 //! synthetic dataset in the real formats ([`synth`]).
@@ -9,6 +10,7 @@
 
 pub mod cache;
 pub mod classes;
+pub mod cxr_lt;
 mod datasets;
 mod error;
 mod fastcsv;
