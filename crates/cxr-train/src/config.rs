@@ -291,6 +291,19 @@ config_enum! {
 }
 
 config_enum! {
+    /// The CLIP loss between images and their training texts (every method).
+    ClipLoss {
+        /// Symmetric InfoNCE with one positive per image, its own text (CLIP; the paper).
+        InfoNce = "infonce",
+        /// Pairs whose texts are identical (same token ids: every "normal" study of a batch)
+        /// are positives of each other, with targets uniform over them
+        /// (`cxr_losses::multi_positive_clip_loss`). Identical texts embed identically, so this
+        /// equals InfoNCE in value and gradient up to rounding (tested); kept as an ablation.
+        MultiPositive = "multi-positive",
+    }
+}
+
+config_enum! {
     /// The metric loss on pseudo-labels (CXR-CML).
     MetricLoss {
         /// Triplet margin loss on hard assignments (the paper).
@@ -522,6 +535,9 @@ impl Default for MixtureConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LossConfig {
+    /// `infonce` (CLIP, the paper; default) or `multi-positive` (identical texts of a batch
+    /// are positives of each other).
+    pub clip: ClipLoss,
     /// `triplet` (the paper: triplet margin loss on hard cluster assignments) or `weighted`
     /// (the released code: weighted metric loss on image-text distances with soft
     /// pseudo-labels and a learnable temperature; a documented reconstruction).
@@ -554,6 +570,7 @@ pub struct LossConfig {
 impl Default for LossConfig {
     fn default() -> Self {
         Self {
+            clip: ClipLoss::InfoNce,
             metric: MetricLoss::Triplet,
             metric_weight: 1.0,
             margin: 0.2,
@@ -966,6 +983,9 @@ impl TrainConfig {
             };
             name.push_str(&format!("-k{k}-{mix}-{}", self.mixture.source));
         }
+        if self.loss.clip == ClipLoss::MultiPositive {
+            name.push_str("-multipos");
+        }
         if self.train_loop.precision != Precision::F32 {
             name.push_str(&format!("-{}", self.train_loop.precision));
         }
@@ -1141,6 +1161,22 @@ mod tests {
             let back = TrainConfig::from_toml_over(&TrainConfig::demo(), &cfg.to_toml()).unwrap();
             assert_eq!(back, cfg, "preset {name}");
         }
+    }
+
+    #[test]
+    fn only_the_demo_stratifies_its_split() {
+        let demo = TrainConfig::demo();
+        assert_eq!(demo.data.split, PatientSplit::Stratified);
+        assert_eq!(demo.data.val_fraction, 0.15);
+        for c in [TrainConfig::paper(), TrainConfig::released_code()] {
+            assert_eq!(c.data.split, PatientSplit::Random);
+            assert_eq!(c.data.val_fraction, DataConfig::default().val_fraction);
+        }
+        let mut c = TrainConfig::paper();
+        c.set("data.split=stratified").unwrap();
+        assert_eq!(c.data.split, PatientSplit::Stratified);
+        let e = c.set("data.split=balanced").unwrap_err().to_string();
+        assert!(e.contains("stratified"), "{e}");
     }
 
     #[test]

@@ -11,7 +11,9 @@ use cxr_eval::ClassGroup;
 use ndarray::{Array2, ArrayView1};
 use serde::{Deserialize, Serialize};
 
-use crate::config::{DataConfig, ModelPreset, RareSet, TrainConfig, Uncertain, Views};
+use crate::config::{
+    DataConfig, ModelPreset, PatientSplit, RareSet, TrainConfig, Uncertain, Views,
+};
 use crate::{Result, TrainError};
 
 /// Train / validation / test indices into [`Prepared::table`]'s records. No patient appears in
@@ -77,13 +79,32 @@ impl Prepared {
     }
 
     /// The patient-level train/test split of the paper (80/20 by default), with a validation
-    /// part carved out of the training patients.
+    /// part carved out of the training patients; `data.split = "stratified"` draws the three
+    /// parts at once by iterative stratification (every part gets its share of every class).
     pub fn patient_split(&self, cfg: &DataConfig, seed: u64) -> Split {
         let subjects: Vec<u64> = self
             .usable
             .iter()
             .map(|&i| self.table.records[i].subject_id)
             .collect();
+        if cfg.split == PatientSplit::Stratified {
+            let (t, v) = (cfg.test_fraction, cfg.val_fraction);
+            let labels = self.labels.select(ndarray::Axis(0), &self.usable);
+            let parts = cxr_data::split::patient_stratified_split(
+                &subjects,
+                labels.view(),
+                &[(1.0 - t) * (1.0 - v), (1.0 - t) * v, t],
+                seed,
+            )
+            .expect("validated fractions in [0, 1) that sum to 1, one label row per record");
+            let [train, val, test] = [0, 1, 2].map(|k| {
+                parts[k]
+                    .iter()
+                    .map(|&p| self.usable[p])
+                    .collect::<Vec<usize>>()
+            });
+            return Split { train, val, test };
+        }
         let (train_pos, test_pos) =
             cxr_data::split::patient_train_test(&subjects, cfg.test_fraction, seed);
         let test = test_pos.iter().map(|&p| self.usable[p]).collect();
@@ -227,8 +248,11 @@ pub fn rare_set(cfg: &DataConfig) -> RareSet {
 pub fn synth_dir(cfg: &DataConfig) -> PathBuf {
     cfg.synth_dir.clone().unwrap_or_else(|| {
         PathBuf::from(".cache").join(format!(
-            "synth-p{}-s{}-i{}",
-            cfg.synth_patients, cfg.synth_seed, cfg.synth_image_size
+            "synth-v{}-p{}-s{}-i{}",
+            cxr_data::synth::GENERATOR_VERSION,
+            cfg.synth_patients,
+            cfg.synth_seed,
+            cfg.synth_image_size
         ))
     })
 }
@@ -347,7 +371,7 @@ pub fn prepare(cfg: &TrainConfig) -> Result<Prepared> {
     }
     let labels = label_matrix(&table, cfg.data.uncertain);
     let mode = cfg.data.preprocess.mode();
-    let image_size = model_image_size(cfg);
+    let image_size = model_image_size(cfg)?;
     let preprocess = Preprocess {
         mode,
         size: image_size as u32,
@@ -423,13 +447,21 @@ pub fn named_classes<'a>(classes: &'a [String], labels: ArrayView1<'_, f32>) -> 
         .collect()
 }
 
-/// The input side the model expects.
-pub fn model_image_size(cfg: &TrainConfig) -> usize {
-    if cfg.model.preset == ModelPreset::Tiny {
+/// The input side the model expects: that of the initial weights (`model.weights`, whose
+/// config decides the architecture; a tiny test checkpoint under the `paper` preset is not
+/// 224 px), else the preset's.
+pub fn model_image_size(cfg: &TrainConfig) -> Result<usize> {
+    if let Some(spec) = &cfg.model.weights {
+        // Reads the weights once more (build_model reads them for each method): seconds for
+        // a ViT-B/32 checkpoint, next to hours of training.
+        let weights = cxr_clip::ClipWeights::resolve(spec)?;
+        return Ok(weights.config.vision_config.image_size);
+    }
+    Ok(if cfg.model.preset == ModelPreset::Tiny {
         cfg.model.image_size
     } else {
         224
-    }
+    })
 }
 
 fn default_cache_dir(root: &Path, labels: &Path, data: &DataConfig, size: usize) -> PathBuf {
