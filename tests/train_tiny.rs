@@ -161,7 +161,7 @@ fn cross_validation_runs_folds_and_aggregates_them() -> anyhow::Result<()> {
     assert!(summary.macro_all.is_some());
     let table = all.table();
     assert!(
-        table.contains("CheXzero + meta labels") && table.contains('±'),
+        table.contains("CLIP + meta labels") && table.contains('±'),
         "{table}"
     );
     assert!(out.join("cv-report.md").is_file() && out.join("cv-summary.json").is_file());

@@ -16,6 +16,10 @@ use crate::Result;
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct MethodResult {
     pub method: Method,
+    /// The row label in tables ([`Method::row_name`]: named after the initial weights).
+    /// Results written before it existed read back as empty: the method's display name.
+    #[serde(default)]
+    pub name: String,
     pub run_name: String,
     pub run_dir: PathBuf,
     pub best_epoch: usize,
@@ -48,9 +52,19 @@ pub struct MethodStats {
 }
 
 impl MethodResult {
+    /// The row label in tables.
+    pub fn row_name(&self) -> &str {
+        if self.name.is_empty() {
+            self.method.display_name()
+        } else {
+            &self.name
+        }
+    }
+
     fn new(cfg: &TrainConfig, out: &TrainOutcome) -> Self {
         Self {
             method: cfg.method,
+            name: cfg.method.row_name(cfg),
             run_name: cfg.run_name(),
             run_dir: out.run_dir.clone(),
             best_epoch: out.best_epoch,
@@ -137,7 +151,9 @@ pub fn run_methods_on(
                 continue;
             }
         }
-        let outcome = if resume {
+        let outcome = if !method.trains() {
+            crate::initial::score_initial_weights(&mcfg, data, split, &run_dir)?
+        } else if resume {
             train_continue(&mcfg, data, split, &run_dir)?
         } else {
             train_one(&mcfg, data, split, &run_dir)?
@@ -151,8 +167,11 @@ pub fn run_methods_on(
     }
     let runs: Vec<(&str, &Path)> = results
         .iter()
-        .map(|r| (r.method.display_name(), r.run_dir.as_path()))
+        .map(|r| (r.row_name(), r.run_dir.as_path()))
         .collect();
+    if cfg.eval.figures && !runs.is_empty() {
+        crate::curves::redraw_comparison(out_dir, &runs);
+    }
     let cmp = crate::compare::compare_runs(cfg, data, split, &runs)?;
     if let Some(cmp) = &cmp {
         attach_stats(&mut results, cmp, cfg.eval.bootstrap_unit);
@@ -226,10 +245,7 @@ fn write_results_with(
 /// statistics each value carries its 95% CI, the other methods' values are marked by whether
 /// their difference from the first method is significant, and a legend line follows.
 pub fn auc_table(results: &[MethodResult]) -> String {
-    let rows: Vec<(&str, &EvalResults)> = results
-        .iter()
-        .map(|r| (r.method.display_name(), &r.test))
-        .collect();
+    let rows: Vec<(&str, &EvalResults)> = results.iter().map(|r| (r.row_name(), &r.test)).collect();
     if results.is_empty() || results.iter().any(|r| r.stats.is_none()) {
         return cxr_eval::render_markdown_table(&rows);
     }
@@ -252,7 +268,7 @@ pub fn auc_table(results: &[MethodResult]) -> String {
         };
         s.push_str(&format!(
             "| {} | {} | {} | {} | {} |\n",
-            r.method.display_name(),
+            r.row_name(),
             cell(m.auc_all, d.map(|d| d.auc_all)),
             cell(m.auc_base, d.map(|d| d.auc_base)),
             cell(m.auc_rare, d.map(|d| d.auc_rare)),
@@ -265,7 +281,7 @@ pub fn auc_table(results: &[MethodResult]) -> String {
          bootstrap 95% CI of the difference excludes 0 (significant), ns it does not.\n",
         st.bootstrap_unit,
         st.resamples,
-        results[0].method.display_name()
+        results[0].row_name()
     ));
     s
 }
@@ -318,15 +334,23 @@ pub fn render_report(results: &[MethodResult]) -> String {
     let mut s = String::from("# Zero-shot results (test split)\n\n");
     s.push_str(&auc_table(results));
     for r in results {
-        s.push_str(&format!(
-            "\n## {} (`{}`)\n\nBest epoch {}, {} steps, training loss {:.4} -> {:.4}.\n\n",
-            r.method.display_name(),
-            r.run_name,
-            r.best_epoch,
-            r.steps,
-            r.first_loss,
-            r.last_loss
-        ));
+        if r.method.trains() {
+            s.push_str(&format!(
+                "\n## {} (`{}`)\n\nBest epoch {}, {} steps, training loss {:.4} -> {:.4}.\n\n",
+                r.row_name(),
+                r.run_name,
+                r.best_epoch,
+                r.steps,
+                r.first_loss,
+                r.last_loss
+            ));
+        } else {
+            s.push_str(&format!(
+                "\n## {} (`{}`)\n\nNo training: the initial weights scored zero-shot.\n\n",
+                r.row_name(),
+                r.run_name
+            ));
+        }
         if r.skipped_rows + r.skipped_images > 0 {
             s.push_str(&format!(
                 "Skipped: {} malformed label rows and {} unreadable images (listed in `skipped.tsv`).\n\n",

@@ -12,8 +12,9 @@ use ndarray::{Array2, Axis};
 
 use crate::checkpoint;
 use crate::config::TrainConfig;
+use crate::embed_cache::{CacheUse, EmbeddingCache, EmbeddingKey};
 use crate::error::IoContext;
-use crate::evaluate::{embed_images, ZeroShot};
+use crate::evaluate::{class_embeddings_from, embed_images, PromptRow, ZeroShot};
 use crate::files::{write_atomic, write_json};
 use crate::model::build_model;
 use crate::prepare::{prepare, Prepared, Split};
@@ -51,6 +52,20 @@ pub fn evaluate_run(
     labels: Option<&Path>,
     device: Option<&str>,
 ) -> Result<RunEvaluation> {
+    evaluate_run_as(run_dir, which, split_name, figures, labels, device, None)
+}
+
+/// As [`evaluate_run`], in `precision` instead of the run's `loop.precision` when given (the
+/// weights are f32 either way).
+pub fn evaluate_run_as(
+    run_dir: &Path,
+    which: &str,
+    split_name: &str,
+    figures: bool,
+    labels: Option<&Path>,
+    device: Option<&str>,
+    precision: Option<crate::config::Precision>,
+) -> Result<RunEvaluation> {
     let config_path = run_dir.join("config.toml");
     let text = std::fs::read_to_string(&config_path).at(&config_path)?;
     let mut cfg = TrainConfig::from_toml_over(&TrainConfig::demo(), &text)?;
@@ -59,6 +74,9 @@ pub fn evaluate_run(
     cfg.train_loop.progress = false;
     if let Some(d) = device {
         cfg.train_loop.device = d.to_string();
+    }
+    if let Some(p) = precision {
+        cfg.train_loop.precision = p;
     }
     let device = crate::device::open(&cfg.train_loop.device)?;
     // Every checkpoint is verified before use (`latest_good` verifies the ones it picks).
@@ -150,7 +168,7 @@ pub fn evaluate_loaded(
     let results = write_evaluation(
         &out,
         &title,
-        cfg.method.display_name(),
+        &cfg.method.row_name(cfg),
         cfg,
         data,
         idx,
@@ -158,14 +176,22 @@ pub fn evaluate_loaded(
         &train_counts,
         &zero_shot,
         model,
+        &embed_images(model, data, idx, zero_shot.image_batch(), &device_of(model))?,
         figures,
+        false,
     )?;
     Ok(RunEvaluation { dir: out, results })
 }
 
-/// Scores `idx` with `zero_shot` and writes into `out`: `results.json`, `report.md`,
-/// `scores.csv` and `labels.csv` (first column `id`, the record id of the label file, then one
-/// column per class), `image_embeddings.npy` and, with `figures`, the figures.
+fn device_of(model: &cxr_clip::ClipModel) -> candle_core::Device {
+    crate::device::of_model(model)
+}
+
+/// Scores `idx` (whose image embeddings are `images`, `N x D` L2-normalised rows) with
+/// `zero_shot` and writes into `out`: `results.json`, `report.md`, `scores.csv` and
+/// `labels.csv` (first column `id`, the record id of the label file, then one column per
+/// class), `image_embeddings.npy` and, with `figures`, the figures; with `save_embeddings`
+/// also `image_ids.txt`, `prompt_embeddings.npy` and `prompts.tsv` ([`write_prompts`]).
 fn write_evaluation(
     out: &Path,
     title: &str,
@@ -177,10 +203,15 @@ fn write_evaluation(
     train_counts: &[usize],
     zero_shot: &ZeroShot,
     model: &cxr_clip::ClipModel,
+    emb: &Array2<f32>,
     figures: bool,
+    save_embeddings: bool,
 ) -> Result<EvalResults> {
     let device = crate::device::of_model(model);
-    let scores = zero_shot.scores(model, data, idx)?;
+    // Every prompt in one batched text-encoder pass; the scores from the given embeddings.
+    let (prompt_rows, prompt_emb) = zero_shot.prompt_embeddings(model, &device)?;
+    let (pos, neg) = class_embeddings_from(data.classes().len(), &prompt_rows, &prompt_emb);
+    let scores = cxr_eval::zero_shot_probabilities(emb.view(), pos.view(), neg.view())?;
     let labels = data.labels.select(Axis(0), idx);
     let opts = cxr_eval::EvalOptions {
         bootstrap: (cfg.eval.bootstrap > 0).then_some(cxr_eval::BootstrapConfig {
@@ -214,13 +245,18 @@ fn write_evaluation(
         .collect();
     write_matrix_csv(&out.join("scores.csv"), &ids, data.classes(), &scores)?;
     write_matrix_csv(&out.join("labels.csv"), &ids, data.classes(), &labels)?;
-    let emb = embed_images(model, data, idx, cfg.train_loop.batch_size.max(32), &device)?;
     let npy = out.join("image_embeddings.npy");
     cxr_data::npy::write(
         &npy,
         &[emb.nrows(), emb.ncols()],
         emb.as_slice().expect("contiguous"),
     )?;
+    if save_embeddings {
+        let mut text = ids.join("\n");
+        text.push('\n');
+        write_atomic(&out.join(IMAGE_IDS_FILE), text.as_bytes())?;
+        write_prompts(out, data.classes(), &prompt_rows, &prompt_emb)?;
+    }
     if figures {
         write_figures(
             out,
@@ -229,11 +265,50 @@ fn write_evaluation(
             &scores,
             &labels,
             &results,
-            &emb,
+            emb,
             train_counts,
         )?;
     }
     Ok(results)
+}
+
+/// `--save-embeddings`: the record ids of `image_embeddings.npy`'s rows, one per line.
+pub const IMAGE_IDS_FILE: &str = "image_ids.txt";
+/// `--save-embeddings`: one L2-normalised text embedding per line of [`PROMPTS_FILE`].
+pub const PROMPT_EMBEDDINGS_FILE: &str = "prompt_embeddings.npy";
+/// `--save-embeddings`: `class<TAB>polarity<TAB>text` (polarity `positive` / `negative`), one
+/// line per row of [`PROMPT_EMBEDDINGS_FILE`], under a header line.
+pub const PROMPTS_FILE: &str = "prompts.tsv";
+
+/// Writes [`PROMPT_EMBEDDINGS_FILE`] and [`PROMPTS_FILE`]. With `image_embeddings.npy` and
+/// [`IMAGE_IDS_FILE`] they reproduce `scores.csv`: per class and polarity, average the rows,
+/// renormalise; a class with no negative row is scored against the renormalised mean of the
+/// other classes' positive class embeddings; `p = 1 / (1 + exp(img·neg - img·pos))`
+/// ([`class_embeddings_from`], `scripts/examples/rescore_from_embeddings.py`).
+fn write_prompts(
+    out: &Path,
+    classes: &[String],
+    rows: &[PromptRow],
+    emb: &Array2<f32>,
+) -> Result<()> {
+    let clean = |s: &str| s.replace(['\t', '\n', '\r'], " ");
+    let mut text = String::from("class\tpolarity\ttext\n");
+    for r in rows {
+        let polarity = if r.positive { "positive" } else { "negative" };
+        text.push_str(&format!(
+            "{}\t{polarity}\t{}\n",
+            clean(&classes[r.class]),
+            clean(&r.text)
+        ));
+    }
+    write_atomic(&out.join(PROMPTS_FILE), text.as_bytes())?;
+    let values: Vec<f32> = emb.iter().copied().collect();
+    cxr_data::npy::write(
+        &out.join(PROMPT_EMBEDDINGS_FILE),
+        &[emb.nrows(), emb.ncols()],
+        &values,
+    )?;
+    Ok(())
 }
 
 /// The name of the record-id column of `scores.csv` / `labels.csv`.
@@ -383,8 +458,12 @@ pub fn read_prompts(path: &Path) -> Result<cxr_text::PromptSet> {
 
 /// Loads any CLIP weights the tool reads. A folder with `model.safetensors` but no
 /// `config.json` whose grandparent holds a run's `config.toml` is one of our checkpoints: the
-/// run's config builds the architecture.
-fn load_any(weights: &str, device: &candle_core::Device) -> Result<cxr_clip::ClipModel> {
+/// run's config builds the architecture. Also returns the files the model was read from (what
+/// the embedding cache hashes).
+fn load_any(
+    weights: &str,
+    device: &candle_core::Device,
+) -> Result<(cxr_clip::ClipModel, Vec<PathBuf>)> {
     let dir = Path::new(weights);
     let run_config = dir.join("../../config.toml");
     if dir.is_dir()
@@ -396,10 +475,26 @@ fn load_any(weights: &str, device: &candle_core::Device) -> Result<cxr_clip::Cli
         let cfg = TrainConfig::from_toml_over(&TrainConfig::demo(), &text)?;
         let (varmap, model) = build_model(&cfg, device)?;
         checkpoint::load_weights(dir, &varmap)?;
-        return Ok(model);
+        return Ok((model, vec![dir.join("model.safetensors"), run_config]));
     }
     let w = cxr_clip::ClipWeights::resolve(weights)?;
-    Ok(w.model(candle_core::DType::F32, device)?)
+    let mut files = vec![w.source.clone()];
+    let config = w.source.with_file_name("config.json");
+    if w.format == cxr_clip::CheckpointFormat::HuggingFace && config.is_file() {
+        files.push(config);
+    }
+    Ok((w.model(candle_core::DType::F32, device)?, files))
+}
+
+/// The image-embedding cache and the extra outputs of [`evaluate_weights_with`].
+#[derive(Debug, Clone, Default)]
+pub struct EmbeddingOptions {
+    /// The image-embedding cache folder ([`crate::embed_cache`]; the CLI's default is
+    /// [`crate::embed_cache::default_dir`]); `None`: no cache (`--no-cache`).
+    pub cache: Option<PathBuf>,
+    /// `--save-embeddings`: also write `image_ids.txt` (the rows of `image_embeddings.npy`),
+    /// `prompt_embeddings.npy` and `prompts.tsv`, which reproduce `scores.csv` in numpy.
+    pub save: bool,
 }
 
 /// Zero-shot evaluation of any CLIP weights on every image of a label file (no split, no run
@@ -408,8 +503,17 @@ fn load_any(weights: &str, device: &candle_core::Device) -> Result<cxr_clip::Cli
 /// `opts.out`. The input size and context length come from the weights' config. Class groups
 /// follow `data.rare_set = paper` (other datasets: the scored images' own counts).
 pub fn evaluate_weights(opts: &WeightsEval) -> Result<RunEvaluation> {
+    Ok(evaluate_weights_with(opts, &EmbeddingOptions::default())?.0)
+}
+
+/// [`evaluate_weights`] with an image-embedding cache and `--save-embeddings`; also says where
+/// the image embeddings came from ([`CacheUse::Hit`]: read back, no image was embedded).
+pub fn evaluate_weights_with(
+    opts: &WeightsEval,
+    emb_opts: &EmbeddingOptions,
+) -> Result<(RunEvaluation, CacheUse)> {
     let device = crate::device::open(&opts.device)?;
-    let model = load_any(&opts.weights, &device)?;
+    let (model, weight_files) = load_any(&opts.weights, &device)?;
     let clip = model.config();
     let mut cfg = TrainConfig::demo();
     cfg.data.dataset = opts.dataset;
@@ -451,6 +555,17 @@ pub fn evaluate_weights(opts: &WeightsEval) -> Result<RunEvaluation> {
             .map_or_else(|| "default labels".to_string(), |p| p.display().to_string()),
         idx.len()
     );
+    let embed = || embed_images(&model, &data, &idx, zero_shot.image_batch(), &device);
+    let (emb, cache_use) = match &emb_opts.cache {
+        Some(dir) => {
+            let cache = EmbeddingCache::new(dir);
+            let weights_hash = cache.weights_hash(&weight_files)?;
+            let where_ = format!("{:?}", device.location()).to_lowercase();
+            let key = EmbeddingKey::new(weights_hash, &data, &idx, &where_);
+            cache.get_or_embed(&key, embed)?
+        }
+        None => (embed()?, CacheUse::Off),
+    };
     let results = write_evaluation(
         &opts.out,
         &title,
@@ -462,10 +577,13 @@ pub fn evaluate_weights(opts: &WeightsEval) -> Result<RunEvaluation> {
         &counts,
         &zero_shot,
         &model,
+        &emb,
         opts.figures,
+        emb_opts.save,
     )?;
-    Ok(RunEvaluation {
+    let evaluation = RunEvaluation {
         dir: opts.out.clone(),
         results,
-    })
+    };
+    Ok((evaluation, cache_use))
 }

@@ -10,7 +10,7 @@ use cxr_losses::{TripletConfig, WeightedMetricConfig};
 use cxr_mixture::{MixtureKind, NuPolicy, PseudoLabelConfig, PseudoLabelSource, PseudoLabeler};
 use cxr_optim::Optimizer;
 
-use crate::config::{LabelSource, Method, MetricLoss, MixtureModel, TrainConfig};
+use crate::config::{ClipLoss, LabelSource, Method, MetricLoss, MixtureModel, TrainConfig};
 use crate::Result;
 
 /// The mixture pseudo-labeler a config asks for.
@@ -79,7 +79,7 @@ impl<'a> Objective<'a> {
     pub fn new(cfg: &'a TrainConfig, log_temperature: Option<Tensor>) -> Result<Self> {
         let labeler = match cfg.method {
             Method::CxrCml => Some(pseudo_labeler(cfg)?),
-            Method::Baseline | Method::MetaLabels => None,
+            Method::Baseline | Method::MetaLabels | Method::ZeroShot => None,
         };
         Ok(Self {
             cfg,
@@ -109,12 +109,14 @@ impl<'a> Objective<'a> {
         let img = model.encode_image(pixels)?;
         let txt = model.encode_text(ids)?;
         let targets = self.targets(&img)?;
+        let groups = self.text_groups(ids)?;
         let (total, clip, metric) = self.losses(
             &img,
             &txt,
             model.logit_scale(),
             self.log_temperature.as_ref(),
             targets.as_ref(),
+            groups.as_deref(),
         )?;
         let grads = total.backward()?;
         Ok(StepLoss {
@@ -123,6 +125,18 @@ impl<'a> Objective<'a> {
             metric,
             grads,
         })
+    }
+
+    /// With `loss.clip = "multi-positive"`: one group id per row of the batch's token ids,
+    /// equal for identical texts. `None` for InfoNCE.
+    fn text_groups(&self, ids: &Tensor) -> Result<Option<Vec<usize>>> {
+        match self.cfg.loss.clip {
+            ClipLoss::InfoNce => Ok(None),
+            ClipLoss::MultiPositive => {
+                let rows: Vec<Vec<u32>> = ids.to_dtype(DType::U32)?.to_vec2()?;
+                Ok(Some(cxr_losses::groups_of(&rows)))
+            }
+        }
     }
 
     /// Pseudo-labels of a batch from its detached, L2-normalised image embeddings; the fit is
@@ -152,9 +166,10 @@ impl<'a> Objective<'a> {
         }
     }
 
-    /// The step objective from embeddings: CLIP InfoNCE plus, with pseudo-labels, the metric
-    /// loss (triplet on hard targets; the released code's weighted loss on soft targets, with
-    /// distances divided by `exp(log_temperature)`). Returns (total, clip, metric).
+    /// The step objective from embeddings: the CLIP loss (InfoNCE, or with text `groups` the
+    /// multi-positive loss) plus, with pseudo-labels, the metric loss (triplet on hard
+    /// targets; the released code's weighted loss on soft targets, with distances divided by
+    /// `exp(log_temperature)`). Returns (total, clip, metric).
     fn losses(
         &self,
         img: &Tensor,
@@ -162,8 +177,12 @@ impl<'a> Objective<'a> {
         logit_scale: &Tensor,
         log_temperature: Option<&Tensor>,
         targets: Option<&Targets>,
+        groups: Option<&[usize]>,
     ) -> cxr_losses::Result<(Tensor, Tensor, Option<Tensor>)> {
-        let clip = cxr_losses::clip_loss(img, txt, logit_scale)?;
+        let clip = match groups {
+            Some(groups) => cxr_losses::multi_positive_clip_loss(img, txt, logit_scale, groups)?,
+            None => cxr_losses::clip_loss(img, txt, logit_scale)?,
+        };
         let metric = match (targets, log_temperature) {
             (None, _) => return Ok((clip.clone(), clip, None)),
             (Some(Targets::Hard(labels)), _) => {
@@ -213,14 +232,22 @@ impl<'a> Objective<'a> {
         let img = Tensor::cat(&imgs, 0)?;
         let txt = Tensor::cat(&txts, 0)?;
         let targets = self.targets(&img)?;
+        let groups = self.text_groups(ids)?;
         let scale = model.logit_scale();
         let log_temperature = self.log_temperature.as_ref();
         // Batch-level inputs: the logit scale and, for the weighted loss, the log temperature.
         let mut inputs = vec![&img, &txt, scale];
         inputs.extend(log_temperature);
         let (_, input_grads) = cxr_losses::input_gradients(&inputs, |x| {
-            self.losses(&x[0], &x[1], &x[2], x.get(3), targets.as_ref())
-                .map(|o| o.0)
+            self.losses(
+                &x[0],
+                &x[1],
+                &x[2],
+                x.get(3),
+                targets.as_ref(),
+                groups.as_deref(),
+            )
+            .map(|o| o.0)
         })?;
         let (total, clip, metric) = self.losses(
             &img,
@@ -228,6 +255,7 @@ impl<'a> Objective<'a> {
             &scale.detach(),
             log_temperature.map(Tensor::detach).as_ref(),
             targets.as_ref(),
+            groups.as_deref(),
         )?;
         let mut grads = GradStore::default();
         for (k, &(s, len)) in parts.iter().enumerate() {
