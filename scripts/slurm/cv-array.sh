@@ -18,7 +18,10 @@ set -euo pipefail
 DATA_ROOT=${DATA_ROOT:-/data/mimic-cxr-jpg/2.0.0}
 LABELS=${LABELS:-/data/cxr-lt-2024/train_labeled.csv}
 REPORTS=${REPORTS:-/data/mimic-cxr/2.0.0}
-WEIGHTS=${WEIGHTS:-openai/clip-vit-base-patch32}
+# The paper's recipe starts every method from a CheXzero checkpoint (README: "The paper's
+# Table 2 on real data"); the rows are then CheXzero as released, + meta labels and CXR-CML.
+# Other weights: also pass --weights-name (e.g. "OpenAI CLIP") so the rows say what they are.
+WEIGHTS=${WEIGHTS:?set WEIGHTS to a CheXzero .pt checkpoint, e.g. WEIGHTS=/models/chexzero/best_64_5e-05_original_22000_0.864.pt}
 OUT=${OUT:-runs/cv-paper}
 
 export HF_HUB_OFFLINE=1   # compute nodes read the hub cache only
