@@ -148,3 +148,16 @@ pub fn metric_log_temperature(
         device,
     )?))
 }
+
+/// `model` for evaluation: the same architecture and compute dtype over the parameters of
+/// `varmap` as detached tensors (sharing the variables' storage, nothing is copied), so its
+/// forward records no autograd graph: each activation is freed once the next layer has used
+/// it, instead of being kept for a backward pass that evaluation never runs.
+pub fn for_evaluation(varmap: &VarMap, model: &ClipModel, device: &Device) -> Result<ClipModel> {
+    let tensors: HashMap<String, Tensor> = named_vars(varmap)
+        .into_iter()
+        .map(|(name, var)| (name, var.as_tensor().detach()))
+        .collect();
+    let vb = VarBuilder::from_tensors(tensors, DType::F32, device);
+    Ok(ClipModel::new(vb, model.config())?.with_compute_dtype(model.compute_dtype())?)
+}

@@ -116,7 +116,7 @@ impl Validator {
     /// Mean zero-shot AUC over the validation records (no bootstrap).
     fn auc(&self, t: &Trainer<'_>) -> Result<Option<f64>> {
         let res = self.zero_shot.evaluate(
-            &t.model,
+            &t.eval_model()?,
             t.data,
             &t.split.val,
             &self.groups,
@@ -400,7 +400,7 @@ impl<'a> Trainer<'a> {
             (self.objective.labeler.as_mut(), cfg.mixture.source)
         {
             let emb = evaluate::embed_images(
-                &self.model,
+                &crate::model::for_evaluation(&self.varmap, &self.model, &self.device)?,
                 self.data,
                 &self.split.train,
                 cfg.train_loop.batch_size,
@@ -473,11 +473,17 @@ impl<'a> Trainer<'a> {
             self.data,
             &self.texts,
             &self.tokenizer,
-            &self.model,
+            &self.eval_model()?,
             &self.split.val,
             &self.device,
         )?;
         Ok((loss, self.validator.auc(self)?))
+    }
+
+    /// The model for embeddings and validation: no autograd graph (see
+    /// [`crate::model::for_evaluation`]).
+    fn eval_model(&self) -> Result<ClipModel> {
+        crate::model::for_evaluation(&self.varmap, &self.model, &self.device)
     }
 
     fn should_stop_early(&self, epoch: usize) -> bool {
