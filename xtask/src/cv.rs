@@ -31,7 +31,8 @@ pub struct Args {
     /// Output folder (default: runs/cv-<preset>-<UTC time>). Finished folds are skipped.
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Only combine the finished folds under DIR and print the table.
+    /// Only combine the finished folds under DIR and print the table (a --seeds N study: each
+    /// seed's folds, then the seeds).
     #[arg(long, value_name = "DIR", conflicts_with_all = ["fold", "out"])]
     aggregate: Option<PathBuf>,
 }

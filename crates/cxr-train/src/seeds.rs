@@ -311,7 +311,7 @@ pub fn read_seed(job: Job, dir: &Path) -> Result<Option<Vec<SeedRow>>> {
             .unwrap_or_default()
             .iter()
             .map(|r| SeedRow {
-                label: r.method.display_name().to_string(),
+                label: r.row_name().to_string(),
                 metrics: Metrics::of_results(&r.test),
             })
             .collect(),
