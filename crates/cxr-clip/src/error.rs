@@ -39,8 +39,8 @@ pub enum Error {
 
     /// A Hugging Face repository id was given but its files are not in the local cache.
     #[error(
-        "`{repo}` is not in the Hugging Face cache ({cache}): missing {file}. This library never \
-         downloads; fetch it on a machine with network access, e.g. \
+        "`{repo}` is not in the Hugging Face cache ({cache}): missing {file}. Only `cargo xtask` \
+         downloads (without HF_HUB_OFFLINE=1); else fetch it on a machine with network access, e.g. \
          `huggingface-cli download {repo} config.json model.safetensors`, and point HF_HOME / \
          HF_HUB_CACHE at that cache, or pass a local folder holding config.json + model.safetensors"
     )]
@@ -48,6 +48,14 @@ pub enum Error {
         repo: String,
         cache: PathBuf,
         file: String,
+    },
+
+    /// A download from the hub failed (feature `hub-download`).
+    #[error("cannot download `{repo}` ({url}): {msg}")]
+    Download {
+        repo: String,
+        url: String,
+        msg: String,
     },
 }
 

@@ -7,6 +7,8 @@
 
 mod config;
 mod error;
+#[cfg(feature = "hub-download")]
+pub mod hub;
 mod model;
 mod nn;
 mod weights;
