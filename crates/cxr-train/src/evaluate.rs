@@ -80,46 +80,86 @@ impl ZeroShot {
         })
     }
 
+    /// Every prompt text, in the order [`prompt_embeddings`](Self::prompt_embeddings) embeds
+    /// them: per class, its positive prompts then its negative ones (a complement class,
+    /// "Normal", has no negative prompt while other classes exist: it is scored against their
+    /// positive embeddings).
+    pub fn prompt_rows(&self) -> Vec<PromptRow> {
+        let has_findings = self.classes.iter().any(|c| !self.prompts.is_complement(c));
+        let mut rows = Vec::new();
+        for (class, name) in self.classes.iter().enumerate() {
+            let (pos, neg) = self.prompts.prompts(&name.to_lowercase());
+            let complement = self.prompts.is_complement(name) && has_findings;
+            rows.extend(pos.into_iter().map(|text| PromptRow {
+                class,
+                positive: true,
+                text,
+            }));
+            if !complement {
+                rows.extend(neg.into_iter().map(|text| PromptRow {
+                    class,
+                    positive: false,
+                    text,
+                }));
+            }
+        }
+        rows
+    }
+
+    /// The prompt rows and their text embeddings (`P x D`, L2-normalised rows), encoded in
+    /// batched passes of up to [`TEXT_BATCH`] texts (one pass for a usual class list), not one
+    /// text-encoder call per class.
+    pub fn prompt_embeddings(
+        &self,
+        model: &ClipModel,
+        device: &Device,
+    ) -> Result<(Vec<PromptRow>, Array2<f32>)> {
+        let rows = self.prompt_rows();
+        let texts: Vec<String> = rows.iter().map(|r| r.text.clone()).collect();
+        let mut values = Vec::new();
+        let mut dim = 0;
+        for chunk in texts.chunks(TEXT_BATCH) {
+            let emb = embed_texts(model, &self.tokenizer, chunk, self.context_length, device)?;
+            dim = emb.ncols();
+            values.extend(emb.iter().copied());
+        }
+        let emb = Array2::from_shape_vec((texts.len(), dim), values).expect("embedding shape");
+        Ok((rows, emb))
+    }
+
     /// Class text embeddings `C x D` for the positive and negative prompts, each averaged over
-    /// templates and renormalised.
+    /// a class's prompts and renormalised; all prompts are encoded in batched passes.
     pub fn class_embeddings(
         &self,
         model: &ClipModel,
         device: &Device,
     ) -> Result<(Array2<f32>, Array2<f32>)> {
-        let mut pos_rows = Vec::new();
-        let mut neg_rows = Vec::new();
-        for class in &self.classes {
-            let (pos, neg) = self.prompts.prompts(&class.to_lowercase());
-            let p = embed_texts(model, &self.tokenizer, &pos, self.context_length, device)?;
-            let n = embed_texts(model, &self.tokenizer, &neg, self.context_length, device)?;
-            pos_rows.push(mean_normalised(&p));
-            neg_rows.push(mean_normalised(&n));
-        }
-        // A no-finding class ("Normal") against "some finding": the mean of the other classes'
-        // positive embeddings (`PromptSet::with_complement`).
-        let findings: Vec<usize> = (0..self.classes.len())
-            .filter(|&j| !self.prompts.is_complement(&self.classes[j]))
-            .collect();
-        for (j, class) in self.classes.iter().enumerate() {
-            if self.prompts.is_complement(class) && !findings.is_empty() {
-                let rows: Vec<Vec<f32>> = findings.iter().map(|&k| pos_rows[k].clone()).collect();
-                neg_rows[j] = mean_normalised(&stack(&rows));
-            }
-        }
-        Ok((stack(&pos_rows), stack(&neg_rows)))
+        let (rows, emb) = self.prompt_embeddings(model, device)?;
+        Ok(class_embeddings_from(self.classes.len(), &rows, &emb))
     }
 
     /// Per-class probabilities `N x C` for the records `idx`.
     pub fn scores(&self, model: &ClipModel, data: &Prepared, idx: &[usize]) -> Result<Array2<f32>> {
         let device = crate::device::of_model(model);
-        let (pos, neg) = self.class_embeddings(model, &device)?;
         let img = embed_images(model, data, idx, self.batch, &device)?;
+        self.scores_from(model, &img)
+    }
+
+    /// Per-class probabilities `N x C` for image embeddings already computed (`N x D`,
+    /// L2-normalised rows, as [`embed_images`] returns them).
+    pub fn scores_from(&self, model: &ClipModel, images: &Array2<f32>) -> Result<Array2<f32>> {
+        let device = crate::device::of_model(model);
+        let (pos, neg) = self.class_embeddings(model, &device)?;
         Ok(cxr_eval::zero_shot_probabilities(
-            img.view(),
+            images.view(),
             pos.view(),
             neg.view(),
         )?)
+    }
+
+    /// Images embedded in batches of this many.
+    pub fn image_batch(&self) -> usize {
+        self.batch
     }
 
     /// Zero-shot AUCs on `idx`, with bootstrap CIs when `bootstrap > 0`.
@@ -149,6 +189,52 @@ impl ZeroShot {
         }
         Ok(res)
     }
+}
+
+/// Texts per text-encoder pass in [`ZeroShot::prompt_embeddings`]: the 40 CXR-LT classes with
+/// CheXzero's two prompts are 80 texts, one pass.
+pub const TEXT_BATCH: usize = 256;
+
+/// One zero-shot prompt: its class (index into the class list), side and text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PromptRow {
+    pub class: usize,
+    /// `true` for a positive ("{}") prompt, `false` for a negative ("no {}") one.
+    pub positive: bool,
+    pub text: String,
+}
+
+/// Class embeddings `(positive, negative)`, `C x D` each, from prompt embeddings (`P x D`,
+/// L2-normalised, one row per [`PromptRow`]): per class and side, the mean of its rows,
+/// renormalised (CheXzero). A class with no negative row (a complement class, "Normal") gets
+/// the renormalised mean of the other classes' positive class embeddings as its negative.
+/// This is what `scripts/examples/rescore_from_embeddings.py` does in numpy.
+pub fn class_embeddings_from(
+    n_classes: usize,
+    rows: &[PromptRow],
+    emb: &Array2<f32>,
+) -> (Array2<f32>, Array2<f32>) {
+    let side = |class: usize, positive: bool| -> Option<Vec<f32>> {
+        let picked: Vec<usize> = (0..rows.len())
+            .filter(|&r| rows[r].class == class && rows[r].positive == positive)
+            .collect();
+        (!picked.is_empty()).then(|| mean_normalised(&emb.select(Axis(0), &picked)))
+    };
+    let pos_rows: Vec<Vec<f32>> = (0..n_classes)
+        .map(|c| side(c, true).expect("every class has a positive prompt"))
+        .collect();
+    let neg_rows: Vec<Option<Vec<f32>>> = (0..n_classes).map(|c| side(c, false)).collect();
+    let findings: Vec<usize> = (0..n_classes).filter(|&c| neg_rows[c].is_some()).collect();
+    let neg_rows: Vec<Vec<f32>> = neg_rows
+        .into_iter()
+        .map(|n| {
+            n.unwrap_or_else(|| {
+                let rows: Vec<Vec<f32>> = findings.iter().map(|&k| pos_rows[k].clone()).collect();
+                mean_normalised(&stack(&rows))
+            })
+        })
+        .collect();
+    (stack(&pos_rows), stack(&neg_rows))
 }
 
 fn mean_normalised(x: &Array2<f32>) -> Vec<f32> {
@@ -195,4 +281,108 @@ pub fn validation_loss(
         n += 1;
     }
     Ok(if n == 0 { f64::NAN } else { sum / n as f64 })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::DType;
+
+    fn tiny_model() -> ClipModel {
+        let varmap = candle_nn::VarMap::new();
+        let vb = crate::init::SeededVarMap::builder(&varmap, 7, DType::F32, &Device::Cpu);
+        ClipModel::new(vb, &cxr_clip::ClipConfig::tiny(32)).unwrap()
+    }
+
+    fn zero_shot(prompts: PromptSet, classes: &[&str]) -> ZeroShot {
+        ZeroShot {
+            tokenizer: ClipTokenizer::bundled().unwrap(),
+            prompts,
+            classes: classes.iter().map(|c| c.to_string()).collect(),
+            context_length: 77,
+            batch: 32,
+        }
+    }
+
+    /// The class embeddings as computed before prompts were batched: one text-encoder call
+    /// per class and side.
+    fn per_class_reference(zs: &ZeroShot, model: &ClipModel) -> (Array2<f32>, Array2<f32>) {
+        let dev = Device::Cpu;
+        let mut pos_rows = Vec::new();
+        let mut neg_rows = Vec::new();
+        for class in &zs.classes {
+            let (pos, neg) = zs.prompts.prompts(&class.to_lowercase());
+            let p = embed_texts(model, &zs.tokenizer, &pos, 77, &dev).unwrap();
+            let n = embed_texts(model, &zs.tokenizer, &neg, 77, &dev).unwrap();
+            pos_rows.push(mean_normalised(&p));
+            neg_rows.push(mean_normalised(&n));
+        }
+        let findings: Vec<usize> = (0..zs.classes.len())
+            .filter(|&j| !zs.prompts.is_complement(&zs.classes[j]))
+            .collect();
+        for (j, class) in zs.classes.iter().enumerate() {
+            if zs.prompts.is_complement(class) && !findings.is_empty() {
+                let rows: Vec<Vec<f32>> = findings.iter().map(|&k| pos_rows[k].clone()).collect();
+                neg_rows[j] = mean_normalised(&stack(&rows));
+            }
+        }
+        (stack(&pos_rows), stack(&neg_rows))
+    }
+
+    fn max_abs_diff(a: &Array2<f32>, b: &Array2<f32>) -> f32 {
+        assert_eq!(a.dim(), b.dim());
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max)
+    }
+
+    #[test]
+    fn batched_prompts_match_per_class_encoding() {
+        let model = tiny_model();
+        let classes = ["Atelectasis", "Pleural Effusion", "Normal", "Lung Lesion"];
+        let with_aliases = PromptSet::chexzero()
+            .with_pair("{} is seen", "there is no {}")
+            .unwrap()
+            .with_alias("Pleural Effusion", "effusion")
+            .with_alias("Lung Lesion", "nodule")
+            .with_alias("Lung Lesion", "mass");
+        for prompts in [
+            PromptSet::chexzero(),
+            with_aliases,
+            PromptSet::present_absent(),
+        ] {
+            let zs = zero_shot(prompts, &classes);
+            let (pos, neg) = zs.class_embeddings(&model, &Device::Cpu).unwrap();
+            let (pos_ref, neg_ref) = per_class_reference(&zs, &model);
+            assert!(max_abs_diff(&pos, &pos_ref) < 1e-5, "positive");
+            assert!(max_abs_diff(&neg, &neg_ref) < 1e-5, "negative");
+            // And the scores built on them.
+            let img = Array2::from_shape_fn((5, pos.ncols()), |(i, j)| ((i * 7 + j) % 5) as f32);
+            let img = cxr_eval::l2_normalize_rows(img.view());
+            let s = cxr_eval::zero_shot_probabilities(img.view(), pos.view(), neg.view()).unwrap();
+            let s_ref =
+                cxr_eval::zero_shot_probabilities(img.view(), pos_ref.view(), neg_ref.view())
+                    .unwrap();
+            assert!(max_abs_diff(&s, &s_ref) < 1e-6, "scores");
+        }
+    }
+
+    #[test]
+    fn complement_classes_have_no_negative_prompt_row() {
+        let zs = zero_shot(PromptSet::present_absent(), &["Normal", "Edema"]);
+        let rows = zs.prompt_rows();
+        let texts: Vec<(usize, bool, &str)> = rows
+            .iter()
+            .map(|r| (r.class, r.positive, r.text.as_str()))
+            .collect();
+        assert_eq!(
+            texts,
+            [
+                (0, true, "normal is present"),
+                (1, true, "edema is present"),
+                (1, false, "edema is absent"),
+            ]
+        );
+    }
 }
