@@ -14,6 +14,7 @@ mod cluster;
 mod cv;
 mod data;
 mod embed;
+mod gpu_check;
 mod eval;
 mod synth;
 mod tokenize;
@@ -48,6 +49,8 @@ enum Command {
     Tokenize(tokenize::Args),
     /// Embed images and texts with CLIP weights; writes .npy files.
     Embed(embed::Args),
+    /// Prove and time every CUDA path against the CPU (docs/gpu.md); --dry-run: CPU, tiny shapes.
+    GpuCheck(gpu_check::Args),
     /// Fit a Gaussian or Student-t mixture to a .npy matrix; writes JSON.
     Cluster(cluster::Args),
     /// ROC AUC with bootstrap CIs for a scores CSV against a labels CSV.
@@ -137,6 +140,7 @@ fn main() -> anyhow::Result<()> {
         Command::Data(args) => data::run(args),
         Command::Tokenize(args) => tokenize::run(args),
         Command::Embed(args) => embed::run(args),
+        Command::GpuCheck(args) => gpu_check::run(args),
         Command::Cluster(args) => cluster::run(args),
         Command::Auc(args) => auc::run(args),
         Command::Bench(Bench::Auc(args)) => run_example("cxr-eval", "bench_auc", args),
