@@ -10,6 +10,7 @@ mod auc;
 mod bootstrap;
 mod compare;
 mod csv;
+mod curves;
 mod delong;
 mod error;
 mod evaluate;
@@ -29,6 +30,7 @@ pub use compare::{
 pub use csv::{
     format_matrix_csv, parse_csv_header, parse_matrix_csv, parse_matrix_csv_columns, select_columns,
 };
+pub use curves::{plot_training_curves, TrainingCurves};
 pub use delong::{delong, delong_per_class, delong_test, DeLong, DeLongTest};
 pub use error::{EvalError, Result};
 pub use evaluate::{

@@ -14,7 +14,7 @@ use crate::auc::Ranked;
 use crate::error::{shape_err, EvalError, Result};
 use crate::evaluate::{rank_classes, ClassGroup, EvalResults};
 
-const FONT: &str = "sans-serif";
+pub(crate) const FONT: &str = "sans-serif";
 static FONT_BYTES: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
 
 fn register_font() -> Result<()> {
@@ -69,12 +69,12 @@ fn plot_err(path: &Path, e: impl std::fmt::Display) -> EvalError {
     }
 }
 
-/// Renders into an RGB buffer with `draw`, then writes a PNG.
-fn render_png(
-    path: &Path,
-    (w, h): (u32, u32),
-    draw: impl FnOnce(&DrawingArea<BitMapBackend<'_>, Shift>) -> std::result::Result<(), String>,
-) -> Result<()> {
+/// A drawing callback on the root area.
+pub(crate) type Draw<'a> =
+    dyn FnOnce(&DrawingArea<BitMapBackend<'_>, Shift>) -> std::result::Result<(), String> + 'a;
+
+/// Renders into an RGB image with `draw` (`path` names the figure in errors).
+fn render_rgb(path: &Path, (w, h): (u32, u32), draw: Box<Draw<'_>>) -> Result<image::RgbImage> {
     register_font()?;
     let mut buf = vec![255u8; (w * h * 3) as usize];
     {
@@ -83,15 +83,38 @@ fn render_png(
         draw(&root).map_err(|e| plot_err(path, e))?;
         root.present().map_err(|e| plot_err(path, e))?;
     }
+    image::RgbImage::from_raw(w, h, buf).ok_or_else(|| plot_err(path, "buffer size"))
+}
+
+/// Renders into an RGB buffer with `draw`, then writes a PNG.
+fn render_png(
+    path: &Path,
+    size: (u32, u32),
+    draw: impl FnOnce(&DrawingArea<BitMapBackend<'_>, Shift>) -> std::result::Result<(), String>,
+) -> Result<()> {
+    let img = render_rgb(path, size, Box::new(draw))?;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|source| EvalError::Io {
             path: dir.display().to_string(),
             source,
         })?;
     }
-    let img = image::RgbImage::from_raw(w, h, buf).ok_or_else(|| plot_err(path, "buffer size"))?;
     img.save_with_format(path, image::ImageFormat::Png)
         .map_err(|e| plot_err(path, e))
+}
+
+/// Renders with `draw` and returns the PNG's bytes (the caller writes them, e.g. atomically;
+/// `name` names the figure in errors).
+pub(crate) fn render_png_bytes(
+    name: &Path,
+    size: (u32, u32),
+    draw: impl FnOnce(&DrawingArea<BitMapBackend<'_>, Shift>) -> std::result::Result<(), String>,
+) -> Result<Vec<u8>> {
+    let img = render_rgb(name, size, Box::new(draw))?;
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png)
+        .map_err(|e| plot_err(name, e))?;
+    Ok(out.into_inner())
 }
 
 /// ROC curve points `(fpr, tpr)` from the lowest to the highest threshold's end, one point per
