@@ -1,5 +1,6 @@
-//! Per-step and per-epoch metrics: `metrics.jsonl` (every record, tagged by kind) and
-//! `metrics.csv` (one row per epoch), plus the progress bar.
+//! Per-step and per-epoch metrics: `metrics.jsonl` (every record, tagged by kind),
+//! `metrics.csv` (one row per epoch) and, with `loop.tensorboard`, the same records as
+//! TensorBoard scalars ([`tensorboard_scalars`]), plus the progress bar.
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
@@ -10,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::IoContext;
 use crate::files::write_atomic;
+use crate::tensorboard::EventWriter;
 use crate::Result;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -65,11 +67,52 @@ impl MetricsLine {
     }
 }
 
+/// A record as TensorBoard scalars: its step and `(tag, value)`s (absent values left out).
+///
+/// The step is the index of the last optimisation step the values cover: a step record's
+/// own index, and for a validation or epoch record (which count the steps done) one less.
+/// So every record that a resume from a checkpoint at `step` keeps lies before `step`, and
+/// every record it sets aside at `step` or later, where the resumed file's `SessionLog
+/// START` makes TensorBoard drop them.
+pub fn tensorboard_scalars(line: &MetricsLine) -> (usize, Vec<(&'static str, f32)>) {
+    let mut v = Vec::new();
+    let mut put = |tag: &'static str, x: Option<f64>| {
+        if let Some(x) = x {
+            v.push((tag, x as f32));
+        }
+    };
+    let step = match line {
+        MetricsLine::Step(r) => {
+            put("train/loss", Some(f64::from(r.loss)));
+            put("train/clip_loss", Some(f64::from(r.clip_loss)));
+            put("train/metric_loss", r.metric_loss.map(f64::from));
+            put("train/lr", Some(r.lr));
+            put("train/grad_norm", r.grad_norm);
+            put("train/images_per_sec", Some(r.images_per_sec));
+            r.step
+        }
+        MetricsLine::Validation(r) => {
+            put("val/macro_auc_every", r.val_macro_auc);
+            r.step.saturating_sub(1)
+        }
+        MetricsLine::Epoch(r) => {
+            put("epoch/epoch", Some(r.epoch as f64));
+            put("epoch/train_loss", Some(r.train_loss));
+            put("val/loss", Some(r.val_loss));
+            put("val/macro_auc", r.val_macro_auc);
+            put("epoch/lr", Some(r.lr));
+            r.step.saturating_sub(1)
+        }
+    };
+    (step, v)
+}
+
 pub struct MetricsWriter {
     jsonl: BufWriter<File>,
     csv: BufWriter<File>,
     jsonl_path: PathBuf,
     csv_path: PathBuf,
+    events: Option<EventWriter<BufWriter<File>>>,
 }
 
 impl MetricsWriter {
@@ -89,12 +132,27 @@ impl MetricsWriter {
             csv,
             jsonl_path,
             csv_path,
+            events: None,
         })
+    }
+
+    /// Also write every record as TensorBoard scalars to a new events file in `run_dir`;
+    /// `resumed_at`: the step a resumed run goes on from (see [`crate::tensorboard`]).
+    pub fn with_tensorboard(mut self, run_dir: &Path, resumed_at: Option<usize>) -> Result<Self> {
+        let events = EventWriter::create(run_dir, resumed_at)?;
+        tracing::debug!("TensorBoard scalars in {}", events.path().display());
+        self.events = Some(events);
+        Ok(self)
     }
 
     fn line(&mut self, line: &MetricsLine) -> Result<()> {
         let json = serde_json::to_string(line).expect("metrics serialise");
-        writeln!(self.jsonl, "{json}").at(&self.jsonl_path)
+        writeln!(self.jsonl, "{json}").at(&self.jsonl_path)?;
+        if let Some(events) = &mut self.events {
+            let (step, values) = tensorboard_scalars(line);
+            events.scalars(step, &values)?;
+        }
+        Ok(())
     }
 
     pub fn step(&mut self, r: &StepRecord) -> Result<()> {
@@ -115,14 +173,18 @@ impl MetricsWriter {
         }))
     }
 
-    /// Push the buffered lines to disk (before a checkpoint that counts them).
+    /// Push the buffered lines (and events) to disk (before a checkpoint that counts them).
     pub fn flush(&mut self) -> Result<()> {
-        self.jsonl.flush().at(&self.jsonl_path)
+        self.jsonl.flush().at(&self.jsonl_path)?;
+        match &mut self.events {
+            Some(events) => events.flush(),
+            None => Ok(()),
+        }
     }
 
     pub fn epoch(&mut self, r: &EpochRecord) -> Result<()> {
         self.line(&MetricsLine::Epoch(r.clone()))?;
-        self.jsonl.flush().at(&self.jsonl_path)?;
+        self.flush()?;
         write!(self.csv, "{}", csv_row(r)).at(&self.csv_path)?;
         self.csv.flush().at(&self.csv_path)
     }

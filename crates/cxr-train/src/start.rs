@@ -168,6 +168,11 @@ fn set_aside_unfinished(run_dir: &Path) -> Result<()> {
             std::fs::rename(&from, aside.join(name)).at(&from)?;
         }
     }
+    // Its TensorBoard files too: the new start must not be read as their continuation.
+    for from in crate::tensorboard::events_files(run_dir)? {
+        let to = aside.join(from.file_name().expect("a file name"));
+        std::fs::rename(&from, &to).at(&from)?;
+    }
     tracing::warn!(
         "{} stopped before its first checkpoint: starting it over (its files are in {})",
         run_dir.display(),
@@ -182,6 +187,7 @@ fn same_run(a: &TrainConfig, b: &TrainConfig) -> bool {
     a.train_loop.progress = b.train_loop.progress;
     a.train_loop.device.clone_from(&b.train_loop.device);
     a.train_loop.checkpoint_every = b.train_loop.checkpoint_every;
+    a.train_loop.tensorboard = b.train_loop.tensorboard;
     a.mixture.device.clone_from(&b.mixture.device);
     a == *b
 }

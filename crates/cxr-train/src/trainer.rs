@@ -231,6 +231,13 @@ impl<'a> Trainer<'a> {
     /// The remaining epochs.
     fn run(&mut self) -> Result<()> {
         let mut metrics = MetricsWriter::create(self.run_dir)?;
+        if self.cfg.train_loop.tensorboard {
+            // A new events file per session; after an earlier one (a resume), it starts with a
+            // `SessionLog START` at the step training goes on from.
+            let earlier = !crate::tensorboard::events_files(self.run_dir)?.is_empty();
+            let resumed_at = earlier.then_some(self.progress.step);
+            metrics = metrics.with_tensorboard(self.run_dir, resumed_at)?;
+        }
         for epoch in self.progress.next_epoch..self.cfg.train_loop.epochs {
             let Some(epoch_loss) = self.train_epoch(epoch, &mut metrics)? else {
                 break;
@@ -434,6 +441,11 @@ impl<'a> Trainer<'a> {
             self.progress.epochs_without_improvement += 1;
         }
         self.save_checkpoint(epoch, None, improved)?;
+        if cfg.eval.figures {
+            // Redrawn every epoch, so an interrupted or resumed run has its curves too.
+            let title = format!("{} ({})", cfg.method.display_name(), cfg.run_name());
+            crate::curves::redraw_run(self.run_dir, &title);
+        }
         Ok(())
     }
 
