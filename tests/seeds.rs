@@ -155,3 +155,55 @@ fn two_seeds_on_one_split_aggregate_their_results_and_resume_skips_finished_seed
     assert_eq!(again.differences, summary.differences);
     Ok(())
 }
+
+#[test]
+fn cv_with_two_seeds_keeps_the_folds_and_averages_each_seeds_fold_mean() -> anyhow::Result<()> {
+    use cxr_cml::train::cv::FoldScheme;
+    let tmp = tempfile::tempdir()?;
+    let mut cfg = common::tiny_config(tmp.path(), 60);
+    cfg.seeds = 2;
+    cfg.train_loop.epochs = 1;
+    cfg.train_loop.batch_size = 16;
+    cfg.train_loop.max_steps = Some(2);
+    cfg.eval.bootstrap = 0;
+    cfg.eval.figures = false;
+    let out = tmp.path().join("cv");
+    let summary = seeds::run_cv(
+        &cfg,
+        &[Method::MetaLabels],
+        2,
+        FoldScheme::Patient,
+        None,
+        &out,
+    )?;
+    let mut per_seed = Vec::new();
+    for fold in 0..2 {
+        let split = |i: usize| -> Vec<u8> {
+            let fold_dir = seed_dir(&out, i).join(format!("fold-{fold}"));
+            let results = read_json(&fold_dir.join("results.json"));
+            let run = fold_dir.join(results[0]["run_name"].as_str().unwrap());
+            std::fs::read(run.join(SPLIT_FILE)).unwrap()
+        };
+        assert_eq!(
+            split(0),
+            split(1),
+            "fold {fold}: the same split for both seeds"
+        );
+    }
+    for i in 0..2 {
+        let s = read_json(&seed_dir(&out, i).join("cv-summary.json"));
+        per_seed.push(s["methods"][0][1]["macro_all"]["mean"].as_f64().unwrap());
+    }
+    let (mean, std) = mean_std(&per_seed);
+    let got = summary.methods[0].metrics.auc_all.unwrap();
+    assert!(
+        close(got.mean, mean) && close(got.std.unwrap(), std),
+        "{got:?}"
+    );
+    assert_eq!(summary.job, seeds::Job::Cv);
+    assert!(
+        summary.differences.is_empty(),
+        "one method: nothing to pair"
+    );
+    Ok(())
+}
