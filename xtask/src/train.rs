@@ -367,9 +367,14 @@ pub fn methods_or_all(methods: &[Method], cfg: &TrainConfig) -> Vec<Method> {
 }
 
 /// `--preset paper` and `--preset released-code` fine-tune a CheXzero checkpoint: they refuse
-/// to start without `--weights` (or `model.weights` in `--config` / `--set`).
+/// to start without `--weights` (or `model.weights` in `--config` / `--set`). Weights given
+/// by hub id are downloaded into the hub cache here if missing (`crate::eval::fetch_if_hub_id`).
 pub fn require_weights(args: &ConfigArgs, cfg: &TrainConfig) -> anyhow::Result<()> {
-    Ok(cfg.require_weights(&args.preset)?)
+    cfg.require_weights(&args.preset)?;
+    if let Some(w) = &cfg.model.weights {
+        crate::eval::fetch_if_hub_id(w)?;
+    }
+    Ok(())
 }
 
 /// Per class (the first method's order): group, test positives and each method's AUC with
@@ -587,6 +592,16 @@ mod tests {
         let bad = Cli::try_parse_from(["train", "--set", "optim.kind=adam"]).unwrap();
         let e = resolve_config(&bad.args.config).unwrap_err().to_string();
         assert!(e.contains("`adamw` or `sgd`"), "{e}");
+    }
+
+    #[test]
+    fn seeds_flag_sets_the_seed_count_and_refuses_zero() {
+        let cli = Cli::try_parse_from(["train", "--seeds", "3", "--seed", "7"]).unwrap();
+        let cfg = resolve_config(&cli.args.config).unwrap();
+        assert_eq!((cfg.seeds, cfg.seed), (3, 7));
+        let one = Cli::try_parse_from(["train"]).unwrap();
+        assert_eq!(resolve_config(&one.args.config).unwrap().seeds, 1);
+        assert!(Cli::try_parse_from(["train", "--seeds", "0"]).is_err());
     }
 
     #[test]
