@@ -517,6 +517,7 @@ impl Probe {
             "device": self.device_name(),
             "model": if self.dry_run { "tiny (dry run)" } else { "vit-b-32" },
             "precision": if bf16 { "bf16" } else { "f32" },
+            "mixture_device": cfg.mixture.device,
             "batch": batch, "warmup_steps": warmup, "timed_steps": timed,
             "seconds_per_step": secs / timed as f64,
             "images_per_s": (batch * timed) as f64 / secs,
