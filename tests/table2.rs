@@ -102,6 +102,15 @@ fn paper_preset_from_one_pt_checkpoint_gives_the_three_table2_rows() -> anyhow::
     let report = std::fs::read_to_string(out.join("report.md"))?;
     assert!(report.contains("No training: the initial weights scored zero-shot."));
     assert!(out.join("comparisons.json").is_file());
+    // The cross-validation summary (the paper's 5-fold averages) names the rows the same way.
+    let cv = tmp.path().join("cv");
+    std::fs::create_dir_all(cv.join("fold-0"))?;
+    std::fs::copy(out.join("results.json"), cv.join("fold-0/results.json"))?;
+    let summary = cxr_cml::train::cv::aggregate(&cv)?;
+    let cv_names: Vec<&str> = (0..summary.methods.len())
+        .map(|i| summary.row_name(i))
+        .collect();
+    assert_eq!(cv_names, names);
 
     // Every method was scored on the same test images.
     let scores: Vec<ScoresById> = results

@@ -136,15 +136,28 @@ pub fn run_folds(
 pub struct CvSummary {
     pub folds_found: Vec<usize>,
     pub methods: Vec<(Method, FoldSummary)>,
+    /// Each method's row label (named after the initial weights, `Method::row_name`), in the
+    /// order of `methods`; summaries written before it existed fall back to the display names.
+    #[serde(default)]
+    pub names: Vec<String>,
 }
 
 impl CvSummary {
+    /// The row label of the `i`-th method.
+    pub fn row_name(&self, i: usize) -> &str {
+        match self.names.get(i).filter(|n| !n.is_empty()) {
+            Some(name) => name,
+            None => self.methods[i].0.display_name(),
+        }
+    }
+
     /// The paper's Table 2: Total / Base / Rare AUC per method, mean ± std over folds.
     pub fn table(&self) -> String {
         let rows: Vec<(&str, &FoldSummary)> = self
             .methods
             .iter()
-            .map(|(m, s)| (m.display_name(), s))
+            .enumerate()
+            .map(|(i, (_, s))| (self.row_name(i), s))
             .collect();
         cxr_eval::render_fold_table(&rows)
     }
@@ -154,6 +167,7 @@ impl CvSummary {
 pub fn aggregate(out: &Path) -> Result<CvSummary> {
     let mut folds_found = Vec::new();
     let mut per_method: Vec<(Method, Vec<cxr_eval::EvalResults>)> = Vec::new();
+    let mut names: Vec<String> = Vec::new();
     let entries = std::fs::read_dir(out).at(out)?;
     let mut dirs: Vec<(usize, PathBuf)> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -176,7 +190,10 @@ pub fn aggregate(out: &Path) -> Result<CvSummary> {
         for r in results {
             match per_method.iter_mut().find(|(m, _)| *m == r.method) {
                 Some((_, v)) => v.push(r.test),
-                None => per_method.push((r.method, vec![r.test])),
+                None => {
+                    names.push(r.row_name().to_string());
+                    per_method.push((r.method, vec![r.test]));
+                }
             }
         }
     }
@@ -193,12 +210,14 @@ pub fn aggregate(out: &Path) -> Result<CvSummary> {
     let summary = CvSummary {
         folds_found,
         methods,
+        names,
     };
     write_json(&out.join("cv-summary.json"), &summary)?;
     let rows: Vec<(&str, &FoldSummary)> = summary
         .methods
         .iter()
-        .map(|(m, s)| (m.display_name(), s))
+        .enumerate()
+        .map(|(i, (_, s))| (summary.row_name(i), s))
         .collect();
     let md = format!(
         "# Cross-validation ({} folds finished: {:?})\n\nZero-shot macro AUC, mean ± std over folds.\n\n{}\n## Per class\n\n{}",
