@@ -4,7 +4,8 @@
 //!
 //! An entry is keyed by everything the embeddings depend on: the content of the weight files
 //! (not their path), the preprocessing and input size, the image list (data root, then each
-//! record's id and image path, in order) and the device kind. It is two files in the cache
+//! record's id and image path, in order, and a sample of each image's preprocessed pixels, so
+//! images regenerated at the same paths are another entry) and the device kind. It is two files in the cache
 //! folder, `<key>.npy` (`N x D` f32, L2-normalised rows, as scored) and `<key>.json` (the key
 //! fields, the shape and a hash of the array), each written atomically, the JSON last. On
 //! read, the key, the shape and the array hash are checked: a damaged or foreign entry is
@@ -31,6 +32,9 @@ pub const CACHE_DIR_ENV: &str = "CXR_CACHE_DIR";
 /// Bumped when the entry layout or what the embeddings mean changes.
 const FORMAT: u32 = 1;
 const WEIGHT_HASHES: &str = "weights-hashes.json";
+/// Pixels per image (evenly strided) that enter the image-list hash: cheap (256 bytes per
+/// image, ~0.1 s for all of MIMIC-CXR) yet any regenerated image changes it.
+pub const PIXEL_SAMPLE: usize = 256;
 
 /// The cache folder for results written to `out`: `$CXR_CACHE_DIR` if set, else
 /// `embedding-cache/` in `out`'s parent folder.
@@ -54,7 +58,8 @@ pub struct EmbeddingKey {
     /// `chexzero` or `clip`.
     pub preprocess: String,
     pub image_size: usize,
-    /// FNV-1a 64 (hex) over the data root and each image's record id and path, in order.
+    /// FNV-1a 64 (hex) over the data root and each image's record id, path and a sample of
+    /// [`PIXEL_SAMPLE`] of its preprocessed pixels, in order.
     pub images: String,
     pub n_images: usize,
     /// `cpu` or `cuda` (the two give embeddings that differ in the last digits).
@@ -73,6 +78,12 @@ impl EmbeddingKey {
             h.write(r.dicom_id.as_bytes());
             h.write(b"\0");
             h.write(r.path.to_string_lossy().as_bytes());
+            if let Some(px) = data.cache.pixels(i) {
+                let step = (px.len() / PIXEL_SAMPLE).max(1);
+                for b in px.iter().step_by(step) {
+                    h.write(std::slice::from_ref(b));
+                }
+            }
         }
         Self {
             format: FORMAT,
