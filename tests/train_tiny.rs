@@ -47,6 +47,7 @@ fn tiny_train_and_eval_writes_results_and_the_loss_decreases() -> anyhow::Result
             "metrics.csv",
             "results.json",
             "report.md",
+            "curves.png",
         ] {
             assert!(
                 r.run_dir.join(file).is_file(),
@@ -60,7 +61,7 @@ fn tiny_train_and_eval_writes_results_and_the_loss_decreases() -> anyhow::Result
             .join("checkpoints/best/model.safetensors")
             .is_file());
     }
-    for file in ["results.json", "report.md"] {
+    for file in ["results.json", "report.md", "curves.png"] {
         assert!(out.join(file).is_file(), "{file}");
     }
     let json: serde_json::Value =

@@ -69,12 +69,23 @@ pub fn redraw_run(run_dir: &Path, name: &str) {
 }
 
 /// The comparison folder's `curves.png`: the methods' runs (`(name, run folder)`) overlaid.
+/// Runs without metrics (the zero-shot method trains nothing) are left out; with none left,
+/// nothing is drawn.
 pub fn redraw_comparison(out_dir: &Path, runs: &[(&str, &Path)]) {
     let drawn = runs
         .iter()
         .map(|(name, dir)| read_curves(dir, name))
         .collect::<Result<Vec<_>>>()
-        .and_then(|c| write_curves(out_dir, &c, "Training curves, all methods"));
+        .and_then(|c| {
+            let trained: Vec<_> = c
+                .into_iter()
+                .filter(|c| !c.train_loss.is_empty() || !c.val_loss.is_empty())
+                .collect();
+            if trained.is_empty() {
+                return Ok(());
+            }
+            write_curves(out_dir, &trained, "Training curves, all methods")
+        });
     if let Err(e) = drawn {
         tracing::warn!("{} not drawn in {}: {e}", CURVES_FILE, out_dir.display());
     }
@@ -105,6 +116,23 @@ mod tests {
         write_curves(dir.path(), &[c], "m").unwrap();
         let png = std::fs::read(dir.path().join(CURVES_FILE)).unwrap();
         assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    }
+
+    #[test]
+    fn a_comparison_overlays_the_trained_runs_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, zero_shot) = (dir.path().join("a"), dir.path().join("zero-shot"));
+        std::fs::create_dir_all(&a).unwrap();
+        std::fs::create_dir_all(&zero_shot).unwrap();
+        redraw_comparison(dir.path(), &[("zero-shot", &zero_shot)]);
+        assert!(!dir.path().join(CURVES_FILE).exists(), "nothing trained");
+        std::fs::write(
+            a.join("metrics.jsonl"),
+            r#"{"kind":"epoch","epoch":0,"step":2,"train_loss":2.25,"val_loss":2.1,"val_macro_auc":0.61,"lr":0.002}"#,
+        )
+        .unwrap();
+        redraw_comparison(dir.path(), &[("zero-shot", &zero_shot), ("a", &a)]);
+        assert!(dir.path().join(CURVES_FILE).is_file());
     }
 
     #[test]
