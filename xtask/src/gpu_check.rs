@@ -630,6 +630,14 @@ pub fn markdown(r: &Value) -> String {
         &mut md,
         "## Against the references (same machine, same run)\n".into(),
     );
+    if r["mode"] == "dry-run" {
+        push(
+            &mut md,
+            "*Dry run: tiny shapes on the CPU. These numbers prove the plumbing; they are not \
+             benchmarks.*\n"
+                .into(),
+        );
+    }
     match &r["reference"] {
         Value::Null => push(
             &mut md,
