@@ -60,11 +60,14 @@ log "out $OUT, budget ${BUDGET} s, $([[ $DRY == 1 ]] && echo dry-run || echo "de
 # 1. The binary.
 STARTUP_ERROR=""
 if [[ -z "$XTASK" && -f "$HERE/xtask.xz" ]]; then
-  if xz -dc "$HERE/xtask.xz" >"$TMP/xtask" 2>>"$LOG"; then
+  # xz, or Python's lzma where xz is not installed.
+  if { have xz && xz -dc "$HERE/xtask.xz" >"$TMP/xtask" 2>>"$LOG"; } \
+    || "$PY" -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], "wb"))' \
+      "$HERE/xtask.xz" "$TMP/xtask" 2>>"$LOG"; then
     chmod +x "$TMP/xtask"; XTASK="$TMP/xtask"
     log "unpacked $HERE/xtask.xz"
   else
-    STARTUP_ERROR="could not unpack $HERE/xtask.xz (is xz installed?)"
+    STARTUP_ERROR="could not unpack $HERE/xtask.xz (neither xz nor $PY's lzma worked; see check.log)"
   fi
 fi
 if [[ -z "$XTASK" && -z "$STARTUP_ERROR" ]]; then
