@@ -265,3 +265,103 @@ fn csv_row(r: &EpochRecord) -> String {
         r.epoch, r.step, r.train_loss, r.val_loss, r.lr
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tensorboard::events_files;
+
+    fn step(step: usize) -> StepRecord {
+        StepRecord {
+            epoch: 0,
+            step,
+            loss: 2.0,
+            clip_loss: 1.5,
+            metric_loss: None,
+            lr: 1e-3,
+            grad_norm: Some(0.5),
+            images_per_sec: 10.0,
+        }
+    }
+
+    #[test]
+    fn tensorboard_events_follow_the_switch_and_the_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut plain = MetricsWriter::create(dir.path()).unwrap();
+        plain.step(&step(0)).unwrap();
+        plain.flush().unwrap();
+        assert!(
+            events_files(dir.path()).unwrap().is_empty(),
+            "off by default"
+        );
+
+        let mut w = MetricsWriter::create(dir.path())
+            .unwrap()
+            .with_tensorboard(dir.path(), None)
+            .unwrap();
+        let before = std::fs::metadata(&events_files(dir.path()).unwrap()[0])
+            .unwrap()
+            .len();
+        w.step(&step(1)).unwrap();
+        w.flush().unwrap();
+        let files = events_files(dir.path()).unwrap();
+        assert_eq!(files.len(), 1);
+        let len = std::fs::metadata(&files[0]).unwrap().len();
+        // The version record (flushed only now) and one scalars record: 16 bytes of framing each.
+        let payloads = crate::tensorboard::file_version_event(1.0).len()
+            + crate::tensorboard::scalars_event(
+                1.0,
+                1,
+                &tensorboard_scalars(&MetricsLine::Step(step(1))).1,
+            )
+            .len();
+        assert_eq!(before, 0, "buffered until a flush");
+        assert_eq!(len as usize, payloads + 32);
+    }
+
+    #[test]
+    fn tensorboard_steps_fall_before_what_a_resume_keeps() {
+        // Kept by a resume at step 4 after one epoch: tb steps < 4; set aside: >= 4.
+        let epoch = |epoch, step| {
+            MetricsLine::Epoch(EpochRecord {
+                epoch,
+                step,
+                train_loss: 1.0,
+                val_loss: 1.0,
+                val_macro_auc: None,
+                lr: 1e-3,
+            })
+        };
+        let val = |step| {
+            MetricsLine::Validation(ValidationRecord {
+                epoch: 0,
+                step,
+                val_macro_auc: Some(0.5),
+            })
+        };
+        for line in [
+            MetricsLine::Step(step(3)),
+            MetricsLine::Step(step(4)),
+            epoch(0, 4),
+            epoch(1, 8),
+            val(4),
+            val(5),
+        ] {
+            let (tb_step, values) = tensorboard_scalars(&line);
+            assert!(!values.is_empty());
+            assert_eq!(line.precedes(1, 4), tb_step < 4, "{line:?}");
+        }
+        let (_, values) = tensorboard_scalars(&MetricsLine::Step(step(0)));
+        let tags: Vec<&str> = values.iter().map(|v| v.0).collect();
+        assert_eq!(
+            tags,
+            [
+                "train/loss",
+                "train/clip_loss",
+                "train/lr",
+                "train/grad_norm",
+                "train/images_per_sec"
+            ]
+        );
+    }
+}
