@@ -15,8 +15,8 @@
 //! Python `EventAccumulator` purges on the START event, checked against `tensorboard` 2.20 by
 //! `tests/tensorboard.rs`; its Rust data server preempts each series when a step at or below
 //! its last one arrives, which the resumed run's records are.) The step of each record is
-//! chosen by [`crate::metrics::tensorboard_scalars`] so that this cut falls exactly where
-//! `metrics::truncate_after` cuts `metrics.jsonl`.
+//! chosen (`tensorboard_scalars` in `metrics.rs`, the module above this one) so that this cut
+//! falls exactly where a resume cuts `metrics.jsonl`.
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
