@@ -198,7 +198,7 @@ pub fn find_task_file(root: &Path, task: CxrLtTask, split: CxrLtSplit) -> Result
         path: root.to_path_buf(),
         message: format!(
             "no CXR-LT 2024 {task} {split} label file here (tried {}, each also as .gz); \
-             download them from {SOURCE} and pass that folder as the data root",
+             download the challenge's files from {SOURCE} and read them from that folder",
             tried.join(", ")
         ),
     })
@@ -307,7 +307,11 @@ pub fn read_task_file(
         });
     }
     if !mapping.unmapped.is_empty() {
-        tracing::warn!(file = %path.display(), unmapped = ?mapping.unmapped, "class columns outside {task}'s classes are not scored");
+        tracing::warn!(
+            file = %path.display(),
+            unmapped = ?mapping.unmapped,
+            "class columns outside {task}'s classes are not scored"
+        );
     }
     // Columns in the official order, under the official names.
     let order: Vec<String> = official
