@@ -78,6 +78,10 @@ fn a_run_killed_before_its_first_checkpoint_resumes() {
     assert_eq!(results.len(), 1);
     assert!(run_dir.join("unfinished-0/config.toml").is_file());
     assert!(run_dir.join("unfinished-0/metrics.jsonl").is_file());
+    // Its TensorBoard file went aside too: the restart's file is the run folder's only one.
+    let events = |d: &Path| cxr_cml::train::tensorboard::events_files(d).unwrap().len();
+    assert_eq!(events(&run_dir.join("unfinished-0")), 1);
+    assert_eq!(events(&run_dir), 1);
     assert_eq!(
         common::step_losses(&run_dir),
         expected,
