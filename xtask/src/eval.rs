@@ -213,7 +213,7 @@ fn run_task(args: &Args, task: cxr_data::cxr_lt::CxrLtTask) -> anyhow::Result<()
         "{}",
         cxr_train::task_eval::render_task_headline(&ev.summary)
     );
-    println!("{}", cxr_eval::render_class_table(&ev.results));
+    println!("{}", cxr_train::task_eval::render_task_classes(&ev.results));
     println!(
         "Written to {} (results.json with cxr_lt_task, report.md, scores.csv, labels.csv, \
          task{}-{split}-labels.csv: the rows and classes scored)",

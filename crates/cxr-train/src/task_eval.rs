@@ -168,14 +168,21 @@ pub fn render_task_headline(s: &TaskSummary) -> String {
 }
 
 fn render_task_section(s: &TaskSummary, r: &EvalResults) -> String {
-    let mut md = format!(
-        "\n## CXR-LT 2024 task {} ({})\n\nLabel file: `{}`\n\n```\n{}```\n\n\
-         | class | positives | AP [95% CI] | AUC [95% CI] |\n|---|---|---|---|\n",
+    format!(
+        "\n## CXR-LT 2024 task {} ({})\n\nLabel file: `{}`\n\n```\n{}```\n\n{}",
         s.task,
         s.split,
         s.label_file.display(),
-        render_task_headline(s)
-    );
+        render_task_headline(s),
+        render_task_classes(r)
+    )
+}
+
+/// Per-class positives, AP and AUC with their CIs, as a Markdown table (also printed by the
+/// CLI).
+pub fn render_task_classes(r: &EvalResults) -> String {
+    let mut md =
+        String::from("| class | positives | AP [95% CI] | AUC [95% CI] |\n|---|---|---|---|\n");
     for c in &r.classes {
         let ap_ci = c.ap_ci_low.zip(c.ap_ci_high);
         let auc_ci = c.ci_low.zip(c.ci_high);
