@@ -222,6 +222,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "Run folder: {} (results.json, report.md, one sub-folder per method)",
         out.display()
     );
+    if cfg.eval.figures {
+        println!("Training curves: {}", out.join("curves.png").display());
+    }
+    if cfg.train_loop.tensorboard {
+        println!("TensorBoard: tensorboard --logdir {}", out.display());
+    }
     Ok(())
 }
 
