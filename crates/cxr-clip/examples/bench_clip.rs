@@ -18,10 +18,17 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum Precision {
+    F32,
+    /// bf16 mixed precision (`ClipModel::with_compute_dtype(BF16)`, f32 weights and loss).
+    Bf16,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
 enum Preset {
     VitB32,
     VitB16,
-    /// `ClipConfig::tiny(224)`.
+    /// `ClipConfig::tiny(--image-size)`.
     Tiny,
 }
 
@@ -46,14 +53,21 @@ struct Args {
     /// Skip the PyTorch side.
     #[arg(long)]
     no_torch: bool,
+    /// Image side of the tiny preset (the demo trains it at 64).
+    #[arg(long, default_value_t = 224)]
+    image_size: usize,
+    /// Arithmetic of the candle side: f32, or bf16 mixed precision (needs --no-torch: the
+    /// PyTorch side is f32).
+    #[arg(long, value_enum, default_value = "f32")]
+    precision: Precision,
 }
 
 impl Preset {
-    fn config(self) -> ClipConfig {
+    fn config(self, image_size: usize) -> ClipConfig {
         match self {
             Preset::VitB32 => ClipConfig::vit_b_32(),
             Preset::VitB16 => ClipConfig::vit_b_16(),
-            Preset::Tiny => ClipConfig::tiny(224),
+            Preset::Tiny => ClipConfig::tiny(image_size),
         }
     }
     fn name(self) -> &'static str {
@@ -112,10 +126,17 @@ fn main() -> anyhow::Result<()> {
     if std::env::var_os("RAYON_NUM_THREADS").is_none() {
         std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
     }
-    let cfg = args.preset.config();
+    if matches!(args.precision, Precision::Bf16) && !args.no_torch {
+        bail!("--precision bf16 needs --no-torch (the PyTorch side runs f32)");
+    }
+    let cfg = args.preset.config(args.image_size);
     let dev = Device::Cpu;
     let varmap = VarMap::new();
     let model = ClipModel::new(VarBuilder::from_varmap(&varmap, DType::F32, &dev), &cfg)?;
+    let model = match args.precision {
+        Precision::F32 => model,
+        Precision::Bf16 => model.with_compute_dtype(DType::BF16)?,
+    };
     let n_params: usize = varmap.all_vars().iter().map(|v| v.elem_count()).sum();
     let s = cfg.vision_config.image_size;
     let ctx = cfg.text_config.max_position_embeddings;
@@ -149,9 +170,11 @@ fn main() -> anyhow::Result<()> {
     }
     let (rf, rb) = (median(fwd), median(bwd));
     println!(
-        "cxr-clip (candle 0.11.1) {} batch {} threads {threads}: {:.1}M params, forward \
-         {rf:.3}s, backward {rb:.3}s, total {:.3}s",
+        "cxr-clip (candle 0.11.1) {} {}px {:?} batch {} threads {threads}: {:.1}M params, \
+         forward {rf:.3}s, backward {rb:.3}s, total {:.3}s",
         args.preset.name(),
+        cfg.vision_config.image_size,
+        args.precision,
         args.batch,
         n_params as f64 / 1e6,
         rf + rb

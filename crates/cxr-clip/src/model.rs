@@ -90,7 +90,7 @@ impl Attention {
             .contiguous()
     }
 
-    /// `xs` is the LayerNorm output in the master dtype; the output is in `compute`. The
+    /// `xs` is the LayerNorm output in the master dtype, and so is the output. The
     /// scores are cast back to the master dtype (the mask's) for the softmax, whose
     /// probabilities return to `compute` for the product with the values.
     fn forward(
@@ -103,17 +103,17 @@ impl Attention {
         let master = xs.dtype();
         // One cast shared by the three projections.
         let xs = &xs.to_dtype(compute)?;
-        let q = self.q_proj.forward_in(xs, compute)?;
+        let q = self.q_proj.forward_in(xs, compute, compute)?;
         let q = self.split_heads(&(q * self.scale)?, b, t)?;
-        let k = self.split_heads(&self.k_proj.forward_in(xs, compute)?, b, t)?;
-        let v = self.split_heads(&self.v_proj.forward_in(xs, compute)?, b, t)?;
+        let k = self.split_heads(&self.k_proj.forward_in(xs, compute, compute)?, b, t)?;
+        let v = self.split_heads(&self.v_proj.forward_in(xs, compute, compute)?, b, t)?;
         let mut scores = q.matmul(&k.t()?)?.to_dtype(master)?;
         if let Some(mask) = mask {
             scores = scores.broadcast_add(mask)?;
         }
         let probs = softmax_last_dim(&scores)?.to_dtype(compute)?;
         let out = probs.matmul(&v)?.transpose(1, 2)?.reshape((b, t, hidden))?;
-        self.out_proj.forward_in(&out, compute)
+        self.out_proj.forward_in(&out, compute, master)
     }
 }
 
@@ -138,10 +138,13 @@ impl Mlp {
 }
 
 impl Mlp {
-    /// `fc2(act(fc1(xs)))`, all in `compute` (the activation too).
+    /// `fc2(act(fc1(xs)))`: matmuls, the hidden layer and the activation in `compute`, the
+    /// output in the dtype of `xs` (the master dtype).
     fn forward(&self, xs: &Tensor, compute: DType) -> candle_core::Result<Tensor> {
-        let hidden = self.act.forward(&self.fc1.forward_in(xs, compute)?)?;
-        self.fc2.forward_in(&hidden, compute)
+        let hidden = self
+            .act
+            .forward(&self.fc1.forward_in(xs, compute, compute)?)?;
+        self.fc2.forward_in(&hidden, compute, xs.dtype())
     }
 }
 
@@ -165,20 +168,19 @@ impl EncoderLayer {
     }
 
     /// The residual stream `xs` stays in its (master) dtype; each branch runs in `compute`
-    /// and is cast back before it is added.
+    /// and returns in the master dtype before it is added.
     fn forward(
         &self,
         xs: &Tensor,
         mask: Option<&Tensor>,
         compute: DType,
     ) -> candle_core::Result<Tensor> {
-        let master = xs.dtype();
         let h = self
             .self_attn
             .forward(&self.layer_norm1.forward(xs)?, mask, compute)?;
-        let xs = (xs + h.to_dtype(master)?)?;
+        let xs = (xs + h)?;
         let h = self.mlp.forward(&self.layer_norm2.forward(&xs)?, compute)?;
-        xs + h.to_dtype(master)?
+        xs + h
     }
 }
 
@@ -512,8 +514,7 @@ impl ClipModel {
         let pooled = self.vision_model.forward(&pixels, self.compute)?;
         Ok(self
             .visual_projection
-            .forward_in(&pooled, self.compute)?
-            .to_dtype(master)?)
+            .forward_in(&pooled, self.compute, master)?)
     }
 
     /// Text embeddings `[b, projection_dim]` for token ids `[b, len]` (u32 or i64, `len` at
@@ -523,8 +524,7 @@ impl ClipModel {
         let pooled = self.text_model.forward(input_ids, self.compute)?;
         Ok(self
             .text_projection
-            .forward_in(&pooled, self.compute)?
-            .to_dtype(self.logit_scale.dtype())?)
+            .forward_in(&pooled, self.compute, self.logit_scale.dtype())?)
     }
 
     /// `(logits_per_image [n_img, n_txt], logits_per_text [n_txt, n_img])` as transformers'

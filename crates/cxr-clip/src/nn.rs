@@ -80,23 +80,34 @@ impl Linear {
 }
 
 impl Linear {
-    /// `x W^T + b` in `compute`: the input, the weight and the bias are cast to it at use
-    /// (differentiably, so the gradient reaches the master weight), the output stays in it.
-    pub(crate) fn forward_in(&self, xs: &Tensor, compute: DType) -> Result<Tensor> {
+    /// `x W^T + b` with the matmul in `compute` (the input and the weight cast to it at use,
+    /// differentiably, so the gradient reaches the master weight) and the result in `out`.
+    ///
+    /// The bias is added in its own (master) dtype: its gradient is the sum of the output's
+    /// gradient over every row (batch x tokens), and candle accumulates a sum in the tensor's
+    /// dtype (bf16 on the CPU), which would lose most of it at ViT batch sizes. So the product
+    /// goes to the master dtype, takes the bias, then goes to `out` (a layer feeding the f32
+    /// residual stream asks for the master dtype and skips the second cast). With `compute`
+    /// and `out` equal to the parameters' dtype no cast happens.
+    pub(crate) fn forward_in(&self, xs: &Tensor, compute: DType, out: DType) -> Result<Tensor> {
         let xs = xs.to_dtype(compute)?;
         let dims = xs.dims();
         let in_dim = *dims.last().unwrap_or(&0);
         let rows = xs.elem_count() / in_dim.max(1);
         let flat = xs.reshape((rows, in_dim))?;
-        let mut out = flat.matmul(&self.weight.to_dtype(compute)?.t()?)?;
-        if let Some(bias) = &self.bias {
-            out = out.broadcast_add(&bias.to_dtype(compute)?)?;
-        }
+        let product = flat.matmul(&self.weight.to_dtype(compute)?.t()?)?;
+        let result = match &self.bias {
+            Some(bias) => product
+                .to_dtype(bias.dtype())?
+                .broadcast_add(bias)?
+                .to_dtype(out)?,
+            None => product.to_dtype(out)?,
+        };
         let mut out_dims = dims.to_vec();
         if let Some(last) = out_dims.last_mut() {
             *last = self.weight.dim(0)?;
         }
-        out.reshape(out_dims)
+        result.reshape(out_dims)
     }
 }
 
