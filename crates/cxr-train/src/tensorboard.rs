@@ -14,7 +14,8 @@
 //! checkpoint, which `metrics.jsonl` sets aside too), so no step is shown twice. (TensorBoard's
 //! Python `EventAccumulator` purges on the START event, checked against `tensorboard` 2.20 by
 //! `tests/tensorboard.rs`; its Rust data server preempts each series when a step at or below
-//! its last one arrives, which the resumed run's records are.) The step of each record is
+//! its last one arrives, which the resumed run's records are: `tensorboard --load_fast=true`
+//! 2.20 on the fixture files serves `train/loss` at steps 0-9 once each, 4-9 from the resume.) The step of each record is
 //! chosen (`tensorboard_scalars` in `metrics.rs`, the module above this one) so that this cut
 //! falls exactly where a resume cuts `metrics.jsonl`.
 
