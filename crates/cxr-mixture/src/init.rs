@@ -45,28 +45,88 @@ pub(crate) fn sq_distances(x: ArrayView2<'_, f64>, centers: &Array2<f64>) -> Arr
     out
 }
 
-fn sq_dist_to(x: ArrayView2<'_, f64>, c: ndarray::ArrayView1<'_, f64>) -> Vec<f64> {
+/// Squared norms of the rows of `x`.
+fn row_sq_norms(x: ArrayView2<'_, f64>) -> Vec<f64> {
     x.outer_iter()
         .into_par_iter()
-        .map(|r| r.iter().zip(c).map(|(a, b)| (a - b) * (a - b)).sum())
+        .map(|r| r.iter().map(|v| v * v).sum())
         .collect()
+}
+
+/// `x` minus its column means, in standard layout (scikit-learn's KMeans centres the data
+/// too: it keeps `|x|^2 - 2 x.c + |c|^2` accurate when the data sit far from the origin).
+fn centred(x: ArrayView2<'_, f64>) -> Array2<f64> {
+    let mean = x.mean_axis(Axis(0)).expect("n >= 1");
+    let mut out = x.to_owned();
+    out.axis_iter_mut(Axis(0))
+        .into_par_iter()
+        .for_each(|mut r| r -= &mean);
+    out
+}
+
+/// Squared distances `N x T` from every sample to each of `t` candidate rows, one GEMM per
+/// chunk of samples (`x2` holds the samples' squared norms).
+fn sq_distances_to_rows(x: ArrayView2<'_, f64>, x2: &[f64], rows: &[usize]) -> Vec<f64> {
+    let (n, d) = x.dim();
+    let t = rows.len();
+    let cands = x.select(Axis(0), rows);
+    let c2: Vec<f64> = rows.iter().map(|&i| x2[i]).collect();
+    let xs = x.as_slice().expect("standard layout");
+    let ct = as_mat(cands.view()).transpose();
+    let mut out = vec![0.0; n * t];
+    out.par_chunks_mut(CHUNK * t)
+        .enumerate()
+        .for_each(|(c, o)| {
+            let r = chunk_range(c, n);
+            let m = r.len();
+            gemm(
+                slice_mat_mut(o, m, t),
+                slice_mat(&xs[r.start * d..r.end * d], m, d),
+                ct,
+                false,
+            );
+            for (i, row) in o.chunks_mut(t).enumerate() {
+                let xi2 = x2[r.start + i];
+                for (v, cj2) in row.iter_mut().zip(&c2) {
+                    *v = (xi2 - 2.0 * *v + cj2).max(0.0);
+                }
+            }
+        });
+    // A candidate is at distance exactly zero from itself (not GEMM round-off).
+    for (j, &i) in rows.iter().enumerate() {
+        out[i * t + j] = 0.0;
+    }
+    out
 }
 
 /// Greedy k-means++ (scikit-learn's variant: `2 + ln k` candidates per step, keep the one that
 /// lowers the potential most). Duplicate points and `N < K` are fine: when every remaining
-/// point sits on a centre, the next centre is drawn uniformly.
+/// point sits on a centre, the next centre is drawn uniformly. The distances to all the
+/// candidates of a step come from one GEMM per chunk of samples.
 pub(crate) fn kmeans_plus_plus(
     x: ArrayView2<'_, f64>,
     k: usize,
     rng: &mut ChaCha8Rng,
 ) -> Array2<f64> {
-    let (n, d) = x.dim();
-    let mut centers = Array2::<f64>::zeros((k, d));
+    let xc = centred(x);
+    let x2 = row_sq_norms(xc.view());
+    let idx = kmeans_plus_plus_indices(xc.view(), &x2, k, rng);
+    x.select(Axis(0), &idx)
+}
+
+/// The sample indices k-means++ picks as centres (`x` as given, `x2` its squared row norms).
+fn kmeans_plus_plus_indices(
+    x: ArrayView2<'_, f64>,
+    x2: &[f64],
+    k: usize,
+    rng: &mut ChaCha8Rng,
+) -> Vec<usize> {
+    let n = x.nrows();
     let first = rng.gen_range(0..n);
-    centers.row_mut(0).assign(&x.row(first));
-    let mut closest = sq_dist_to(x, x.row(first));
+    let mut chosen = vec![first];
+    let mut closest = sq_distances_to_rows(x, x2, &[first]);
     let trials = 2 + (k as f64).ln().floor() as usize;
-    for c in 1..k {
+    for _ in 1..k {
         let pot: f64 = closest.iter().sum();
         let candidates: Vec<usize> = if pot > 0.0 && pot.is_finite() {
             let dist = WeightedIndex::new(&closest).expect("non-negative, positive sum");
@@ -74,59 +134,212 @@ pub(crate) fn kmeans_plus_plus(
         } else {
             (0..trials).map(|_| rng.gen_range(0..n)).collect()
         };
-        let mut best: Option<(f64, usize, Vec<f64>)> = None;
-        for cand in candidates {
-            let dc = sq_dist_to(x, x.row(cand));
-            let new: Vec<f64> = closest.iter().zip(&dc).map(|(a, b)| a.min(*b)).collect();
-            let p: f64 = new.iter().sum();
-            if best.as_ref().is_none_or(|(bp, _, _)| p < *bp) {
-                best = Some((p, cand, new));
-            }
-        }
-        let (_, idx, new) = best.expect("at least two candidates");
-        centers.row_mut(c).assign(&x.row(idx));
-        closest = new;
+        let dc = sq_distances_to_rows(x, x2, &candidates);
+        let t = candidates.len();
+        // Potential after adding each candidate, summed per chunk in parallel.
+        let pots: Vec<f64> = closest
+            .par_chunks(CHUNK)
+            .zip(dc.par_chunks(CHUNK * t))
+            .map(|(cl, dd)| {
+                let mut p = vec![0.0; t];
+                for (a, row) in cl.iter().zip(dd.chunks(t)) {
+                    for (pj, b) in p.iter_mut().zip(row) {
+                        *pj += a.min(*b);
+                    }
+                }
+                p
+            })
+            .reduce(
+                || vec![0.0; t],
+                |mut a, b| {
+                    a.iter_mut().zip(&b).for_each(|(u, v)| *u += v);
+                    a
+                },
+            );
+        // First best on ties, as numpy's argmin.
+        let best = (0..t).fold(0, |b, j| if pots[j] < pots[b] { j } else { b });
+        closest
+            .par_iter_mut()
+            .zip(dc.par_chunks(t))
+            .for_each(|(a, row)| *a = a.min(row[best]));
+        chosen.push(candidates[best]);
     }
-    centers
+    chosen
 }
 
 /// Lloyd's k-means from k-means++ seeds (scikit-learn's KMeans with `n_init = 1`,
 /// `max_iter = 300`, `tol = 1e-4` of the mean feature variance). Returns hard labels.
 pub(crate) fn kmeans_labels(x: ArrayView2<'_, f64>, k: usize, rng: &mut ChaCha8Rng) -> Vec<usize> {
-    let (n, d) = x.dim();
+    let xc = centred(x);
+    let x2 = row_sq_norms(xc.view());
+    let t = std::time::Instant::now();
+    let idx = kmeans_plus_plus_indices(xc.view(), &x2, k, rng);
+    tracing::debug!(
+        seconds = t.elapsed().as_secs_f64(),
+        "k-means initialisation (k-means++ seeding)"
+    );
+    let centres = xc.select(Axis(0), &idx);
     let var_mean = x.var_axis(Axis(0), 0.0).mean().unwrap_or(0.0);
-    let tol = 1e-4 * var_mean;
-    let mut centers = kmeans_plus_plus(x, k, rng);
+    let t = std::time::Instant::now();
+    let r = lloyd(xc.view(), &x2, centres, 300, 1e-4 * var_mean);
+    tracing::debug!(
+        n_iter = r.n_iter,
+        inertia = r.inertia,
+        seconds = t.elapsed().as_secs_f64(),
+        "k-means initialisation (Lloyd)"
+    );
+    r.labels
+}
+
+/// The result of [`lloyd`].
+pub(crate) struct Lloyd {
+    pub(crate) labels: Vec<usize>,
+    /// Final centres (checked against scikit-learn's by the golden test).
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) centres: Array2<f64>,
+    pub(crate) n_iter: usize,
+    /// Sum of squared distances of the samples to their centres.
+    pub(crate) inertia: f64,
+}
+
+/// One assignment pass: labels and squared distance to the nearest centre for every sample,
+/// with the per-centre sums and counts of the samples assigned to it. One GEMM per chunk of
+/// samples, chunks in parallel, partial sums reduced at the end.
+fn assign(
+    x: ArrayView2<'_, f64>,
+    x2: &[f64],
+    centres: &Array2<f64>,
+    labels: &mut [usize],
+    mind: &mut [f64],
+) -> (Vec<f64>, Vec<usize>) {
+    let (n, d) = x.dim();
+    let k = centres.nrows();
+    let c2: Vec<f64> = centres.outer_iter().map(|r| r.dot(&r)).collect();
+    let xs = x.as_slice().expect("standard layout");
+    let ct = as_mat(centres.view()).transpose();
+    labels
+        .par_chunks_mut(CHUNK)
+        .zip(mind.par_chunks_mut(CHUNK))
+        .enumerate()
+        .fold(
+            || (vec![0.0; k * d], vec![0usize; k], vec![0.0; CHUNK * k]),
+            |(mut sums, mut counts, mut buf), (c, (lab, md))| {
+                let r = chunk_range(c, n);
+                let m = r.len();
+                let xr = &xs[r.start * d..r.end * d];
+                gemm(
+                    slice_mat_mut(&mut buf[..m * k], m, k),
+                    slice_mat(xr, m, d),
+                    ct,
+                    false,
+                );
+                for i in 0..m {
+                    let row = &buf[i * k..(i + 1) * k];
+                    let xi2 = x2[r.start + i];
+                    let (mut bl, mut bv) = (0, f64::INFINITY);
+                    for (j, (v, cj2)) in row.iter().zip(&c2).enumerate() {
+                        let dist = xi2 - 2.0 * v + cj2;
+                        if dist < bv {
+                            (bl, bv) = (j, dist);
+                        }
+                    }
+                    lab[i] = bl;
+                    md[i] = bv.max(0.0);
+                    counts[bl] += 1;
+                    let s = &mut sums[bl * d..(bl + 1) * d];
+                    for (a, b) in s.iter_mut().zip(&xr[i * d..(i + 1) * d]) {
+                        *a += b;
+                    }
+                }
+                (sums, counts, buf)
+            },
+        )
+        .map(|(s, c, _)| (s, c))
+        .reduce(
+            || (vec![0.0; k * d], vec![0usize; k]),
+            |(mut s, mut c), (s2, c2)| {
+                s.iter_mut().zip(&s2).for_each(|(a, b)| *a += b);
+                c.iter_mut().zip(&c2).for_each(|(a, b)| *a += b);
+                (s, c)
+            },
+        )
+}
+
+/// Lloyd iterations from the given centres, with scikit-learn's semantics (`_kmeans_single_lloyd`):
+/// stop when the labels no longer change or when the total squared centre shift is at most
+/// `tol`; empty clusters take the samples farthest from their centres (removed from their old
+/// cluster's mean); after a shift-based stop the labels are recomputed for the final centres.
+pub(crate) fn lloyd(
+    x: ArrayView2<'_, f64>,
+    x2: &[f64],
+    mut centres: Array2<f64>,
+    max_iter: usize,
+    tol: f64,
+) -> Lloyd {
+    let (n, d) = x.dim();
+    let k = centres.nrows();
     let mut labels = vec![0usize; n];
-    for _ in 0..300 {
-        let dist = sq_distances(x, &centers);
-        labels = argmin_rows(&dist);
-        let mut sums = Array2::<f64>::zeros((k, d));
-        let mut counts = vec![0usize; k];
-        for (i, &l) in labels.iter().enumerate() {
-            sums.row_mut(l).scaled_add(1.0, &x.row(i));
-            counts[l] += 1;
-        }
-        // Empty clusters move to the points farthest from their centres, as scikit-learn does.
-        let mut far: Vec<usize> = (0..n).collect();
-        far.sort_by(|&a, &b| dist[[b, labels[b]]].total_cmp(&dist[[a, labels[a]]]));
-        let mut next_far = 0;
-        let mut new = Array2::<f64>::zeros((k, d));
-        for c in 0..k {
-            if counts[c] > 0 {
-                new.row_mut(c).assign(&(&sums.row(c) / counts[c] as f64));
-            } else {
-                new.row_mut(c).assign(&x.row(far[next_far % n]));
-                next_far += 1;
+    let mut old = vec![usize::MAX; n];
+    let mut mind = vec![0.0; n];
+    let mut strict = false;
+    let mut n_iter = 0;
+    for _ in 0..max_iter {
+        n_iter += 1;
+        let (mut sums, mut counts) = assign(x, x2, &centres, &mut labels, &mut mind);
+        let empty: Vec<usize> = (0..k).filter(|&c| counts[c] == 0).collect();
+        if !empty.is_empty() {
+            let mut far: Vec<usize> = (0..n).collect();
+            far.sort_by(|&a, &b| mind[b].total_cmp(&mind[a]));
+            for (&c, &i) in empty.iter().zip(&far) {
+                let xi = x.row(i);
+                let from = labels[i];
+                if counts[from] > 0 {
+                    counts[from] -= 1;
+                    for (a, b) in sums[from * d..(from + 1) * d].iter_mut().zip(xi) {
+                        *a -= b;
+                    }
+                }
+                sums[c * d..(c + 1) * d]
+                    .iter_mut()
+                    .zip(xi)
+                    .for_each(|(a, b)| *a = *b);
+                counts[c] = 1;
             }
         }
-        let shift: f64 = (&new - &centers).mapv(|v| v * v).sum();
-        centers = new;
+        let mut new = Array2::<f64>::zeros((k, d));
+        for (c, mut row) in new.outer_iter_mut().enumerate() {
+            if counts[c] > 0 {
+                let s = &sums[c * d..(c + 1) * d];
+                row.iter_mut()
+                    .zip(s)
+                    .for_each(|(a, b)| *a = b / counts[c] as f64);
+            } else {
+                // More empty clusters than samples: keep the old centre.
+                row.assign(&centres.row(c));
+            }
+        }
+        let shift: f64 = (&new - &centres).mapv(|v| v * v).sum();
+        centres = new;
+        if labels == old {
+            strict = true;
+            break;
+        }
         if shift <= tol {
             break;
         }
+        std::mem::swap(&mut labels, &mut old);
     }
-    argmin_rows(&sq_distances(x, &centers))
+    if !strict {
+        // `old` may hold the last labels after the swap; recompute for the final centres.
+        let _ = assign(x, x2, &centres, &mut labels, &mut mind);
+    }
+    let inertia = mind.iter().sum();
+    Lloyd {
+        labels,
+        centres,
+        n_iter,
+        inertia,
+    }
 }
 
 fn argmin_rows(m: &Array2<f64>) -> Vec<usize> {
@@ -175,4 +388,85 @@ pub(crate) fn random_from_data_resp(n: usize, k: usize, rng: &mut ChaCha8Rng) ->
         r[[i, c]] = 1.0;
     }
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use ndarray::{Array2, Axis};
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+    use serde_json::Value;
+
+    use super::{centred, kmeans_labels, lloyd, row_sq_norms};
+
+    fn golden() -> Value {
+        serde_json::from_str(include_str!("../tests/fixtures/sklearn_kmeans.json"))
+            .expect("tests/fixtures/sklearn_kmeans.json (scripts/goldens/cxr-mixture/make_kmeans_goldens.py)")
+    }
+
+    fn matrix(v: &Value) -> Array2<f64> {
+        let rows: Vec<Vec<f64>> = serde_json::from_value(v.clone()).expect("matrix");
+        let (r, c) = (rows.len(), rows[0].len());
+        Array2::from_shape_vec((r, c), rows.into_iter().flatten().collect()).expect("rectangular")
+    }
+
+    /// Same labels, iteration count, centres and inertia as scikit-learn's KMeans (Lloyd) from
+    /// the same initial centres: convergence, a max_iter cut and empty-cluster relocation.
+    #[test]
+    fn lloyd_matches_sklearn_from_given_centres() {
+        let g = golden();
+        for case in g["cases"].as_array().expect("cases") {
+            let name = case["name"].as_str().expect("name");
+            let x = matrix(&case["x"]);
+            let mean = x.mean_axis(Axis(0)).expect("rows");
+            let xc = centred(x.view());
+            let init = &matrix(&case["init"]) - &mean;
+            let var_mean = x.var_axis(Axis(0), 0.0).mean().expect("columns");
+            let tol = case["tol"].as_f64().expect("tol") * var_mean;
+            let max_iter = case["max_iter"].as_u64().expect("max_iter") as usize;
+            let r = lloyd(xc.view(), &row_sq_norms(xc.view()), init, max_iter, tol);
+            let labels: Vec<usize> =
+                serde_json::from_value(case["labels"].clone()).expect("labels");
+            assert_eq!(r.labels, labels, "{name}: labels");
+            assert_eq!(
+                r.n_iter as u64,
+                case["n_iter"].as_u64().expect("n_iter"),
+                "{name}: n_iter"
+            );
+            let want = matrix(&case["centres"]);
+            let got = &r.centres + &mean;
+            let err = (&got - &want).mapv(f64::abs).fold(0.0f64, |a, &b| a.max(b));
+            assert!(err < 1e-9, "{name}: centres differ by {err}");
+            let inertia = case["inertia"].as_f64().expect("inertia");
+            assert!(
+                (r.inertia - inertia).abs() <= 1e-9 * inertia,
+                "{name}: inertia {} vs scikit-learn {inertia}",
+                r.inertia
+            );
+        }
+    }
+
+    /// Our k-means++ seeding + Lloyd reaches scikit-learn's inertia on well-separated blobs
+    /// (different RNGs, same optimum), for several seeds.
+    #[test]
+    fn kmeans_reaches_sklearn_inertia_on_blobs() {
+        let g = golden();
+        let x = matrix(&g["seeded"]["x"]);
+        let k = g["seeded"]["k"].as_u64().expect("k") as usize;
+        let want = g["seeded"]["inertia"].as_f64().expect("inertia");
+        for seed in 0..4 {
+            let labels = kmeans_labels(x.view(), k, &mut ChaCha8Rng::seed_from_u64(seed));
+            let mut inertia = 0.0;
+            for c in 0..k {
+                let idx: Vec<usize> = (0..labels.len()).filter(|&i| labels[i] == c).collect();
+                let pts = x.select(Axis(0), &idx);
+                let m = pts.mean_axis(Axis(0)).expect("non-empty cluster");
+                inertia += (&pts - &m).mapv(|v| v * v).sum();
+            }
+            assert!(
+                (inertia - want).abs() <= 1e-9 * want,
+                "seed {seed}: inertia {inertia} vs scikit-learn {want}"
+            );
+        }
+    }
 }
