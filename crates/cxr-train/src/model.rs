@@ -11,7 +11,7 @@ use candle_nn::{VarBuilder, VarMap};
 use cxr_clip::{ClipConfig, ClipModel};
 use cxr_optim::{AdamW, AdamWConfig, Optimizer, Sgd, SgdConfig};
 
-use crate::config::{Method, MetricLoss, ModelPreset, OptimizerKind, TrainConfig};
+use crate::config::{Method, MetricLoss, ModelPreset, OptimizerKind, Precision, TrainConfig};
 use crate::Result;
 
 /// The CLIP architecture for this config.
@@ -24,11 +24,26 @@ pub fn clip_config(cfg: &TrainConfig) -> ClipConfig {
     }
 }
 
-/// A model with all parameters in `varmap`, randomly initialised or loaded from
-/// `model.weights`. The parameters of frozen towers are constants in the model (see
-/// [`with_frozen_constants`]); every parameter stays a variable in `varmap`, which
-/// checkpoints save and load.
+/// The dtype of the model's matmuls and block activations for `loop.precision` (the
+/// parameters, optimiser state, losses and mixture fit stay f32 either way).
+pub fn compute_dtype(precision: Precision) -> DType {
+    match precision {
+        Precision::F32 => DType::F32,
+        Precision::Bf16 => DType::BF16,
+    }
+}
+
+/// A model with all parameters in `varmap` (f32), randomly initialised or loaded from
+/// `model.weights`, computing in `loop.precision`. The parameters of frozen towers are
+/// constants in the model (see [`with_frozen_constants`]); every parameter stays a variable
+/// in `varmap`, which checkpoints save and load.
 pub fn build_model(cfg: &TrainConfig, device: &Device) -> Result<(VarMap, ClipModel)> {
+    let (varmap, model) = build_f32_model(cfg, device)?;
+    let model = model.with_compute_dtype(compute_dtype(cfg.train_loop.precision))?;
+    Ok((varmap, model))
+}
+
+fn build_f32_model(cfg: &TrainConfig, device: &Device) -> Result<(VarMap, ClipModel)> {
     let (varmap, model) = match &cfg.model.weights {
         Some(spec) => {
             // The checkpoint's own config decides the architecture.
