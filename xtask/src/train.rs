@@ -551,6 +551,30 @@ mod tests {
     }
 
     #[test]
+    fn precision_flag_and_key_set_loop_precision() {
+        use cxr_train::config::Precision;
+        let parse = |v: &[&str]| resolve_config(&Cli::try_parse_from(v).unwrap().args.config);
+        assert_eq!(
+            parse(&["train"]).unwrap().train_loop.precision,
+            Precision::F32
+        );
+        let cfg = parse(&["train", "--precision", "bf16"]).unwrap();
+        assert_eq!(cfg.train_loop.precision, Precision::Bf16);
+        assert!(cfg.to_toml().contains("precision = \"bf16\""));
+        let cfg = parse(&["train", "--set", "loop.precision=bf16"]).unwrap();
+        assert_eq!(cfg.train_loop.precision, Precision::Bf16);
+        let e = Cli::try_parse_from(["train", "--precision", "fp16"])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("f32 or bf16"), "{e}");
+        let e = parse(&["train", "--set", "loop.precision=fp16"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("bf16"), "{e}");
+    }
+
+    #[test]
     fn dataset_flag_sets_the_format_and_the_default_methods() {
         let cli = Cli::try_parse_from([
             "train",
