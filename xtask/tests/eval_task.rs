@@ -6,8 +6,11 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn xtask(args: &[&str]) -> std::process::Output {
+/// Runs in `dir`: the image cache's default folder (`.cache`) is relative to the working
+/// directory, and a test must not write into the source tree.
+fn xtask(dir: &Path, args: &[&str]) -> std::process::Output {
     let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .current_dir(dir)
         .args(args)
         .output()
         .expect("run xtask");
@@ -35,17 +38,20 @@ fn synth_then_eval_task_and_the_nih_class_mapping() {
     let root = tmp.path().join("synth");
     let s = |p: &Path| p.display().to_string();
     let w = s(&weights());
-    xtask(&[
-        "synth",
-        "--out",
-        &s(&root),
-        "--patients",
-        "60",
-        "--seed",
-        "3",
-        "--image-size",
-        "64",
-    ]);
+    xtask(
+        tmp.path(),
+        &[
+            "synth",
+            "--out",
+            &s(&root),
+            "--patients",
+            "60",
+            "--seed",
+            "3",
+            "--image-size",
+            "64",
+        ],
+    );
     for f in [
         "development_labeled_task1.csv",
         "development_labeled_task2.csv",
@@ -59,22 +65,25 @@ fn synth_then_eval_task_and_the_nih_class_mapping() {
     }
 
     let out = tmp.path().join("task3");
-    let printed = xtask(&[
-        "eval",
-        "--task",
-        "3",
-        "--split",
-        "development",
-        "--weights",
-        &w,
-        "--data-root",
-        &s(&root),
-        "--out",
-        &s(&out),
-        "--no-figures",
-        "--bootstrap",
-        "100",
-    ]);
+    let printed = xtask(
+        tmp.path(),
+        &[
+            "eval",
+            "--task",
+            "3",
+            "--split",
+            "development",
+            "--weights",
+            &w,
+            "--data-root",
+            &s(&root),
+            "--out",
+            &s(&out),
+            "--no-figures",
+            "--bootstrap",
+            "100",
+        ],
+    );
     let stdout = String::from_utf8_lossy(&printed.stdout);
     assert!(
         stdout.contains("CXR-LT 2024 task 3 (development"),
@@ -91,6 +100,7 @@ fn synth_then_eval_task_and_the_nih_class_mapping() {
 
     // A wrong split and a label file instead of a folder are clear errors.
     let bad = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .current_dir(tmp.path())
         .args(["eval", "--task", "1", "--split", "val", "--weights", &w])
         .args(["--data-root", &s(&root), "--out", &s(&tmp.path().join("x"))])
         .output()
@@ -100,33 +110,39 @@ fn synth_then_eval_task_and_the_nih_class_mapping() {
 
     // NIH: "Effusion" and "Pleural_Thickening" map onto CXR-LT names, "No Finding" to Normal.
     let nih = tmp.path().join("nih");
-    xtask(&[
-        "synth",
-        "--dataset",
-        "nih",
-        "--patients",
-        "6",
-        "--out",
-        &s(&nih),
-        "--image-size",
-        "64",
-    ]);
+    xtask(
+        tmp.path(),
+        &[
+            "synth",
+            "--dataset",
+            "nih",
+            "--patients",
+            "6",
+            "--out",
+            &s(&nih),
+            "--image-size",
+            "64",
+        ],
+    );
     let out = tmp.path().join("nih-eval");
-    let printed = xtask(&[
-        "eval",
-        "--weights",
-        &w,
-        "--dataset",
-        "nih",
-        "--data-root",
-        &s(&nih),
-        "--out",
-        &s(&out),
-        "--no-figures",
-        "--bootstrap",
-        "0",
-        "--no-cache",
-    ]);
+    let printed = xtask(
+        tmp.path(),
+        &[
+            "eval",
+            "--weights",
+            &w,
+            "--dataset",
+            "nih",
+            "--data-root",
+            &s(&nih),
+            "--out",
+            &s(&out),
+            "--no-figures",
+            "--bootstrap",
+            "0",
+            "--no-cache",
+        ],
+    );
     let stdout = String::from_utf8_lossy(&printed.stdout);
     assert!(
         stdout.contains("\"Effusion\" -> \"Pleural Effusion\""),
