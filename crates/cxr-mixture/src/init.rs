@@ -8,7 +8,16 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
+use faer::linalg::matmul::matmul;
+use faer::{Accum, MatMut, MatRef, Par};
+
 use crate::linalg::{as_mat, chunk_range, gemm, slice_mat, slice_mat_mut, CHUNK};
+
+/// The k-means initialisation's working precision: the data are centred in f64, then the
+/// distance GEMMs run in f32 (twice the throughput, half the memory traffic; scikit-learn
+/// likewise runs KMeans in f32 on f32 data, what `xtask cluster` reads). Centre sums and
+/// potentials accumulate in f64.
+type F = f32;
 
 /// Squared Euclidean distances `N x K` from each sample to each centre, via one GEMM per
 /// chunk (`|x|^2 - 2 x.c + |c|^2`, clamped at zero).
@@ -46,44 +55,55 @@ pub(crate) fn sq_distances(x: ArrayView2<'_, f64>, centers: &Array2<f64>) -> Arr
 }
 
 /// Squared norms of the rows of `x`.
-fn row_sq_norms(x: ArrayView2<'_, f64>) -> Vec<f64> {
+fn row_sq_norms(x: ArrayView2<'_, F>) -> Vec<F> {
     x.outer_iter()
         .into_par_iter()
         .map(|r| r.iter().map(|v| v * v).sum())
         .collect()
 }
 
-/// `x` minus its column means, in standard layout (scikit-learn's KMeans centres the data
-/// too: it keeps `|x|^2 - 2 x.c + |c|^2` accurate when the data sit far from the origin).
-fn centred(x: ArrayView2<'_, f64>) -> Array2<f64> {
+/// `x` minus its column means (in f64), as [`F`] in standard layout. scikit-learn's KMeans
+/// centres the data too: it keeps `|x|^2 - 2 x.c + |c|^2` accurate when the data sit far from
+/// the origin.
+fn centred(x: ArrayView2<'_, f64>) -> Array2<F> {
     let mean = x.mean_axis(Axis(0)).expect("n >= 1");
-    let mut out = x.to_owned();
+    let (n, d) = x.dim();
+    let mut out = Array2::<F>::zeros((n, d));
     out.axis_iter_mut(Axis(0))
         .into_par_iter()
-        .for_each(|mut r| r -= &mean);
+        .zip(x.axis_iter(Axis(0)))
+        .for_each(|(mut o, r)| {
+            for ((o, v), m) in o.iter_mut().zip(r).zip(&mean) {
+                *o = (v - m) as F;
+            }
+        });
     out
+}
+
+/// `dst = a @ b` in [`F`], single-threaded (callers parallelise over row chunks).
+fn gemm_f(dst: MatMut<'_, F>, a: MatRef<'_, F>, b: MatRef<'_, F>) {
+    matmul(dst, Accum::Replace, a, b, 1.0, Par::Seq);
 }
 
 /// Squared distances `N x T` from every sample to each of `t` candidate rows, one GEMM per
 /// chunk of samples (`x2` holds the samples' squared norms).
-fn sq_distances_to_rows(x: ArrayView2<'_, f64>, x2: &[f64], rows: &[usize]) -> Vec<f64> {
+fn sq_distances_to_rows(x: ArrayView2<'_, F>, x2: &[F], rows: &[usize]) -> Vec<F> {
     let (n, d) = x.dim();
     let t = rows.len();
     let cands = x.select(Axis(0), rows);
-    let c2: Vec<f64> = rows.iter().map(|&i| x2[i]).collect();
+    let c2: Vec<F> = rows.iter().map(|&i| x2[i]).collect();
     let xs = x.as_slice().expect("standard layout");
-    let ct = as_mat(cands.view()).transpose();
-    let mut out = vec![0.0; n * t];
+    let ct = MatRef::from_row_major_slice(cands.as_slice().expect("fresh array"), t, d).transpose();
+    let mut out = vec![0.0 as F; n * t];
     out.par_chunks_mut(CHUNK * t)
         .enumerate()
         .for_each(|(c, o)| {
             let r = chunk_range(c, n);
             let m = r.len();
-            gemm(
-                slice_mat_mut(o, m, t),
-                slice_mat(&xs[r.start * d..r.end * d], m, d),
+            gemm_f(
+                MatMut::from_row_major_slice_mut(o, m, t),
+                MatRef::from_row_major_slice(&xs[r.start * d..r.end * d], m, d),
                 ct,
-                false,
             );
             for (i, row) in o.chunks_mut(t).enumerate() {
                 let xi2 = x2[r.start + i];
@@ -116,8 +136,8 @@ pub(crate) fn kmeans_plus_plus(
 
 /// The sample indices k-means++ picks as centres (`x` as given, `x2` its squared row norms).
 fn kmeans_plus_plus_indices(
-    x: ArrayView2<'_, f64>,
-    x2: &[f64],
+    x: ArrayView2<'_, F>,
+    x2: &[F],
     k: usize,
     rng: &mut ChaCha8Rng,
 ) -> Vec<usize> {
@@ -127,7 +147,7 @@ fn kmeans_plus_plus_indices(
     let mut closest = sq_distances_to_rows(x, x2, &[first]);
     let trials = 2 + (k as f64).ln().floor() as usize;
     for _ in 1..k {
-        let pot: f64 = closest.iter().sum();
+        let pot: f64 = closest.iter().map(|&v| f64::from(v)).sum();
         let candidates: Vec<usize> = if pot > 0.0 && pot.is_finite() {
             let dist = WeightedIndex::new(&closest).expect("non-negative, positive sum");
             (0..trials).map(|_| dist.sample(rng)).collect()
@@ -141,10 +161,10 @@ fn kmeans_plus_plus_indices(
             .par_chunks(CHUNK)
             .zip(dc.par_chunks(CHUNK * t))
             .map(|(cl, dd)| {
-                let mut p = vec![0.0; t];
+                let mut p = vec![0.0f64; t];
                 for (a, row) in cl.iter().zip(dd.chunks(t)) {
                     for (pj, b) in p.iter_mut().zip(row) {
-                        *pj += a.min(*b);
+                        *pj += f64::from(a.min(*b));
                     }
                 }
                 p
@@ -178,7 +198,7 @@ pub(crate) fn kmeans_labels(x: ArrayView2<'_, f64>, k: usize, rng: &mut ChaCha8R
         seconds = t.elapsed().as_secs_f64(),
         "k-means initialisation (k-means++ seeding)"
     );
-    let centres = xc.select(Axis(0), &idx);
+    let centres = xc.select(Axis(0), &idx).mapv(f64::from);
     let var_mean = x.var_axis(Axis(0), 0.0).mean().unwrap_or(0.0);
     let t = std::time::Instant::now();
     let r = lloyd(xc.view(), &x2, centres, 300, 1e-4 * var_mean);
@@ -206,37 +226,43 @@ pub(crate) struct Lloyd {
 /// with the per-centre sums and counts of the samples assigned to it. One GEMM per chunk of
 /// samples, chunks in parallel, partial sums reduced at the end.
 fn assign(
-    x: ArrayView2<'_, f64>,
-    x2: &[f64],
+    x: ArrayView2<'_, F>,
+    x2: &[F],
     centres: &Array2<f64>,
     labels: &mut [usize],
-    mind: &mut [f64],
+    mind: &mut [F],
 ) -> (Vec<f64>, Vec<usize>) {
     let (n, d) = x.dim();
     let k = centres.nrows();
-    let c2: Vec<f64> = centres.outer_iter().map(|r| r.dot(&r)).collect();
+    let cf = centres.mapv(|v| v as F);
+    let c2: Vec<F> = cf.outer_iter().map(|r| r.dot(&r)).collect();
     let xs = x.as_slice().expect("standard layout");
-    let ct = as_mat(centres.view()).transpose();
+    let ct = MatRef::from_row_major_slice(cf.as_slice().expect("fresh array"), k, d).transpose();
     labels
         .par_chunks_mut(CHUNK)
         .zip(mind.par_chunks_mut(CHUNK))
         .enumerate()
         .fold(
-            || (vec![0.0; k * d], vec![0usize; k], vec![0.0; CHUNK * k]),
+            || {
+                (
+                    vec![0.0f64; k * d],
+                    vec![0usize; k],
+                    vec![0.0 as F; CHUNK * k],
+                )
+            },
             |(mut sums, mut counts, mut buf), (c, (lab, md))| {
                 let r = chunk_range(c, n);
                 let m = r.len();
                 let xr = &xs[r.start * d..r.end * d];
-                gemm(
-                    slice_mat_mut(&mut buf[..m * k], m, k),
-                    slice_mat(xr, m, d),
+                gemm_f(
+                    MatMut::from_row_major_slice_mut(&mut buf[..m * k], m, k),
+                    MatRef::from_row_major_slice(xr, m, d),
                     ct,
-                    false,
                 );
                 for i in 0..m {
                     let row = &buf[i * k..(i + 1) * k];
                     let xi2 = x2[r.start + i];
-                    let (mut bl, mut bv) = (0, f64::INFINITY);
+                    let (mut bl, mut bv) = (0, F::INFINITY);
                     for (j, (v, cj2)) in row.iter().zip(&c2).enumerate() {
                         let dist = xi2 - 2.0 * v + cj2;
                         if dist < bv {
@@ -248,7 +274,7 @@ fn assign(
                     counts[bl] += 1;
                     let s = &mut sums[bl * d..(bl + 1) * d];
                     for (a, b) in s.iter_mut().zip(&xr[i * d..(i + 1) * d]) {
-                        *a += b;
+                        *a += f64::from(*b);
                     }
                 }
                 (sums, counts, buf)
@@ -270,8 +296,8 @@ fn assign(
 /// `tol`; empty clusters take the samples farthest from their centres (removed from their old
 /// cluster's mean); after a shift-based stop the labels are recomputed for the final centres.
 pub(crate) fn lloyd(
-    x: ArrayView2<'_, f64>,
-    x2: &[f64],
+    x: ArrayView2<'_, F>,
+    x2: &[F],
     mut centres: Array2<f64>,
     max_iter: usize,
     tol: f64,
@@ -280,7 +306,7 @@ pub(crate) fn lloyd(
     let k = centres.nrows();
     let mut labels = vec![0usize; n];
     let mut old = vec![usize::MAX; n];
-    let mut mind = vec![0.0; n];
+    let mut mind = vec![0.0 as F; n];
     let mut strict = false;
     let mut n_iter = 0;
     for _ in 0..max_iter {
@@ -296,13 +322,13 @@ pub(crate) fn lloyd(
                 if counts[from] > 0 {
                     counts[from] -= 1;
                     for (a, b) in sums[from * d..(from + 1) * d].iter_mut().zip(xi) {
-                        *a -= b;
+                        *a -= f64::from(*b);
                     }
                 }
                 sums[c * d..(c + 1) * d]
                     .iter_mut()
                     .zip(xi)
-                    .for_each(|(a, b)| *a = *b);
+                    .for_each(|(a, b)| *a = f64::from(*b));
                 counts[c] = 1;
             }
         }
@@ -333,7 +359,7 @@ pub(crate) fn lloyd(
         // `old` may hold the last labels after the swap; recompute for the final centres.
         let _ = assign(x, x2, &centres, &mut labels, &mut mind);
     }
-    let inertia = mind.iter().sum();
+    let inertia = mind.iter().map(|&v| f64::from(v)).sum();
     Lloyd {
         labels,
         centres,
@@ -411,7 +437,8 @@ mod tests {
     }
 
     /// Same labels, iteration count, centres and inertia as scikit-learn's KMeans (Lloyd) from
-    /// the same initial centres: convergence, a max_iter cut and empty-cluster relocation.
+    /// the same initial centres (f64 on their side, our f32 GEMMs on ours): convergence, a
+    /// max_iter cut and empty-cluster relocation.
     #[test]
     fn lloyd_matches_sklearn_from_given_centres() {
         let g = golden();
@@ -436,10 +463,11 @@ mod tests {
             let want = matrix(&case["centres"]);
             let got = &r.centres + &mean;
             let err = (&got - &want).mapv(f64::abs).fold(0.0f64, |a, &b| a.max(b));
-            assert!(err < 1e-9, "{name}: centres differ by {err}");
+            // The distance GEMMs run in f32 (centred data): centres agree to ~1e-7 relative.
+            assert!(err < 1e-5, "{name}: centres differ by {err}");
             let inertia = case["inertia"].as_f64().expect("inertia");
             assert!(
-                (r.inertia - inertia).abs() <= 1e-9 * inertia,
+                (r.inertia - inertia).abs() <= 1e-6 * inertia,
                 "{name}: inertia {} vs scikit-learn {inertia}",
                 r.inertia
             );
@@ -464,7 +492,7 @@ mod tests {
                 inertia += (&pts - &m).mapv(|v| v * v).sum();
             }
             assert!(
-                (inertia - want).abs() <= 1e-9 * want,
+                (inertia - want).abs() <= 1e-12 * want,
                 "seed {seed}: inertia {inertia} vs scikit-learn {want}"
             );
         }
