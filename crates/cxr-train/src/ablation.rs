@@ -79,8 +79,8 @@ pub fn run_ablation(base: &TrainConfig, out: &Path) -> Result<Vec<AblationRow>> 
     run_ablation_on(base, &data, &split, out)
 }
 
-/// As [`run_ablation`] on prepared data and a given split (several seeds on one split:
-/// `crate::seeds`).
+/// As [`run_ablation`] on prepared data and a given split (the seeds module runs several seeds
+/// on one split through it).
 pub fn run_ablation_on(
     base: &TrainConfig,
     data: &Prepared,
