@@ -374,11 +374,11 @@ pub fn methods_or_all(methods: &[Method], cfg: &TrainConfig) -> Vec<Method> {
 
 /// `--preset paper` and `--preset released-code` fine-tune a CheXzero checkpoint: they refuse
 /// to start without `--weights` (or `model.weights` in `--config` / `--set`). Weights given
-/// by hub id are downloaded into the hub cache here if missing (`crate::eval::fetch_if_hub_id`).
+/// by hub id are downloaded into the hub cache here if missing (`hub::fetch_if_hub_id`).
 pub fn require_weights(args: &ConfigArgs, cfg: &TrainConfig) -> anyhow::Result<()> {
     cfg.require_weights(&args.preset)?;
     if let Some(w) = &cfg.model.weights {
-        crate::eval::fetch_if_hub_id(w)?;
+        crate::hub::fetch_if_hub_id(w)?;
     }
     Ok(())
 }

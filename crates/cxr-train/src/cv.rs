@@ -94,8 +94,8 @@ pub fn run_cv(
 }
 
 /// As [`run_cv`] on prepared data and the given folds, whose validation parts are drawn from
-/// `split_seed` rather than `cfg.seed` (several training seeds on one set of folds:
-/// `crate::seeds`).
+/// `split_seed` rather than `cfg.seed` (the seeds module trains several seeds on one set
+/// of folds through it).
 pub fn run_folds(
     cfg: &TrainConfig,
     data: &Prepared,
