@@ -11,7 +11,7 @@ use rayon::prelude::*;
 use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};
 
-use crate::linalg::{as_mat, chunk_range, gemm, slice_mat, slice_mat_mut, CHUNK};
+use crate::linalg::{as_mat, chunk_range, gemm, n_chunks, slice_mat, slice_mat_mut, CHUNK};
 
 /// The k-means initialisation's working precision: the data are centred in f64, then the
 /// distance GEMMs run in f32 (twice the throughput, half the memory traffic; scikit-learn
@@ -157,9 +157,10 @@ fn kmeans_plus_plus_indices(
         let dc = sq_distances_to_rows(x, x2, &candidates);
         let t = candidates.len();
         // Potential after adding each candidate, summed per chunk in parallel.
-        let pots: Vec<f64> = closest
-            .par_chunks(CHUNK)
-            .zip(dc.par_chunks(CHUNK * t))
+        let g = group_rows(n);
+        let parts: Vec<Vec<f64>> = closest
+            .par_chunks(g)
+            .zip(dc.par_chunks(g * t))
             .map(|(cl, dd)| {
                 let mut p = vec![0.0f64; t];
                 for (a, row) in cl.iter().zip(dd.chunks(t)) {
@@ -169,13 +170,12 @@ fn kmeans_plus_plus_indices(
                 }
                 p
             })
-            .reduce(
-                || vec![0.0; t],
-                |mut a, b| {
-                    a.iter_mut().zip(&b).for_each(|(u, v)| *u += v);
-                    a
-                },
-            );
+            .collect();
+        // Summed in group order: the same result whatever the thread count.
+        let mut pots = vec![0.0f64; t];
+        for p in &parts {
+            pots.iter_mut().zip(p).for_each(|(u, v)| *u += v);
+        }
         // First best on ties, as numpy's argmin.
         let best = (0..t).fold(0, |b, j| if pots[j] < pots[b] { j } else { b });
         closest
@@ -238,22 +238,23 @@ fn assign(
     let c2: Vec<F> = cf.outer_iter().map(|r| r.dot(&r)).collect();
     let xs = x.as_slice().expect("standard layout");
     let ct = MatRef::from_row_major_slice(cf.as_slice().expect("fresh array"), k, d).transpose();
-    labels
-        .par_chunks_mut(CHUNK)
-        .zip(mind.par_chunks_mut(CHUNK))
+    let g = group_rows(n);
+    let parts: Vec<(Vec<f64>, Vec<usize>)> = labels
+        .par_chunks_mut(g)
+        .zip(mind.par_chunks_mut(g))
         .enumerate()
-        .fold(
-            || {
-                (
-                    vec![0.0f64; k * d],
-                    vec![0usize; k],
-                    vec![0.0 as F; CHUNK * k],
-                )
-            },
-            |(mut sums, mut counts, mut buf), (c, (lab, md))| {
-                let r = chunk_range(c, n);
-                let m = r.len();
-                let xr = &xs[r.start * d..r.end * d];
+        .map(|(gi, (lab_g, md_g))| {
+            let mut sums = vec![0.0f64; k * d];
+            let mut counts = vec![0usize; k];
+            let mut buf = vec![0.0 as F; CHUNK * k];
+            for (c, (lab, md)) in lab_g
+                .chunks_mut(CHUNK)
+                .zip(md_g.chunks_mut(CHUNK))
+                .enumerate()
+            {
+                let start = gi * g + c * CHUNK;
+                let m = lab.len();
+                let xr = &xs[start * d..(start + m) * d];
                 gemm_f(
                     MatMut::from_row_major_slice_mut(&mut buf[..m * k], m, k),
                     MatRef::from_row_major_slice(xr, m, d),
@@ -261,7 +262,7 @@ fn assign(
                 );
                 for i in 0..m {
                     let row = &buf[i * k..(i + 1) * k];
-                    let xi2 = x2[r.start + i];
+                    let xi2 = x2[start + i];
                     let (mut bl, mut bv) = (0, F::INFINITY);
                     for (j, (v, cj2)) in row.iter().zip(&c2).enumerate() {
                         let dist = xi2 - 2.0 * v + cj2;
@@ -277,18 +278,25 @@ fn assign(
                         *a += f64::from(*b);
                     }
                 }
-                (sums, counts, buf)
-            },
-        )
-        .map(|(s, c, _)| (s, c))
-        .reduce(
-            || (vec![0.0; k * d], vec![0usize; k]),
-            |(mut s, mut c), (s2, c2)| {
-                s.iter_mut().zip(&s2).for_each(|(a, b)| *a += b);
-                c.iter_mut().zip(&c2).for_each(|(a, b)| *a += b);
-                (s, c)
-            },
-        )
+            }
+            (sums, counts)
+        })
+        .collect();
+    // Reduced in group order: the same centres whatever the thread count.
+    let mut sums = vec![0.0f64; k * d];
+    let mut counts = vec![0usize; k];
+    for (s, c) in &parts {
+        sums.iter_mut().zip(s).for_each(|(a, b)| *a += b);
+        counts.iter_mut().zip(c).for_each(|(a, b)| *a += b);
+    }
+    (sums, counts)
+}
+
+/// Rows per parallel group for the k-means reductions: whole chunks, at most 32 groups. The
+/// grouping depends on `n` only, and partial sums are combined in group order, so results do
+/// not depend on the number of threads or on work stealing.
+fn group_rows(n: usize) -> usize {
+    CHUNK * n_chunks(n).div_ceil(32).max(1)
 }
 
 /// Lloyd iterations from the given centres, with scikit-learn's semantics (`_kmeans_single_lloyd`):
@@ -472,6 +480,41 @@ mod tests {
                 r.inertia
             );
         }
+    }
+
+    /// Seeding and Lloyd give bit-identical results on 1 and 3 threads (partial sums are
+    /// combined in a fixed order), on data spanning many row groups.
+    #[test]
+    fn kmeans_independent_of_thread_count() {
+        use rand::Rng;
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let x = Array2::from_shape_fn((3000, 16), |(i, _)| {
+            (i % 7) as f64 + rng.gen_range(-2.0..2.0)
+        });
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .expect("thread pool");
+            pool.install(|| {
+                let xc = centred(x.view());
+                let x2 = row_sq_norms(xc.view());
+                let idx = super::kmeans_plus_plus_indices(
+                    xc.view(),
+                    &x2,
+                    12,
+                    &mut ChaCha8Rng::seed_from_u64(1),
+                );
+                let init = xc.select(Axis(0), &idx).mapv(f64::from);
+                let r = lloyd(xc.view(), &x2, init, 300, 0.0);
+                (idx, r.labels, r.centres, r.n_iter)
+            })
+        };
+        let (a, b) = (run(1), run(3));
+        assert!(a.3 > 1, "Lloyd ran {} iteration(s)", a.3);
+        assert_eq!(a.0, b.0, "k-means++ picks");
+        assert_eq!(a.1, b.1, "labels");
+        assert_eq!(a.2, b.2, "centres (bitwise)");
     }
 
     /// Our k-means++ seeding + Lloyd reaches scikit-learn's inertia on well-separated blobs
