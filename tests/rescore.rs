@@ -70,8 +70,8 @@ fn max_abs_diff(a: &Array2<f32>, b: &Array2<f32>) -> f32 {
         .fold(0.0, f32::max)
 }
 
-/// Prompts other than the default: the demo's wording (Normal scored against the other
-/// classes) with an alias.
+/// Prompts other than the default: the demo's wording (Normal scored from its positive
+/// prompts alone) with an alias.
 fn other_prompts() -> cxr_cml::text::PromptSet {
     cxr_cml::text::PromptSet::present_absent().with_alias("Pleural Effusion", "effusion")
 }
@@ -181,7 +181,11 @@ fn saved_embeddings_reproduce_scores_csv() -> anyhow::Result<()> {
         true,
         "effusion is present".into()
     )));
-    // Normal has no negative prompt: it is scored against the other classes' positives.
+    // Normal has no negative prompt: it is scored from its positive prompts alone, which
+    // include a report's wording for a normal study.
+    assert!(prompts
+        .iter()
+        .any(|(c, pos, t)| c == "Normal" && *pos && t == cxr_cml::text::NORMAL_REPORT_TEXT));
     assert!(!prompts.iter().any(|(c, pos, _)| c == "Normal" && !pos));
 
     // The numpy recipe (scripts/examples/rescore_from_embeddings.py), written out here.
@@ -204,16 +208,12 @@ fn saved_embeddings_reproduce_scores_csv() -> anyhow::Result<()> {
     };
     let pos: Vec<_> = classes.iter().map(|c| side(c, true).unwrap()).collect();
     let negs: Vec<_> = classes.iter().map(|c| side(c, false)).collect();
-    let findings: Vec<usize> = (0..classes.len()).filter(|&j| negs[j].is_some()).collect();
     let mut got = Array2::<f32>::zeros(want.dim());
     for j in 0..classes.len() {
-        let neg = negs[j].clone().unwrap_or_else(|| {
-            let mut sum = ndarray::Array1::<f32>::zeros(img.ncols());
-            for &k in &findings {
-                sum += &pos[k];
-            }
-            normalise(sum / findings.len() as f32)
-        });
+        // A class without negative rows is scored from its positive prompts alone.
+        let neg = negs[j]
+            .clone()
+            .unwrap_or_else(|| ndarray::Array1::<f32>::zeros(img.ncols()));
         for i in 0..img.nrows() {
             let d = img.row(i).dot(&neg) - img.row(i).dot(&pos[j]);
             got[[i, j]] = 1.0 / (1.0 + d.exp());

@@ -138,8 +138,11 @@ fn any_checkpoint_scores_every_image_of_a_label_file() -> anyhow::Result<()> {
 
 /// The demo's negative prompt "normal is absent" uses a negation a CLIP trained from scratch
 /// never learns: it embeds as a finding-free text, nearer normal images than "normal is
-/// present", and Normal's AUC came out far below chance (0.07 in the demo). Scored against
-/// the other classes' prompts ("some finding"), it is above chance.
+/// present", and Normal's AUC came out far below chance (0.07 in the demo). Scored from its
+/// positive prompts alone ("normal is present" and a report's "no acute cardiopulmonary
+/// process", which the report-text model knows), it is above chance for the meta-label and
+/// the report-text model (the report-text model was at 0.21 with the meta-label prompt
+/// alone, scored against the other classes' prompts).
 #[test]
 fn normal_is_scored_the_right_way_round() -> anyhow::Result<()> {
     let tmp = tempfile::tempdir()?;
@@ -153,10 +156,15 @@ fn normal_is_scored_the_right_way_round() -> anyhow::Result<()> {
     cfg.train_loop.epochs = 3;
     cfg.eval.bootstrap = 0;
     cfg.eval.figures = false;
-    let results = run_methods(&cfg, &[Method::MetaLabels], &tmp.path().join("run"))?;
-    let normal = results[0].test.class("Normal").expect("a Normal class");
-    let auc = normal.auc.expect("Normal has test positives and negatives");
-    eprintln!("Normal AUC {auc:.3}");
-    assert!(auc > 0.5, "Normal AUC {auc:.3}: inverted");
+    let methods = [Method::MetaLabels, Method::Baseline];
+    let results = run_methods(&cfg, &methods, &tmp.path().join("run"))?;
+    // Measured here: 0.77 (meta-labels) and 0.52 (report text, which learns Normal more
+    // slowly: 0.76-0.90 after the demo's eight epochs, where the old rule gave it 0.21).
+    for ((method, result), floor) in methods.iter().zip(&results).zip([0.6, 0.5]) {
+        let normal = result.test.class("Normal").expect("a Normal class");
+        let auc = normal.auc.expect("Normal has test positives and negatives");
+        eprintln!("{method:?}: Normal AUC {auc:.3}");
+        assert!(auc > floor, "{method:?}: Normal AUC {auc:.3}: inverted");
+    }
     Ok(())
 }

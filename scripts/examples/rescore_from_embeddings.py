@@ -9,8 +9,8 @@ Reads what --save-embeddings writes into DIR:
 
 and computes CheXzero's zero-shot probabilities exactly as the tool does: per class and
 polarity, the mean of the prompt rows, renormalised; a class with no negative row (a
-"complement" class such as Normal under the present/absent prompts) is scored against the
-renormalised mean of the other classes' positive class embeddings; then
+"complement" class such as Normal under the present/absent prompts) gets a zero negative
+embedding, i.e. is scored from its positive prompts alone; then
 p = exp(img.pos) / (exp(img.pos) + exp(img.neg)) on raw cosines.
 
 With DIR/scores.csv present it prints the largest difference from the tool's scores. Write
@@ -52,10 +52,9 @@ def class_embeddings(prompts, prompt_emb):
             idx = [i for i, (c, pol, _) in enumerate(prompts) if c == cls and pol == side]
             if idx:
                 out[cls] = normalise(prompt_emb[idx].mean(axis=0))
-    findings = [c for c in classes if c in neg]
     for cls in classes:
         if cls not in neg:
-            neg[cls] = normalise(np.mean([pos[c] for c in findings], axis=0))
+            neg[cls] = np.zeros_like(pos[cls])
     return classes, np.stack([pos[c] for c in classes]), np.stack([neg[c] for c in classes])
 
 

@@ -39,7 +39,7 @@ pub mod tokenizer;
 
 pub use error::{Result, TextError};
 pub use meta_label::{positives_from_mask, MetaLabelText, NO_FINDING};
-pub use prompts::{PromptSet, NO_FINDING_CLASSES};
+pub use prompts::{PromptSet, NORMAL_REPORT_TEXT, NO_FINDING_CLASSES};
 pub use template::{ClassCase, Template};
 pub use tokenizer::{
     ClipTokenizer, TokenBatch, CONTEXT_LENGTH, EOT_ID, EOT_TOKEN, PAD_ID_HF, PAD_ID_OPEN_CLIP,

@@ -15,9 +15,10 @@ use crate::template::{ClassCase, Template};
 /// with every pair, so all texts of one side describe the same finding and can be averaged.
 ///
 /// In a TOML config: `pairs = [["{}", "no {}"]]`, optionally `aliases = { "pleural effusion" =
-/// ["effusion"] }` (keys lowercase), `case`, and `complement = ["normal"]`: classes meaning
-/// "no finding", scored against the other classes' positive prompts instead of their negative
-/// prompt (see [`is_complement`](Self::is_complement)). At least one pair is required.
+/// ["effusion"] }` (keys lowercase), `texts = { normal = ["no acute cardiopulmonary process"] }`
+/// (literal positive texts added to a class's templated ones, keys lowercase), `case`, and
+/// `complement = ["normal"]`: classes meaning "no finding", scored from their positive prompts
+/// alone (see [`is_complement`](Self::is_complement)). At least one pair is required.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "PromptSetConfig")]
 pub struct PromptSet {
@@ -28,11 +29,17 @@ pub struct PromptSet {
     case: ClassCase,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     complement: Vec<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    texts: BTreeMap<String, Vec<String>>,
 }
 
 /// Classes that name the absence of every finding (CXR-LT's "Normal", CheXpert / NIH's "No
-/// Finding"): [`PromptSet::present_absent`] scores them against the other classes.
+/// Finding"): [`PromptSet::present_absent`] scores them from their positive prompts alone.
 pub const NO_FINDING_CLASSES: [&str; 2] = ["normal", "no finding"];
+
+/// How a report's impression commonly says that a study shows nothing (MIMIC-CXR's reports;
+/// the synthetic reports use it too).
+pub const NORMAL_REPORT_TEXT: &str = "no acute cardiopulmonary process";
 
 /// The unchecked form of [`PromptSet`] read from a config.
 #[derive(Deserialize)]
@@ -45,6 +52,8 @@ struct PromptSetConfig {
     case: ClassCase,
     #[serde(default)]
     complement: Vec<String>,
+    #[serde(default)]
+    texts: BTreeMap<String, Vec<String>>,
 }
 
 impl TryFrom<PromptSetConfig> for PromptSet {
@@ -59,7 +68,13 @@ impl TryFrom<PromptSetConfig> for PromptSet {
             aliases: BTreeMap::new(),
             case: raw.case,
             complement: Vec::new(),
+            texts: BTreeMap::new(),
         };
+        for (class_name, texts) in &raw.texts {
+            for text in texts {
+                set = set.with_text(class_name, text);
+            }
+        }
         for class_name in &raw.complement {
             set = set.with_complement(class_name);
         }
@@ -87,6 +102,7 @@ impl PromptSet {
             aliases: BTreeMap::new(),
             case: ClassCase::AsGiven,
             complement: Vec::new(),
+            texts: BTreeMap::new(),
         })
     }
 
@@ -96,17 +112,24 @@ impl PromptSet {
     }
 
     /// The meta-label wording: `"{} is present"` / `"{} is absent"`, with the no-finding
-    /// classes ([`NO_FINDING_CLASSES`]) as complements.
+    /// classes ([`NO_FINDING_CLASSES`]) as complements whose positive prompts also hold the
+    /// words a radiology report uses for a normal study ([`NORMAL_REPORT_TEXT`]).
     ///
     /// A CLIP trained from scratch on meta-labels (or on reports) never learns what "absent"
     /// negates: `"normal is absent"` embeds as a short, finding-free text, i.e. as a normal
     /// study, closer to normal images than `"normal is present"` itself (measured on the demo:
-    /// Normal AUC 0.87 from the positive prompt alone, 0.13 against its negative). "Not
-    /// normal" means "some finding", which the model knows: the other classes' prompts.
+    /// Normal AUC 0.87 from the positive prompt alone, 0.13 against its negative). Scoring it
+    /// against the mean of the other classes' prompts instead was fragile: those texts embed
+    /// almost alike (mean norm 0.95), so the score is a difference of two near-equal
+    /// similarities, and one seed's CXR-CML model ranked Normal at 0.33 that way (0.85 from its
+    /// positive prompt alone). A complement is therefore scored from its positive prompts
+    /// alone. A report-trained model does not say "normal is present" (its reports say "heart
+    /// size is normal" of abnormal studies too; 0.23-0.42 on the demo's three seeds), hence the
+    /// report wording beside it: with both, Normal scored 0.76-0.91 for all nine demo models.
     pub fn present_absent() -> Self {
         NO_FINDING_CLASSES.iter().fold(
             Self::from_static(&[("{} is present", "{} is absent")]),
-            |set, c| set.with_complement(c),
+            |set, c| set.with_complement(c).with_text(c, NORMAL_REPORT_TEXT),
         )
     }
 
@@ -119,6 +142,7 @@ impl PromptSet {
             aliases: BTreeMap::new(),
             case: ClassCase::AsGiven,
             complement: Vec::new(),
+            texts: BTreeMap::new(),
         }
     }
 
@@ -145,10 +169,10 @@ impl PromptSet {
         self
     }
 
-    /// Scores `class_name` (matched case-insensitively) as the complement of the other classes:
-    /// its negative embedding is the mean of the other classes' positive embeddings ("some
-    /// finding is present") instead of its negative prompts. Meant for "Normal" / "No Finding"
-    /// with a model that has not learned negation. Duplicates are ignored.
+    /// Scores `class_name` (matched case-insensitively) as a complement: "no finding", scored
+    /// from its positive prompts alone (no negative prompt; the caller uses a zero negative
+    /// embedding, so CheXzero's softmax becomes a sigmoid of the cosine). Meant for "Normal" /
+    /// "No Finding" with a model that has not learned negation. Duplicates are ignored.
     pub fn with_complement(mut self, class_name: &str) -> Self {
         let name = class_name.to_lowercase();
         if !self.complement.contains(&name) {
@@ -157,7 +181,7 @@ impl PromptSet {
         self
     }
 
-    /// Whether `class_name` is scored against the other classes
+    /// Whether `class_name` is scored from its positive prompts alone
     /// ([`with_complement`](Self::with_complement)).
     pub fn is_complement(&self, class_name: &str) -> bool {
         let name = class_name.to_lowercase();
@@ -178,8 +202,21 @@ impl PromptSet {
         names
     }
 
+    /// Adds a literal positive text for `class_name` (matched case-insensitively), used as
+    /// written after its templated prompts, e.g. a report's wording for a normal study.
+    /// Duplicates are ignored.
+    pub fn with_text(mut self, class_name: &str, text: &str) -> Self {
+        let list = self.texts.entry(class_name.to_lowercase()).or_default();
+        if !list.iter().any(|t| t == text) {
+            list.push(text.to_owned());
+        }
+        self
+    }
+
     /// `(positives, negatives)` for one class: for each name (class name first, then aliases),
-    /// for each pair in order. Both vectors have `names * pairs` entries, index-aligned.
+    /// for each pair in order; the negatives have these `names * pairs` entries, index-aligned
+    /// with the first positives, and the class's literal texts ([`with_text`](Self::with_text))
+    /// follow among the positives only.
     pub fn prompts(&self, class_name: &str) -> (Vec<String>, Vec<String>) {
         let names = self.names(class_name);
         let mut positives = Vec::with_capacity(names.len() * self.pairs.len());
@@ -190,6 +227,9 @@ impl PromptSet {
                 positives.push(pos.render(&name));
                 negatives.push(neg.render(&name));
             }
+        }
+        if let Some(texts) = self.texts.get(&class_name.to_lowercase()) {
+            positives.extend(texts.iter().cloned());
         }
         (positives, negatives)
     }
@@ -220,6 +260,17 @@ mod tests {
         assert!(set.is_complement("Normal") && set.is_complement("No Finding"));
         assert!(!set.is_complement("Pleural Effusion"));
         assert!(!PromptSet::chexzero().is_complement("Normal"));
+        assert_eq!(
+            set.prompts("Normal").0,
+            ["Normal is present", NORMAL_REPORT_TEXT]
+        );
+        assert_eq!(set.prompts("Normal").1, ["Normal is absent"]);
+        assert_eq!(set.prompts("Edema").0, ["Edema is present"]);
+        let parsed: PromptSet = serde_json::from_str(
+            r#"{"pairs": [["{}", "no {}"]], "texts": {"Mass": ["a mass is seen"]}}"#,
+        )
+        .unwrap();
+        assert_eq!(parsed.prompts("mass").0, ["mass", "a mass is seen"]);
         let parsed: PromptSet =
             serde_json::from_str(r#"{"pairs": [["{}", "no {}"]], "complement": ["Normal"]}"#)
                 .unwrap();

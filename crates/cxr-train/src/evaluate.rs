@@ -82,14 +82,12 @@ impl ZeroShot {
 
     /// Every prompt text, in the order [`prompt_embeddings`](Self::prompt_embeddings) embeds
     /// them: per class, its positive prompts then its negative ones (a complement class,
-    /// "Normal", has no negative prompt while other classes exist: it is scored against their
-    /// positive embeddings).
+    /// "Normal", has no negative prompt: it is scored from its positive prompts alone).
     pub fn prompt_rows(&self) -> Vec<PromptRow> {
-        let has_findings = self.classes.iter().any(|c| !self.prompts.is_complement(c));
         let mut rows = Vec::new();
         for (class, name) in self.classes.iter().enumerate() {
             let (pos, neg) = self.prompts.prompts(&name.to_lowercase());
-            let complement = self.prompts.is_complement(name) && has_findings;
+            let complement = self.prompts.is_complement(name);
             rows.extend(pos.into_iter().map(|text| PromptRow {
                 class,
                 positive: true,
@@ -207,7 +205,8 @@ pub struct PromptRow {
 /// Class embeddings `(positive, negative)`, `C x D` each, from prompt embeddings (`P x D`,
 /// L2-normalised, one row per [`PromptRow`]): per class and side, the mean of its rows,
 /// renormalised (CheXzero). A class with no negative row (a complement class, "Normal") gets
-/// the renormalised mean of the other classes' positive class embeddings as its negative.
+/// a zero negative row, so its probability, `1 / (1 + exp(-cos))`, depends on its positive
+/// prompts alone.
 /// This is what `scripts/examples/rescore_from_embeddings.py` does in numpy.
 pub fn class_embeddings_from(
     n_classes: usize,
@@ -223,16 +222,11 @@ pub fn class_embeddings_from(
     let pos_rows: Vec<Vec<f32>> = (0..n_classes)
         .map(|c| side(c, true).expect("every class has a positive prompt"))
         .collect();
-    let neg_rows: Vec<Option<Vec<f32>>> = (0..n_classes).map(|c| side(c, false)).collect();
-    let findings: Vec<usize> = (0..n_classes).filter(|&c| neg_rows[c].is_some()).collect();
-    let neg_rows: Vec<Vec<f32>> = neg_rows
-        .into_iter()
-        .map(|n| {
-            n.unwrap_or_else(|| {
-                let rows: Vec<Vec<f32>> = findings.iter().map(|&k| pos_rows[k].clone()).collect();
-                mean_normalised(&stack(&rows))
-            })
-        })
+    // A class without negative prompts (a complement, "Normal") gets a zero negative row: its
+    // probability is then 1 / (1 + exp(-cos)), a function of its positive prompts alone.
+    let dim = emb.ncols();
+    let neg_rows: Vec<Vec<f32>> = (0..n_classes)
+        .map(|c| side(c, false).unwrap_or_else(|| vec![0.0; dim]))
         .collect();
     (stack(&pos_rows), stack(&neg_rows))
 }
@@ -317,13 +311,9 @@ mod tests {
             pos_rows.push(mean_normalised(&p));
             neg_rows.push(mean_normalised(&n));
         }
-        let findings: Vec<usize> = (0..zs.classes.len())
-            .filter(|&j| !zs.prompts.is_complement(&zs.classes[j]))
-            .collect();
         for (j, class) in zs.classes.iter().enumerate() {
-            if zs.prompts.is_complement(class) && !findings.is_empty() {
-                let rows: Vec<Vec<f32>> = findings.iter().map(|&k| pos_rows[k].clone()).collect();
-                neg_rows[j] = mean_normalised(&stack(&rows));
+            if zs.prompts.is_complement(class) {
+                neg_rows[j] = vec![0.0; neg_rows[j].len()];
             }
         }
         (stack(&pos_rows), stack(&neg_rows))
@@ -388,9 +378,24 @@ mod tests {
             texts,
             [
                 (0, true, "normal is present"),
+                (0, true, cxr_text::NORMAL_REPORT_TEXT),
                 (1, true, "edema is present"),
                 (1, false, "edema is absent"),
             ]
         );
+        // Its negative class embedding is zero: its probability is a sigmoid of the cosine
+        // to its positive prompts, whatever the other classes' prompts are.
+        let model = tiny_model();
+        let (pos, neg) = zs.class_embeddings(&model, &Device::Cpu).unwrap();
+        assert!(neg.row(0).iter().all(|&v| v == 0.0));
+        assert!(neg.row(1).iter().any(|&v| v != 0.0));
+        let img = cxr_eval::l2_normalize_rows(
+            Array2::from_shape_fn((3, pos.ncols()), |(i, j)| ((i * 5 + j) % 7) as f32).view(),
+        );
+        let s = cxr_eval::zero_shot_probabilities(img.view(), pos.view(), neg.view()).unwrap();
+        for i in 0..3 {
+            let cos = img.row(i).dot(&pos.row(0));
+            assert!((s[[i, 0]] - 1.0 / (1.0 + (-cos).exp())).abs() < 1e-6);
+        }
     }
 }

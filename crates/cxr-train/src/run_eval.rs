@@ -282,8 +282,8 @@ pub const PROMPTS_FILE: &str = "prompts.tsv";
 
 /// Writes [`PROMPT_EMBEDDINGS_FILE`] and [`PROMPTS_FILE`]. With `image_embeddings.npy` and
 /// [`IMAGE_IDS_FILE`] they reproduce `scores.csv`: per class and polarity, average the rows,
-/// renormalise; a class with no negative row is scored against the renormalised mean of the
-/// other classes' positive class embeddings; `p = 1 / (1 + exp(img·neg - img·pos))`
+/// renormalise; a class with no negative row (a complement) has a zero negative embedding;
+/// `p = 1 / (1 + exp(img·neg - img·pos))`
 /// ([`class_embeddings_from`], `scripts/examples/rescore_from_embeddings.py`).
 fn write_prompts(
     out: &Path,

@@ -254,6 +254,10 @@ def corpus():
                 " .,;:!?'\"-()/&%#+*=_[]{}<>@$^~`|\\ \t\néüßøçñ–—’“”…°±µ×αβγΔΣπЖжЯ日本中文한😀")
     for _ in range(60):
         add("random", "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 60))))
+
+    # The no-finding classes' report wording among the present/absent prompts
+    # (cxr_text::NORMAL_REPORT_TEXT); last, so the seeded entries above keep their order.
+    add("prompt", "no acute cardiopulmonary process")
     return entries
 
 
