@@ -204,11 +204,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let results = match cxr_train::run_methods_resumable(&cfg, &methods, &out, resume) {
         Ok(results) => results,
         Err(cxr_train::TrainError::Interrupted { signal, .. }) => {
-            let mut cmd = resume_args(std::env::args().skip(1));
-            if args.out.is_none() {
-                cmd.extend(["--out".to_string(), out.display().to_string()]);
-            }
-            stop_after_interrupt(signal, &cmd)
+            stop_with_resume_command(&args, &out, signal)
         }
         Err(e) => return Err(e.into()),
     };
@@ -231,6 +227,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Exits after an interrupt, printing this command with `--resume latest` (and the folder the
+/// run chose when `--out` was not given).
+fn stop_with_resume_command(args: &Args, out: &Path, signal: i32) -> ! {
+    let mut cmd = resume_args(std::env::args().skip(1));
+    if args.out.is_none() {
+        cmd.extend(["--out".to_string(), out.display().to_string()]);
+    }
+    stop_after_interrupt(signal, &cmd)
+}
+
 /// `train --seeds N` (N > 1): every seed in `<out>/seed-<i>/`, then the table across seeds.
 fn run_seeds(args: &Args, cfg: &TrainConfig, methods: &[Method], out: &Path) -> anyhow::Result<()> {
     let resume = args.resume.is_some();
@@ -245,11 +251,7 @@ fn run_seeds(args: &Args, cfg: &TrainConfig, methods: &[Method], out: &Path) -> 
     let summary = match cxr_train::seeds::run_train(cfg, methods, out, resume) {
         Ok(s) => s,
         Err(cxr_train::TrainError::Interrupted { signal, .. }) => {
-            let mut cmd = resume_args(std::env::args().skip(1));
-            if args.out.is_none() {
-                cmd.extend(["--out".to_string(), out.display().to_string()]);
-            }
-            stop_after_interrupt(signal, &cmd)
+            stop_with_resume_command(args, out, signal)
         }
         Err(e) => return Err(e.into()),
     };
