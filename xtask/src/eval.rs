@@ -153,24 +153,14 @@ fn run_task(args: &Args, task: cxr_data::cxr_lt::CxrLtTask) -> anyhow::Result<()
         }
         (None, None) => bail!("--task needs --weights WEIGHTS or --run RUN"),
     };
-    let prompts = args
-        .prompts
-        .as_deref()
-        .map(cxr_train::run_eval::read_prompts)
-        .transpose()?;
-    let base = cxr_train::run_eval::WeightsEval {
-        weights: weights.clone(),
-        dataset: cxr_data::Dataset::CxrLt,
-        root: Some(root),
-        labels: None,
-        preprocess: args.preprocess.unwrap_or(Preprocessing::CheXzero),
-        views: args.views.unwrap_or(Views::All),
-        prompts,
+    let base = weights_eval(
+        args,
+        &weights,
+        cxr_data::Dataset::CxrLt,
+        Some(root),
+        None,
         out,
-        figures: !args.no_figures,
-        device: args.device.clone().unwrap_or_else(|| "cpu".into()),
-        bootstrap: args.bootstrap,
-    };
+    )?;
     let ev = cxr_train::task_eval::evaluate_task(task, split, args.labels.as_deref(), &base)
         .with_context(|| format!("CXR-LT 2024 {task} ({split}) of {weights}"))?;
     print!(
@@ -185,6 +175,38 @@ fn run_task(args: &Args, task: cxr_data::cxr_lt::CxrLtTask) -> anyhow::Result<()
         task.number()
     );
     Ok(())
+}
+
+/// The evaluation of `weights` (a hub id is downloaded into the hub cache first) with the
+/// flags `--weights` and `--task` share: preprocessing, views, prompts, figures, device and
+/// bootstrap.
+fn weights_eval(
+    args: &Args,
+    weights: &str,
+    dataset: cxr_data::Dataset,
+    root: Option<PathBuf>,
+    labels: Option<PathBuf>,
+    out: PathBuf,
+) -> anyhow::Result<cxr_train::run_eval::WeightsEval> {
+    crate::hub::fetch_if_hub_id(weights)?;
+    let prompts = args
+        .prompts
+        .as_deref()
+        .map(cxr_train::run_eval::read_prompts)
+        .transpose()?;
+    Ok(cxr_train::run_eval::WeightsEval {
+        weights: weights.to_owned(),
+        dataset,
+        root,
+        labels,
+        preprocess: args.preprocess.unwrap_or(Preprocessing::CheXzero),
+        views: args.views.unwrap_or(Views::All),
+        prompts,
+        out,
+        figures: !args.no_figures,
+        device: args.device.clone().unwrap_or_else(|| "cpu".into()),
+        bootstrap: args.bootstrap,
+    })
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -230,25 +252,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             let Some(out) = args.out.clone() else {
                 bail!("--weights needs --out DIR (the folder the results are written to)");
             };
-            let prompts = args
-                .prompts
-                .as_deref()
-                .map(cxr_train::run_eval::read_prompts)
-                .transpose()?;
-            let opts = cxr_train::run_eval::WeightsEval {
-                weights: weights.clone(),
-                dataset: args.dataset.unwrap_or(cxr_data::Dataset::CxrLt),
-                root: args.data_root.clone(),
-                labels: args.labels.clone(),
-                preprocess: args.preprocess.unwrap_or(Preprocessing::CheXzero),
-                views: args.views.unwrap_or(Views::All),
-                prompts,
+            let opts = weights_eval(
+                &args,
+                weights,
+                args.dataset.unwrap_or(cxr_data::Dataset::CxrLt),
+                args.data_root.clone(),
+                args.labels.clone(),
                 out,
-                figures: !args.no_figures,
-                device: args.device.clone().unwrap_or_else(|| "cpu".into()),
-                bootstrap: args.bootstrap,
-            };
-            crate::hub::fetch_if_hub_id(weights)?;
+            )?;
             let emb_opts = cxr_train::run_eval::EmbeddingOptions {
                 cache: (!args.no_cache).then(|| {
                     args.cache_dir
