@@ -268,7 +268,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 }),
                 save: args.save_embeddings,
             };
-            let (ev, cache_use) = cxr_train::run_eval::evaluate_weights_with(&opts, &emb_opts)
+            // The cache's hit or store is logged by the library.
+            let (ev, _) = cxr_train::run_eval::evaluate_weights_with(&opts, &emb_opts)
                 .with_context(|| format!("evaluating {weights}"))?;
             // Every class against the CXR-LT vocabulary, in results.json and on the console:
             // renamed ones (NIH "Effusion" -> "Pleural Effusion") and any unmapped one.
@@ -279,12 +280,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 print!(
                     "Classes against the CXR-LT vocabulary:\n{}",
                     mapping.describe()
-                );
-            }
-            if let cxr_train::embed_cache::CacheUse::Hit(entry) = &cache_use {
-                println!(
-                    "Image embeddings read from the cache ({}): no image embedded",
-                    entry.display()
                 );
             }
             (weights.clone(), ev)
