@@ -1,9 +1,12 @@
 //! Trainability: every parameter receives a gradient, and the gradients are right
 //! (central finite differences in f64).
 
-use candle_core::{DType, Device, Tensor, Var, D};
+mod common;
+
+use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
-use cxr_clip::{l2_normalize, Activation, ClipConfig, ClipModel};
+use common::{contrastive_loss, det_values, named_vars, reseed};
+use cxr_clip::{Activation, ClipConfig, ClipModel};
 
 /// A very small model: vocabulary 40, context 8, 16x16 images with patch 8.
 fn micro_config(act: Activation) -> ClipConfig {
@@ -23,55 +26,8 @@ fn micro_config(act: Activation) -> ClipConfig {
     cfg
 }
 
-/// Deterministic pseudo-random values, uniform with unit variance (candle's CPU `randn` cannot
+/// Deterministic inputs, pixels of unit variance ([`det_values`]: candle's CPU `randn` cannot
 /// be seeded, and the finite-difference tolerance should not depend on luck).
-fn det_values(n: usize, seed: u64) -> Vec<f64> {
-    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..n)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            ((state >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0) * 3f64.sqrt()
-        })
-        .collect()
-}
-
-/// Replaces every variable's init by deterministic values that depend only on its shape, so
-/// that the finite-difference errors are the same on every run and machine (a spread measured
-/// from the random init made the worst error vary 20x between runs). Constant inits keep their
-/// kind: LayerNorm weights (all ones) become 1 +- 0.1, zero biases +- 0.1; random weights get
-/// a fan-in spread 1/sqrt(fan_in), the scale of CLIP's own init; the logit scale is kept.
-fn reseed(varmap: &VarMap, dtype: DType) -> anyhow::Result<()> {
-    for (i, (name, var)) in named_vars(varmap).into_iter().enumerate() {
-        if name == "logit_scale" {
-            continue;
-        }
-        let t = var.as_tensor().to_dtype(DType::F64)?.flatten_all()?;
-        let min = t.min(0)?.to_scalar::<f64>()?;
-        let max = t.max(0)?.to_scalar::<f64>()?;
-        let dims = var.as_tensor().dims();
-        let fan_in: usize = if dims.len() > 1 {
-            dims[1..].iter().product()
-        } else {
-            dims[0]
-        };
-        let (centre, spread) = if min != max {
-            (0.0, (fan_in as f64).powf(-0.5))
-        } else if min == 1.0 {
-            (1.0, 0.1)
-        } else {
-            (0.0, 0.1)
-        };
-        let vals: Vec<f64> = det_values(t.elem_count(), i as u64 + 1)
-            .iter()
-            .map(|u| centre + spread * u)
-            .collect();
-        var.set(&Tensor::from_vec(vals, var.shape(), var.device())?.to_dtype(dtype)?)?;
-    }
-    Ok(())
-}
-
 fn inputs(dtype: DType, dev: &Device) -> candle_core::Result<(Tensor, Tensor)> {
     let pixels =
         Tensor::from_vec(det_values(3 * 3 * 16 * 16, 99), (3, 3, 16, 16), dev)?.to_dtype(dtype)?;
@@ -85,22 +41,6 @@ fn inputs(dtype: DType, dev: &Device) -> candle_core::Result<(Tensor, Tensor)> {
     Ok((pixels, ids))
 }
 
-/// Symmetric InfoNCE on matching pairs, the shape of loss the trainer uses.
-fn contrastive_loss(model: &ClipModel, pixels: &Tensor, ids: &Tensor) -> anyhow::Result<Tensor> {
-    let img = l2_normalize(&model.encode_image(pixels)?)?;
-    let txt = l2_normalize(&model.encode_text(ids)?)?;
-    let logits = img
-        .matmul(&txt.t()?)?
-        .broadcast_mul(&model.logit_scale().exp()?)?;
-    let n = logits.dim(0)?;
-    let eye = Tensor::eye(n, logits.dtype(), logits.device())?;
-    let ce = |l: &Tensor| -> candle_core::Result<Tensor> {
-        let lsm = candle_nn::ops::log_softmax(l, D::Minus1)?;
-        (lsm * &eye)?.sum_all()?.neg()? / n as f64
-    };
-    Ok(((ce(&logits)? + ce(&logits.t()?)?)? / 2.0)?)
-}
-
 fn build(cfg: &ClipConfig, dtype: DType) -> anyhow::Result<(ClipModel, VarMap)> {
     let varmap = VarMap::new();
     let vb = VarBuilder::from_varmap(&varmap, dtype, &Device::Cpu);
@@ -108,19 +48,12 @@ fn build(cfg: &ClipConfig, dtype: DType) -> anyhow::Result<(ClipModel, VarMap)> 
     Ok((model, varmap))
 }
 
-fn named_vars(varmap: &VarMap) -> Vec<(String, Var)> {
-    let data = varmap.data().lock().unwrap();
-    let mut vars: Vec<(String, Var)> = data.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-    vars.sort_by(|a, b| a.0.cmp(&b.0));
-    vars
-}
-
 #[test]
 fn every_parameter_gets_a_finite_nonzero_gradient() -> anyhow::Result<()> {
     let dev = Device::Cpu;
     let cfg = micro_config(Activation::QuickGelu);
     let (model, varmap) = build(&cfg, DType::F32)?;
-    reseed(&varmap, DType::F32)?;
+    reseed(&varmap, DType::F32, 0.1)?;
     let (pixels, ids) = inputs(DType::F32, &dev)?;
     let grads = contrastive_loss(&model, &pixels, &ids)?.backward()?;
 
@@ -188,7 +121,7 @@ fn finite_difference_check(act: Activation) -> anyhow::Result<()> {
     let dev = Device::Cpu;
     let cfg = micro_config(act);
     let (model, varmap) = build(&cfg, DType::F64)?;
-    reseed(&varmap, DType::F64)?;
+    reseed(&varmap, DType::F64, 0.1)?;
     let (pixels, ids) = inputs(DType::F64, &dev)?;
     let loss = |m: &ClipModel| -> anyhow::Result<f64> {
         Ok(contrastive_loss(m, &pixels, &ids)?.to_scalar::<f64>()?)

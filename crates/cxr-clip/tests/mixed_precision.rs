@@ -15,9 +15,12 @@
 //! much smaller (0.9% for images, 1.3% for texts; docs/gpu.md), and the test also holds the
 //! cosine of each bf16 embedding with its f32 one above 1 - bound^2 / 2.
 
-use candle_core::{DType, Device, Tensor, Var, D};
+mod common;
+
+use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
-use cxr_clip::{l2_normalize, ClipConfig, ClipModel, CLIP_EOT_ID};
+use common::{contrastive_loss, det_values, named_vars, reseed};
+use cxr_clip::{ClipConfig, ClipModel, CLIP_EOT_ID};
 
 const BATCH: usize = 8;
 const IMAGE: usize = 32;
@@ -25,25 +28,6 @@ const CONTEXT: usize = 12;
 
 /// Deterministic values uniform in [-sqrt(3), sqrt(3)] (unit variance); candle's CPU `randn`
 /// cannot be seeded.
-fn det_values(n: usize, seed: u64) -> Vec<f32> {
-    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..n)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (((state >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0) * 3f64.sqrt()) as f32
-        })
-        .collect()
-}
-
-fn named_vars(varmap: &VarMap) -> Vec<(String, Var)> {
-    let data = varmap.data().lock().unwrap();
-    let mut vars: Vec<(String, Var)> = data.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-    vars.sort_by(|a, b| a.0.cmp(&b.0));
-    vars
-}
-
 /// The tiny training model with deterministic f32 weights of CLIP's scale: random weights get
 /// a spread of 1/sqrt(fan_in), LayerNorm weights 1 +- 0.1, biases +- 0.02, the logit scale is
 /// kept.
@@ -54,38 +38,17 @@ fn tiny_model() -> anyhow::Result<(ClipModel, VarMap)> {
         VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
         &cfg,
     )?;
-    for (i, (name, var)) in named_vars(&varmap).into_iter().enumerate() {
-        if name == "logit_scale" {
-            continue;
-        }
-        let t = var.as_tensor().flatten_all()?;
-        let (min, max) = (t.min(0)?.to_scalar::<f32>()?, t.max(0)?.to_scalar::<f32>()?);
-        let dims = var.as_tensor().dims();
-        let fan_in: usize = if dims.len() > 1 {
-            dims[1..].iter().product()
-        } else {
-            dims[0]
-        };
-        let (centre, spread) = if min != max {
-            (0.0, (fan_in as f32).powf(-0.5))
-        } else if min == 1.0 {
-            (1.0, 0.1)
-        } else {
-            (0.0, 0.02)
-        };
-        let vals: Vec<f32> = det_values(t.elem_count(), i as u64 + 1)
-            .into_iter()
-            .map(|u| centre + spread * u)
-            .collect();
-        var.set(&Tensor::from_vec(vals, var.shape(), var.device())?)?;
-    }
+    reseed(&varmap, DType::F32, 0.02)?;
     Ok((model, varmap))
 }
 
 /// Images of unit-variance pixels and texts of different lengths ending in end-of-text.
 fn inputs() -> anyhow::Result<(Tensor, Tensor)> {
     let pixels = Tensor::from_vec(
-        det_values(BATCH * 3 * IMAGE * IMAGE, 99),
+        det_values(BATCH * 3 * IMAGE * IMAGE, 99)
+            .into_iter()
+            .map(|v| v as f32)
+            .collect::<Vec<f32>>(),
         (BATCH, 3, IMAGE, IMAGE),
         &Device::Cpu,
     )?;
@@ -163,22 +126,6 @@ fn bf16_forward_matches_f32_within_the_bound() -> anyhow::Result<()> {
         assert!(cos > 1.0 - bound * bound / 2.0, "{what}: cosine {cos}");
     }
     Ok(())
-}
-
-/// Symmetric InfoNCE on matching pairs (the trainer's CLIP loss), in f32 on f32 embeddings.
-fn contrastive_loss(model: &ClipModel, pixels: &Tensor, ids: &Tensor) -> anyhow::Result<Tensor> {
-    let img = l2_normalize(&model.encode_image(pixels)?)?;
-    let txt = l2_normalize(&model.encode_text(ids)?)?;
-    let logits = img
-        .matmul(&txt.t()?)?
-        .broadcast_mul(&model.logit_scale().exp()?)?;
-    let n = logits.dim(0)?;
-    let eye = Tensor::eye(n, logits.dtype(), logits.device())?;
-    let ce = |l: &Tensor| -> candle_core::Result<Tensor> {
-        let lsm = candle_nn::ops::log_softmax(l, D::Minus1)?;
-        (lsm * &eye)?.sum_all()?.neg()? / n as f64
-    };
-    Ok(((ce(&logits)? + ce(&logits.t()?)?)? / 2.0)?)
 }
 
 fn norm(a: &[f64]) -> f64 {
