@@ -76,22 +76,17 @@ pub fn patient_kfold(
     k: usize,
     seed: u64,
 ) -> Result<Vec<Vec<usize>>> {
-    if labels.nrows() != subjects.len() {
-        return Err(DataError::InvalidParam(format!(
-            "{} subjects but {} label rows",
-            subjects.len(),
-            labels.nrows()
-        )));
-    }
-    let mut g = groups(subjects);
+    check_label_rows(subjects, labels)?;
+    let g = groups(subjects);
     check_k(g.len(), k, "patients")?;
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    g.shuffle(&mut rng); // random tie-breaking, fixed by the seed
-    let counts = positives_per_group(&g, labels);
-    let totals = column_totals(&counts, labels.ncols());
-    let want_label: Vec<Vec<f64>> = vec![totals.iter().map(|t| t / k as f64).collect(); k];
-    let want_size = vec![subjects.len() as f64 / k as f64; k];
-    Ok(stratify(&g, &counts, want_label, want_size))
+    Ok(stratified_parts(
+        g,
+        subjects.len(),
+        labels,
+        seed,
+        k,
+        |t, _| t / k as f64,
+    ))
 }
 
 /// A patient-level split into parts of the given `fractions` (summing to 1), stratified over
@@ -106,13 +101,7 @@ pub fn patient_stratified_split(
     fractions: &[f64],
     seed: u64,
 ) -> Result<Vec<Vec<usize>>> {
-    if labels.nrows() != subjects.len() {
-        return Err(DataError::InvalidParam(format!(
-            "{} subjects but {} label rows",
-            subjects.len(),
-            labels.nrows()
-        )));
-    }
+    check_label_rows(subjects, labels)?;
     let sum: f64 = fractions.iter().sum();
     if fractions.is_empty()
         || fractions.iter().any(|f| !f.is_finite() || *f < 0.0)
@@ -122,20 +111,48 @@ pub fn patient_stratified_split(
             "split fractions {fractions:?} must be finite, non-negative and sum to 1"
         )));
     }
-    let mut g = groups(subjects);
+    let g = groups(subjects);
+    Ok(stratified_parts(
+        g,
+        subjects.len(),
+        labels,
+        seed,
+        fractions.len(),
+        |t, part| t * fractions[part],
+    ))
+}
+
+fn check_label_rows(subjects: &[u64], labels: ArrayView2<'_, f32>) -> Result<()> {
+    if labels.nrows() != subjects.len() {
+        return Err(DataError::InvalidParam(format!(
+            "{} subjects but {} label rows",
+            subjects.len(),
+            labels.nrows()
+        )));
+    }
+    Ok(())
+}
+
+/// The patient groups `g` (of `n_records` records) shuffled by `seed` for tie-breaking, then
+/// stratified into `parts` parts; `share(total, part)` is the part's share of a total (a
+/// class's positives, or the records).
+fn stratified_parts(
+    mut g: Vec<(u64, Vec<usize>)>,
+    n_records: usize,
+    labels: ArrayView2<'_, f32>,
+    seed: u64,
+    parts: usize,
+    share: impl Fn(f64, usize) -> f64,
+) -> Vec<Vec<usize>> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     g.shuffle(&mut rng); // random tie-breaking, fixed by the seed
     let counts = positives_per_group(&g, labels);
     let totals = column_totals(&counts, labels.ncols());
-    let want_label: Vec<Vec<f64>> = fractions
-        .iter()
-        .map(|f| totals.iter().map(|t| t * f).collect())
+    let want_label: Vec<Vec<f64>> = (0..parts)
+        .map(|p| totals.iter().map(|&t| share(t, p)).collect())
         .collect();
-    let want_size = fractions
-        .iter()
-        .map(|f| subjects.len() as f64 * f)
-        .collect();
-    Ok(stratify(&g, &counts, want_label, want_size))
+    let want_size = (0..parts).map(|p| share(n_records as f64, p)).collect();
+    stratify(&g, &counts, want_label, want_size)
 }
 
 /// Positive records per (group, class).
