@@ -80,17 +80,21 @@ pub fn run_cv(
     which: Option<usize>,
     out: &Path,
 ) -> Result<CvSummary> {
-    if let Some(i) = which {
-        if i >= k {
-            return Err(TrainError::Config(format!(
-                "--fold {i} is out of range for {k} folds (0..{})",
-                k - 1
-            )));
-        }
-    }
+    check_fold(which, k)?;
     let data = prepare(cfg)?;
     let all = folds(&data, k, cfg.seed, scheme)?;
     run_folds(cfg, &data, &all, cfg.seed, methods, which, out)
+}
+
+/// `--fold i` must name one of the `k` folds.
+pub(crate) fn check_fold(which: Option<usize>, k: usize) -> Result<()> {
+    match which {
+        Some(i) if i >= k => Err(TrainError::Config(format!(
+            "--fold {i} is out of range for {k} folds (0..{})",
+            k.saturating_sub(1)
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// As [`run_cv`] on prepared data and the given folds, whose validation parts are drawn from

@@ -427,12 +427,7 @@ pub fn run_cv(
     which: Option<usize>,
     out: &Path,
 ) -> Result<SeedsSummary> {
-    if let Some(i) = which.filter(|&i| i >= k) {
-        return Err(TrainError::Config(format!(
-            "--fold {i} is out of range for {k} folds (0..{})",
-            k.saturating_sub(1)
-        )));
-    }
+    cv::check_fold(which, k)?;
     let data = prepare(cfg)?;
     let all = cv::folds(&data, k, cfg.seed, scheme)?;
     std::fs::create_dir_all(out).at(out)?;
