@@ -1,15 +1,15 @@
 //! `cargo xtask`: the cxr-cml orchestrator. Each subcommand lives in its own module and only
 //! turns flags into library calls. The benchmarks are example targets of the crates they
-//! measure; `cargo xtask bench ...` and `cargo xtask data bench` only launch them through cargo.
+//! measure; `cargo xtask bench ...` and `cargo xtask data bench` only launch them through cargo
+//! (`bench.rs`; `bench all` runs them and the references in one command).
 
-use std::ffi::OsString;
 use std::io::IsTerminal;
 
-use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 mod ablation;
 mod auc;
+mod bench;
 mod cluster;
 mod cv;
 mod data;
@@ -59,60 +59,7 @@ enum Command {
     /// Benchmarks against the Python references on this machine (examples of the measured
     /// crates, built and run by cargo; each takes `--help`).
     #[command(subcommand)]
-    Bench(Bench),
-}
-
-#[derive(Subcommand)]
-enum Bench {
-    /// AUC + bootstrap vs a scikit-learn loop (cxr-eval's `bench_auc` example).
-    #[command(disable_help_flag = true)]
-    Auc(ExampleArgs),
-    /// CLIP forward + backward vs PyTorch / transformers (cxr-clip's `bench_clip` example).
-    #[command(disable_help_flag = true)]
-    Clip(ExampleArgs),
-    /// Fused AdamW vs candle_nn's AdamW (cxr-optim's `bench_optim` example).
-    #[command(disable_help_flag = true)]
-    Optim(ExampleArgs),
-}
-
-/// The arguments of a launched example, passed through verbatim (`--help` included).
-#[derive(Debug, clap::Args)]
-pub struct ExampleArgs {
-    #[arg(
-        trailing_var_arg = true,
-        allow_hyphen_values = true,
-        value_name = "ARGS"
-    )]
-    args: Vec<OsString>,
-}
-
-/// `cargo run --profile <this binary's profile> -p <package> --example <example> -- <args>`,
-/// with the cargo that runs xtask (`$CARGO`) when there is one. Exits with the example's status.
-fn run_example(package: &str, example: &str, a: ExampleArgs) -> anyhow::Result<()> {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = std::process::Command::new(&cargo)
-        .args(["run", "--profile", build_profile()?.as_str()])
-        .args(["--package", package, "--example", example, "--"])
-        .args(&a.args)
-        .status()
-        .with_context(|| format!("running {}", cargo.to_string_lossy()))?;
-    if !status.success() {
-        std::process::exit(status.code().unwrap_or(1));
-    }
-    Ok(())
-}
-
-/// The cargo profile this binary was built with: the name of the folder it sits in under the
-/// target directory (`debug` is the `dev` profile's), so that `cargo run --release -p xtask`
-/// benchmarks a release build.
-fn build_profile() -> anyhow::Result<String> {
-    let exe = std::env::current_exe().context("locating the xtask binary")?;
-    let dir = exe
-        .parent()
-        .and_then(|d| d.file_name())
-        .and_then(|d| d.to_str())
-        .with_context(|| format!("no profile folder above {}", exe.display()))?;
-    Ok(if dir == "debug" { "dev" } else { dir }.to_string())
+    Bench(bench::Bench),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -132,6 +79,8 @@ fn main() -> anyhow::Result<()> {
     // Ctrl-C / SIGTERM finish the current step and write a checkpoint (a second one stops at
     // once).
     cxr_train::interrupt::install()?;
+    // Training and embedding free megabytes of activations per op; keep them for reuse.
+    cxr_clip::memory::retain_freed_memory();
     let result = match Cli::parse().command {
         Command::Train(args) => train::run(args),
         Command::Cv(args) => cv::run(args),
@@ -144,9 +93,7 @@ fn main() -> anyhow::Result<()> {
         Command::GpuCheck(args) => gpu_check::run(args),
         Command::Cluster(args) => cluster::run(args),
         Command::Auc(args) => auc::run(args),
-        Command::Bench(Bench::Auc(args)) => run_example("cxr-eval", "bench_auc", args),
-        Command::Bench(Bench::Clip(args)) => run_example("cxr-clip", "bench_clip", args),
-        Command::Bench(Bench::Optim(args)) => run_example("cxr-optim", "bench_optim", args),
+        Command::Bench(b) => bench::run(b),
     };
     // `train` prints its exact resume command itself; `cv` and `ablation` resume what their
     // output folder holds, so the same command (with the same --out) goes on.

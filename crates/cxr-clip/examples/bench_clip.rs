@@ -60,6 +60,29 @@ struct Args {
     /// PyTorch side is f32).
     #[arg(long, value_enum, default_value = "f32")]
     precision: Precision,
+    /// Also write the results as JSON here (`cargo xtask bench all` reads it): medians and
+    /// peak resident memory of each side.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+}
+
+/// This process's peak resident set size so far (`VmHWM` of /proc/self/status, what
+/// `getrusage(RUSAGE_SELF).ru_maxrss` reports), or `None` where /proc is not there.
+fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kib = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .trim()
+        .strip_suffix("kB")?
+        .trim()
+        .parse::<u64>()
+        .ok()?;
+    Some(kib * 1024)
+}
+
+fn gib(bytes: Option<u64>) -> String {
+    bytes.map_or("?".into(), |b| format!("{:.2} GiB", b as f64 / (1u64 << 30) as f64))
 }
 
 impl Preset {
@@ -120,6 +143,8 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    // As `cargo xtask` does: without it a step page-faults its activations in afresh.
+    cxr_clip::memory::retain_freed_memory();
     let threads = args
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
@@ -169,18 +194,42 @@ fn main() -> anyhow::Result<()> {
         );
     }
     let (rf, rb) = (median(fwd), median(bwd));
+    // Before the PyTorch child starts (a child is not counted in this process's figure anyway).
+    let candle_peak = peak_rss_bytes();
     println!(
         "cxr-clip (candle 0.11.1) {} {}px {:?} batch {} threads {threads}: {:.1}M params, \
-         forward {rf:.3}s, backward {rb:.3}s, total {:.3}s",
+         forward {rf:.3}s, backward {rb:.3}s, total {:.3}s, peak memory {}",
         args.preset.name(),
         cfg.vision_config.image_size,
         args.precision,
         args.batch,
         n_params as f64 / 1e6,
-        rf + rb
+        rf + rb,
+        gib(candle_peak)
     );
+    let mut report = serde_json::json!({
+        "preset": args.preset.name(),
+        "image_size": cfg.vision_config.image_size,
+        "batch": args.batch,
+        "iters": args.iters,
+        "threads": threads,
+        "precision": format!("{:?}", args.precision).to_lowercase(),
+        "params": n_params,
+        "candle": {
+            "forward_s": rf, "backward_s": rb, "total_s": rf + rb,
+            "peak_rss_bytes": candle_peak,
+        },
+        "torch": null,
+    });
+    let write_json = |report: &serde_json::Value| -> anyhow::Result<()> {
+        if let Some(path) = &args.json {
+            std::fs::write(path, serde_json::to_string_pretty(report)? + "\n")
+                .with_context(|| format!("writing --json {}", path.display()))?;
+        }
+        Ok(())
+    };
     if args.no_torch {
-        return Ok(());
+        return write_json(&report);
     }
 
     let python = &args.python;
@@ -192,6 +241,7 @@ fn main() -> anyhow::Result<()> {
         .args(["--batch", &args.batch.to_string()])
         .args(["--iters", &args.iters.to_string()])
         .args(["--threads", &threads.to_string()])
+        .args(["--image-size", &cfg.vision_config.image_size.to_string()])
         .output()
         .with_context(|| format!("running {} {}", python.display(), script.display()))?;
     if !out.status.success() {
@@ -218,6 +268,17 @@ fn main() -> anyhow::Result<()> {
         rb / tb,
         (rf + rb) / (tf + tb)
     );
+    let torch_peak = json["peak_rss_bytes"].as_u64();
+    println!(
+        "peak resident memory: candle {}, PyTorch {} (each process's VmHWM / ru_maxrss)",
+        gib(candle_peak),
+        gib(torch_peak)
+    );
+    report["torch"] = serde_json::json!({
+        "forward_s": tf, "backward_s": tb, "total_s": tf + tb,
+        "peak_rss_bytes": torch_peak,
+        "torch": json["torch"], "transformers": json["transformers"], "attn": json["attn"],
+    });
     println!(
         "| {} | {} | {threads} | {rf:.2} | {rb:.2} | {:.2} | {tf:.2} | {tb:.2} | {:.2} | {:.2}x |",
         args.preset.name(),
@@ -226,5 +287,5 @@ fn main() -> anyhow::Result<()> {
         tf + tb,
         (rf + rb) / (tf + tb)
     );
-    Ok(())
+    write_json(&report)
 }

@@ -7,6 +7,7 @@
 
 mod config;
 mod error;
+pub mod memory;
 #[cfg(feature = "hub-download")]
 pub mod hub;
 mod model;
@@ -15,7 +16,7 @@ mod weights;
 
 pub use config::{Activation, ClipConfig, ClipTextConfig, ClipVisionConfig, CLIP_EOT_ID};
 pub use error::{Error, Result};
-pub use model::{l2_normalize, ClipModel};
+pub use model::{l2_normalize, Checkpointed, ClipModel};
 pub use weights::{
     default_hub_cache, save_pretrained, save_safetensors, CheckpointFormat, ClipWeights,
 };
