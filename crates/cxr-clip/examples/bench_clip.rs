@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
-use candle_core::{DType, Device, Tensor, D};
+use candle_core::{DType, Device, Tensor, Var, D};
 use candle_nn::{VarBuilder, VarMap};
 use clap::Parser;
 use cxr_clip::{l2_normalize, ClipConfig, ClipModel, CLIP_EOT_ID};
@@ -60,6 +60,13 @@ struct Args {
     /// PyTorch side is f32).
     #[arg(long, value_enum, default_value = "f32")]
     precision: Precision,
+    /// Activation checkpointing on the candle side (`ClipModel::checkpoint_image` /
+    /// `checkpoint_text`, what `loop.checkpoint_activations` trains with): the forward keeps
+    /// only the block boundaries, the backward recomputes one block at a time. Less memory,
+    /// one more forward pass of compute (counted in "backward"). The PyTorch side does not
+    /// checkpoint.
+    #[arg(long)]
+    checkpoint_activations: bool,
     /// Also write the results as JSON here (`cargo xtask bench all` reads it): medians and
     /// peak resident memory of each side.
     #[arg(long, value_name = "FILE")]
@@ -82,7 +89,9 @@ fn peak_rss_bytes() -> Option<u64> {
 }
 
 fn gib(bytes: Option<u64>) -> String {
-    bytes.map_or("?".into(), |b| format!("{:.2} GiB", b as f64 / (1u64 << 30) as f64))
+    bytes.map_or("?".into(), |b| {
+        format!("{:.2} GiB", b as f64 / (1u64 << 30) as f64)
+    })
 }
 
 impl Preset {
@@ -104,8 +113,13 @@ impl Preset {
 
 /// Symmetric InfoNCE over matching pairs (what both sides compute).
 fn loss(model: &ClipModel, px: &Tensor, ids: &Tensor) -> anyhow::Result<Tensor> {
-    let img = l2_normalize(&model.encode_image(px)?)?;
-    let txt = l2_normalize(&model.encode_text(ids)?)?;
+    loss_of(model, &model.encode_image(px)?, &model.encode_text(ids)?)
+}
+
+/// The same loss from image and text embeddings.
+fn loss_of(model: &ClipModel, img: &Tensor, txt: &Tensor) -> anyhow::Result<Tensor> {
+    let img = l2_normalize(img)?;
+    let txt = l2_normalize(txt)?;
     let logits = img
         .matmul(&txt.t()?)?
         .broadcast_mul(&model.logit_scale().exp()?)?;
@@ -175,10 +189,30 @@ fn main() -> anyhow::Result<()> {
     let (mut fwd, mut bwd) = (Vec::new(), Vec::new());
     for it in 0..=args.iters {
         let t0 = Instant::now();
-        let l = loss(&model, &px, &ids)?;
+        // With checkpointing: both towers kept at their block boundaries, and the loss taken
+        // on their embeddings as variables (their gradients then go into the towers).
+        let (l, kept) = if args.checkpoint_activations {
+            let (image, text) = (model.checkpoint_image(&px)?, model.checkpoint_text(&ids)?);
+            let img = Var::from_tensor(image.embedding())?;
+            let txt = Var::from_tensor(text.embedding())?;
+            let l = loss_of(&model, img.as_tensor(), txt.as_tensor())?;
+            (l, Some((image, text, img, txt)))
+        } else {
+            (loss(&model, &px, &ids)?, None)
+        };
         let _ = l.to_scalar::<f32>()?;
         let t1 = Instant::now();
         let grads = l.backward()?;
+        if let Some((image, text, img, txt)) = kept {
+            let embedding_grad = |v: &Var| grads.get(v.as_tensor()).context("embedding gradient");
+            let image_grads = image.backward(embedding_grad(&img)?)?;
+            let text_grads = text.backward(embedding_grad(&txt)?)?;
+            if image_grads.get_ids().count() + text_grads.get_ids().count() + 1
+                != varmap.all_vars().len()
+            {
+                bail!("a parameter got no gradient through the checkpointed towers");
+            }
+        }
         let t2 = Instant::now();
         if grads.get(model.logit_scale()).is_none() {
             bail!("logit_scale got no gradient");
@@ -197,11 +231,16 @@ fn main() -> anyhow::Result<()> {
     // Before the PyTorch child starts (a child is not counted in this process's figure anyway).
     let candle_peak = peak_rss_bytes();
     println!(
-        "cxr-clip (candle 0.11.1) {} {}px {:?} batch {} threads {threads}: {:.1}M params, \
+        "cxr-clip (candle 0.11.1) {} {}px {:?}{} batch {} threads {threads}: {:.1}M params, \
          forward {rf:.3}s, backward {rb:.3}s, total {:.3}s, peak memory {}",
         args.preset.name(),
         cfg.vision_config.image_size,
         args.precision,
+        if args.checkpoint_activations {
+            " checkpointed"
+        } else {
+            ""
+        },
         args.batch,
         n_params as f64 / 1e6,
         rf + rb,

@@ -6,7 +6,8 @@
 //! parameter is a trained variable and every op has a backward pass.
 //! Reference: Radford et al. 2021, <https://github.com/openai/CLIP>.
 
-use candle_core::{DType, IndexOp, Module, Tensor, D};
+use candle_core::backprop::GradStore;
+use candle_core::{DType, IndexOp, Module, Tensor, Var, D};
 use candle_nn::{Init, VarBuilder};
 
 use crate::config::{ClipConfig, ClipTextConfig, ClipVisionConfig, LEGACY_EOS_ID};
@@ -281,8 +282,10 @@ impl VisionTransformer {
             .to_dtype(pixels.dtype())
     }
 
-    /// The post-LayerNorm class token `[b, hidden]`, in the pixels' (master) dtype.
-    fn forward(&self, pixels: &Tensor, compute: DType) -> candle_core::Result<Tensor> {
+    /// The embedding stage: class token and patch embeddings plus positions, through the
+    /// pre-LayerNorm: the encoder's input `[b, 1 + patches, hidden]` in the pixels' (master)
+    /// dtype.
+    fn embed(&self, pixels: &Tensor, compute: DType) -> candle_core::Result<Tensor> {
         let b = pixels.dim(0)?;
         let h = self.cfg.hidden_size;
         let patches = self.embed_patches(pixels, compute)?;
@@ -292,9 +295,19 @@ impl VisionTransformer {
             .broadcast_as((b, 1, h))?;
         let xs = Tensor::cat(&[&cls, &patches], 1)?;
         let xs = xs.broadcast_add(&self.position_embedding.unsqueeze(0)?)?;
-        let xs = self.pre_layrnorm.forward(&xs)?;
-        let xs = self.encoder.forward(&xs, None, compute)?;
+        self.pre_layrnorm.forward(&xs)
+    }
+
+    /// The post-LayerNorm class token `[b, hidden]` of the encoder's output.
+    fn pool(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
         self.post_layernorm.forward(&xs.i((.., 0, ..))?)
+    }
+
+    /// The post-LayerNorm class token `[b, hidden]`, in the pixels' (master) dtype.
+    fn forward(&self, pixels: &Tensor, compute: DType) -> candle_core::Result<Tensor> {
+        let xs = self.embed(pixels, compute)?;
+        let xs = self.encoder.forward(&xs, None, compute)?;
+        self.pool(&xs)
     }
 }
 
@@ -359,7 +372,16 @@ impl TextTransformer {
     /// The final-LayerNorm end-of-text tokens `[b, hidden]`, in the master dtype (the
     /// embeddings' gather and the residual stream stay in it; the blocks run in `compute`).
     fn forward(&self, input_ids: &Tensor, compute: DType) -> Result<Tensor> {
-        let (b, len) = input_ids.dims2()?;
+        let input = self.prepare(input_ids)?;
+        let xs = self.embed(&input)?;
+        let xs = self.encoder.forward(&xs, Some(&input.mask), compute)?;
+        Ok(self.pool(&xs, &input)?)
+    }
+
+    /// Checked token ids, truncated after the last pooled position, with the pooling
+    /// positions and the causal mask (in the parameters' dtype).
+    fn prepare(&self, input_ids: &Tensor) -> Result<TextInput> {
+        let (_, len) = input_ids.dims2()?;
         let c = &self.cfg;
         if len == 0 || len > c.max_position_embeddings {
             return Err(Error::BadInput(format!(
@@ -385,25 +407,54 @@ impl TextTransformer {
         // short texts padded to 77).
         let len = positions.iter().max().map_or(len, |&p| p + 1);
         let ids = ids.narrow(1, 0, len)?.contiguous()?;
+        let mask = causal_mask(
+            len,
+            self.token_embedding.dtype(),
+            self.token_embedding.device(),
+        )?;
+        Ok(TextInput {
+            ids,
+            positions,
+            mask,
+        })
+    }
 
-        let h = c.hidden_size;
+    /// The embedding stage: token plus position embeddings, the encoder's input
+    /// `[b, len, hidden]` in the master dtype.
+    fn embed(&self, input: &TextInput) -> candle_core::Result<Tensor> {
+        let (b, len) = input.ids.dims2()?;
         let tokens = self
             .token_embedding
-            .index_select(&ids.flatten_all()?, 0)?
-            .reshape((b, len, h))?;
-        let xs = tokens.broadcast_add(&self.position_embedding.narrow(0, 0, len)?.unsqueeze(0)?)?;
-        let mask = causal_mask(len, xs.dtype(), xs.device())?;
-        let xs = self.encoder.forward(&xs, Some(&mask), compute)?;
-        let xs = self.final_layer_norm.forward(&xs)?;
+            .index_select(&input.ids.flatten_all()?, 0)?
+            .reshape((b, len, self.cfg.hidden_size))?;
+        tokens.broadcast_add(&self.position_embedding.narrow(0, 0, len)?.unsqueeze(0)?)
+    }
 
-        let flat_index: Vec<u32> = positions
+    /// The final-LayerNorm end-of-text tokens `[b, hidden]` of the encoder's output.
+    fn pool(&self, xs: &Tensor, input: &TextInput) -> candle_core::Result<Tensor> {
+        let (b, len) = input.ids.dims2()?;
+        let h = self.cfg.hidden_size;
+        let xs = self.final_layer_norm.forward(xs)?;
+        let flat_index: Vec<u32> = input
+            .positions
             .iter()
             .enumerate()
             .map(|(row, &pos)| (row * len + pos) as u32)
             .collect();
         let flat_index = Tensor::from_vec(flat_index, b, xs.device())?;
-        Ok(xs.reshape((b * len, h))?.index_select(&flat_index, 0)?)
+        xs.reshape((b * len, h))?.index_select(&flat_index, 0)
     }
+}
+
+/// The text tower's input after [`TextTransformer::prepare`].
+#[derive(Debug, Clone)]
+struct TextInput {
+    /// `[b, len]` u32 ids, truncated after the last pooled position.
+    ids: Tensor,
+    /// Per row, the position of the token that pools it.
+    positions: Vec<usize>,
+    /// The additive causal mask `[len, len]` in the parameters' dtype.
+    mask: Tensor,
 }
 
 /// CLIP with transformers' `CLIPModel` parameter names: `vision_model.*`, `text_model.*`,
@@ -497,20 +548,8 @@ impl ClipModel {
     /// `pixel_values` is `[b, channels, image_size, image_size]`, already normalised; it is
     /// cast to the model's dtype.
     pub fn encode_image(&self, pixel_values: &Tensor) -> Result<Tensor> {
-        let c = &self.config.vision_config;
-        let dims = pixel_values.dims();
-        if dims.len() != 4
-            || dims[1] != c.num_channels
-            || dims[2] != c.image_size
-            || dims[3] != c.image_size
-        {
-            return Err(Error::BadInput(format!(
-                "pixel_values must be [batch, {}, {}, {}], got {dims:?}",
-                c.num_channels, c.image_size, c.image_size
-            )));
-        }
+        let pixels = self.checked_pixels(pixel_values)?;
         let master = self.logit_scale.dtype();
-        let pixels = pixel_values.to_dtype(master)?;
         let pooled = self.vision_model.forward(&pixels, self.compute)?;
         Ok(self
             .visual_projection
@@ -525,6 +564,84 @@ impl ClipModel {
         Ok(self
             .text_projection
             .forward_in(&pooled, self.compute, self.logit_scale.dtype())?)
+    }
+
+    /// `pixel_values` checked against the vision config and cast to the parameters' dtype.
+    fn checked_pixels(&self, pixel_values: &Tensor) -> Result<Tensor> {
+        let c = &self.config.vision_config;
+        let dims = pixel_values.dims();
+        if dims.len() != 4
+            || dims[1] != c.num_channels
+            || dims[2] != c.image_size
+            || dims[3] != c.image_size
+        {
+            return Err(Error::BadInput(format!(
+                "pixel_values must be [batch, {}, {}, {}], got {dims:?}",
+                c.num_channels, c.image_size, c.image_size
+            )));
+        }
+        Ok(pixel_values.to_dtype(self.logit_scale.dtype())?)
+    }
+
+    /// The image tower run for activation checkpointing: the same embeddings as
+    /// [`ClipModel::encode_image`] (bit for bit), computed segment by segment (the embedding
+    /// stage, each encoder layer, the head: post-LayerNorm, pooling, projection) with only
+    /// each segment's output kept, detached. Peak memory is one segment's activations; what
+    /// stays is the encoder's input and each layer's output. [`Checkpointed::backward`] then
+    /// gives the parameter gradients for a gradient of the loss with respect to the
+    /// embeddings, recomputing one segment at a time.
+    pub fn checkpoint_image(&self, pixel_values: &Tensor) -> Result<Checkpointed<'_>> {
+        let pixels = self.checked_pixels(pixel_values)?;
+        Checkpointed::forward(self, TowerInput::Image(pixels))
+    }
+
+    /// The text tower run for activation checkpointing, as [`ClipModel::checkpoint_image`]:
+    /// the embeddings of [`ClipModel::encode_text`] bit for bit (same truncation after the
+    /// last end-of-text position, same causal mask).
+    pub fn checkpoint_text(&self, input_ids: &Tensor) -> Result<Checkpointed<'_>> {
+        let input = self.text_model.prepare(input_ids)?;
+        Checkpointed::forward(self, TowerInput::Text(input))
+    }
+
+    /// Segments of a tower: the embedding stage, one per encoder layer, the head.
+    fn segments(&self, input: &TowerInput) -> usize {
+        let layers = match input {
+            TowerInput::Image(_) => self.vision_model.encoder.layers.len(),
+            TowerInput::Text(_) => self.text_model.encoder.layers.len(),
+        };
+        layers + 2
+    }
+
+    /// Segment `index` of a tower on `xs`, the previous segment's output (ignored by the
+    /// embedding stage, segment 0, which reads the tower's input). The ops are those of
+    /// `encode_image` / `encode_text`, in the same dtypes.
+    fn segment(&self, input: &TowerInput, index: usize, xs: &Tensor) -> Result<Tensor> {
+        let master = self.logit_scale.dtype();
+        let last = self.segments(input) - 1;
+        Ok(match input {
+            TowerInput::Image(pixels) => match index {
+                0 => self.vision_model.embed(pixels, self.compute)?,
+                i if i == last => self.visual_projection.forward_in(
+                    &self.vision_model.pool(xs)?,
+                    self.compute,
+                    master,
+                )?,
+                i => self.vision_model.encoder.layers[i - 1].forward(xs, None, self.compute)?,
+            },
+            TowerInput::Text(text) => match index {
+                0 => self.text_model.embed(text)?,
+                i if i == last => self.text_projection.forward_in(
+                    &self.text_model.pool(xs, text)?,
+                    self.compute,
+                    master,
+                )?,
+                i => self.text_model.encoder.layers[i - 1].forward(
+                    xs,
+                    Some(&text.mask),
+                    self.compute,
+                )?,
+            },
+        })
     }
 
     /// `(logits_per_image [n_img, n_txt], logits_per_text [n_txt, n_img])` as transformers'
@@ -547,6 +664,137 @@ impl ClipModel {
     /// The configuration the model was built with.
     pub fn config(&self) -> &ClipConfig {
         &self.config
+    }
+}
+
+/// What a tower's embedding stage reads.
+#[derive(Debug, Clone)]
+enum TowerInput {
+    /// Checked pixels in the parameters' dtype.
+    Image(Tensor),
+    Text(TextInput),
+}
+
+/// One tower's forward pass kept at its segment boundaries, for activation checkpointing
+/// ([`ClipModel::checkpoint_image`], [`ClipModel::checkpoint_text`]).
+#[derive(Debug)]
+pub struct Checkpointed<'m> {
+    model: &'m ClipModel,
+    input: TowerInput,
+    /// `inputs[i]` is the detached input of segment `i + 1`: the embedding stage's output,
+    /// then each encoder layer's.
+    inputs: Vec<Tensor>,
+    /// Per segment, whether its output depends on a trainable parameter (a `Var`; a frozen
+    /// tower's parameters are detached tensors). Backward stops below the first such segment.
+    trainable: Vec<bool>,
+    embedding: Tensor,
+}
+
+impl<'m> Checkpointed<'m> {
+    /// Runs the segments in order, keeping each one's output detached (its graph, and so its
+    /// activations, are dropped as soon as the next segment has its input).
+    fn forward(model: &'m ClipModel, input: TowerInput) -> Result<Self> {
+        let n = model.segments(&input);
+        let mut inputs = Vec::with_capacity(n - 1);
+        let mut trainable = Vec::with_capacity(n);
+        let mut xs: Option<Tensor> = None;
+        for index in 0..n {
+            // The embedding stage ignores `xs`; any tensor will do.
+            let arg = match &xs {
+                Some(x) => x,
+                None => model.logit_scale(),
+            };
+            let out = model.segment(&input, index, arg)?;
+            trainable.push(out.track_op());
+            if let Some(x) = xs.take() {
+                inputs.push(x);
+            }
+            xs = Some(out.detach());
+        }
+        let embedding = xs.expect("a tower has at least two segments");
+        Ok(Self {
+            model,
+            input,
+            inputs,
+            trainable,
+            embedding,
+        })
+    }
+
+    /// The tower's output `[b, projection_dim]` (detached), equal to `encode_image` /
+    /// `encode_text`'s.
+    pub fn embedding(&self) -> &Tensor {
+        &self.embedding
+    }
+
+    /// The gradients of the tower's trainable parameters (`Var`s) for `grad`, the gradient of
+    /// the loss with respect to [`Checkpointed::embedding`]: those of `sum(embedding * grad)`,
+    /// what `backward()` of that surrogate through `encode_image` / `encode_text` gives.
+    ///
+    /// Walks the segments from the head down: each segment is recomputed with a graph on its
+    /// kept input (a fresh `Var`), `sum(output * g)` is backpropagated, its parameters'
+    /// gradients are added to the result and the input's gradient becomes the next `g`. Only
+    /// one segment's graph is alive at a time. Segments below the lowest one with a trainable
+    /// parameter are skipped (a frozen tower costs nothing).
+    pub fn backward(self, grad: &Tensor) -> Result<GradStore> {
+        if grad.dims() != self.embedding.dims() {
+            return Err(Error::BadInput(format!(
+                "the embedding gradient must be {:?} like the embeddings, got {:?}",
+                self.embedding.dims(),
+                grad.dims()
+            )));
+        }
+        let Self {
+            model,
+            input,
+            mut inputs,
+            trainable,
+            embedding,
+        } = self;
+        let mut total = GradStore::default();
+        let Some(lowest) = trainable.iter().position(|&t| t) else {
+            return Ok(total);
+        };
+        let mut g = grad.to_dtype(embedding.dtype())?.detach();
+        drop(embedding);
+        for index in (lowest..trainable.len()).rev() {
+            // The lowest trainable segment needs no gradient for its input.
+            let kept = if index > 0 { inputs.pop() } else { None };
+            let var = match &kept {
+                Some(x) if index > lowest => Some(Var::from_tensor(x)?),
+                _ => None,
+            };
+            let xs = match (&var, &kept) {
+                (Some(v), _) => v.as_tensor(),
+                (None, Some(x)) => x,
+                (None, None) => model.logit_scale(),
+            };
+            let out = model.segment(&input, index, xs)?;
+            let vars: Vec<Tensor> = out
+                .sorted_nodes()
+                .into_iter()
+                .filter(|t| t.is_variable())
+                .cloned()
+                .collect();
+            let mut part = (out * &g)?.sum_all()?.backward()?;
+            if let Some(v) = &var {
+                g = match part.remove(v.as_tensor()) {
+                    Some(gx) => gx,
+                    None => v.as_tensor().zeros_like()?,
+                };
+            }
+            // The input's gradient is already taken out: what is left are parameters'.
+            for p in vars {
+                if let Some(gp) = part.remove(&p) {
+                    let sum = match total.remove(&p) {
+                        Some(t) => (t + gp)?,
+                        None => gp,
+                    };
+                    total.insert(&p, sum);
+                }
+            }
+        }
+        Ok(total)
     }
 }
 
