@@ -672,6 +672,15 @@ pub struct LoopConfig {
     /// Also write the metrics as TensorBoard scalars (`events.out.tfevents.*` beside
     /// `metrics.jsonl`; `tensorboard --logdir runs/`). Runtime only.
     pub tensorboard: bool,
+    /// Build the next batch (cache read, normalisation, text, tokens) on a second thread while
+    /// a step runs; the batches, and so the run, are bit-identical either way (`false`: build
+    /// each batch just before its step). Runtime only.
+    pub prefetch: bool,
+    /// Activation checkpointing: the forward pass keeps only each transformer block's input
+    /// and the backward pass recomputes each block, so a step's activation memory is one
+    /// block's plus the block boundaries, for one more forward pass of compute. Combines with
+    /// `accumulate`; the gradients are bit-identical either way. Runtime only.
+    pub checkpoint_activations: bool,
 }
 
 impl LoopConfig {
@@ -697,6 +706,8 @@ impl Default for LoopConfig {
             device: "cpu".into(),
             precision: Precision::F32,
             tensorboard: true,
+            prefetch: true,
+            checkpoint_activations: false,
         }
     }
 }

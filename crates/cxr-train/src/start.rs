@@ -188,6 +188,8 @@ fn same_run(a: &TrainConfig, b: &TrainConfig) -> bool {
     a.train_loop.device.clone_from(&b.train_loop.device);
     a.train_loop.checkpoint_every = b.train_loop.checkpoint_every;
     a.train_loop.tensorboard = b.train_loop.tensorboard;
+    a.train_loop.prefetch = b.train_loop.prefetch;
+    a.train_loop.checkpoint_activations = b.train_loop.checkpoint_activations;
     a.mixture.device.clone_from(&b.mixture.device);
     a == *b
 }

@@ -103,7 +103,7 @@ impl<'a> Objective<'a> {
         params: &[Var],
     ) -> Result<StepLoss> {
         let accumulate = self.cfg.train_loop.accumulate.max(1);
-        if accumulate > 1 {
+        if accumulate > 1 || self.cfg.train_loop.checkpoint_activations {
             return self.accumulated(model, pixels, ids, accumulate, params);
         }
         let img = model.encode_image(pixels)?;
@@ -211,6 +211,12 @@ impl<'a> Objective<'a> {
     /// its gradient with respect to the embeddings, then re-run each micro-batch with a graph
     /// and backpropagate its slice of that gradient. Peak activation memory is one
     /// micro-batch's.
+    ///
+    /// With `loop.checkpoint_activations` (any `micro`, 1 included) each micro-batch's towers
+    /// are embedded by `ClipModel::checkpoint_image` / `checkpoint_text`, which keep only the
+    /// block boundaries, and their `Checkpointed::backward` recomputes one block at a time:
+    /// peak activation memory is one block's of one micro-batch, plus every micro-batch's
+    /// block boundaries, and the towers run forward twice in all (not three times).
     fn accumulated(
         &mut self,
         model: &ClipModel,
@@ -223,11 +229,22 @@ impl<'a> Objective<'a> {
         let size = n.div_ceil(micro);
         let parts: Vec<(usize, usize)> =
             (0..n).step_by(size).map(|s| (s, size.min(n - s))).collect();
+        let checkpoint = self.cfg.train_loop.checkpoint_activations;
         let mut imgs = Vec::new();
         let mut txts = Vec::new();
+        // With checkpointing: each micro-batch's (image, text) towers at their boundaries.
+        let mut kept = Vec::new();
         for &(s, len) in &parts {
-            imgs.push(model.encode_image(&pixels.narrow(0, s, len)?)?.detach());
-            txts.push(model.encode_text(&ids.narrow(0, s, len)?)?.detach());
+            let (px, tok) = (pixels.narrow(0, s, len)?, ids.narrow(0, s, len)?);
+            if checkpoint {
+                let (image, text) = (model.checkpoint_image(&px)?, model.checkpoint_text(&tok)?);
+                imgs.push(image.embedding().clone());
+                txts.push(text.embedding().clone());
+                kept.push((image, text));
+            } else {
+                imgs.push(model.encode_image(&px)?.detach());
+                txts.push(model.encode_text(&tok)?.detach());
+            }
         }
         let img = Tensor::cat(&imgs, 0)?;
         let txt = Tensor::cat(&txts, 0)?;
@@ -258,6 +275,25 @@ impl<'a> Objective<'a> {
             groups.as_deref(),
         )?;
         let mut grads = GradStore::default();
+        if checkpoint {
+            // The logit scale and temperature are used once per batch, as below.
+            let part =
+                cxr_losses::surrogate(&inputs[2..], &input_grads[2..].iter().collect::<Vec<_>>())?
+                    .backward()?;
+            add_grads(&mut grads, &part, params)?;
+            for ((image, text), &(s, len)) in kept.into_iter().zip(&parts) {
+                let part = image.backward(&input_grads[0].narrow(0, s, len)?)?;
+                add_grads(&mut grads, &part, params)?;
+                let part = text.backward(&input_grads[1].narrow(0, s, len)?)?;
+                add_grads(&mut grads, &part, params)?;
+            }
+            return Ok(StepLoss {
+                total,
+                clip,
+                metric,
+                grads,
+            });
+        }
         for (k, &(s, len)) in parts.iter().enumerate() {
             let img_k = model.encode_image(&pixels.narrow(0, s, len)?)?;
             let txt_k = model.encode_text(&ids.narrow(0, s, len)?)?;
