@@ -108,12 +108,70 @@ pub fn batch_tensors(
     rng: &mut ChaCha8Rng,
     device: &Device,
 ) -> Result<(Tensor, Tensor)> {
-    let pixels = image_batch(data, idx, device)?;
-    let strings: Vec<String> = idx.iter().map(|&i| texts.text(data, i, rng)).collect();
-    let refs: Vec<&str> = strings.iter().map(String::as_str).collect();
-    let tokens = tokenizer.encode_batch(&refs, context_length)?;
-    let ids = Tensor::from_vec(tokens.ids, (tokens.batch, tokens.context_length), device)?;
-    Ok((pixels, ids))
+    HostBatch::build(data, texts, tokenizer, idx, context_length, rng)?.into_tensors(device)
+}
+
+/// A batch in host memory, before it becomes tensors: everything a batch costs besides the
+/// copy to the device (cache read, normalisation, text, tokens), so that a second thread can
+/// build it while a step runs ([`crate::prefetch`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct HostBatch {
+    /// `B x 3 x S x S` normalised pixels, row-major.
+    pub pixels: Vec<f32>,
+    /// `B x context_length` token ids, row-major.
+    pub ids: Vec<u32>,
+    pub batch: usize,
+    pub image_size: usize,
+    pub context_length: usize,
+}
+
+impl HostBatch {
+    /// The pixels and token ids of records `idx`; `rng` shuffles meta-label text.
+    pub fn build(
+        data: &Prepared,
+        texts: &TextSource,
+        tokenizer: &ClipTokenizer,
+        idx: &[usize],
+        context_length: usize,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Self> {
+        let pixels = data.cache.batch_f32(idx);
+        let strings: Vec<String> = idx.iter().map(|&i| texts.text(data, i, rng)).collect();
+        let refs: Vec<&str> = strings.iter().map(String::as_str).collect();
+        let tokens = tokenizer.encode_batch(&refs, context_length)?;
+        Ok(Self {
+            pixels,
+            ids: tokens.ids,
+            batch: tokens.batch,
+            image_size: data.image_size,
+            context_length: tokens.context_length,
+        })
+    }
+
+    /// The training batch of optimisation step `step` on records `idx`: its text shuffled by
+    /// an RNG seeded from `(seed, step)` alone, so the batch does not depend on which thread
+    /// builds it, or when.
+    pub fn for_step(
+        data: &Prepared,
+        texts: &TextSource,
+        tokenizer: &ClipTokenizer,
+        idx: &[usize],
+        context_length: usize,
+        seed: u64,
+        step: usize,
+    ) -> Result<Self> {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed.wrapping_add(step as u64));
+        Self::build(data, texts, tokenizer, idx, context_length, &mut rng)
+    }
+
+    /// Pixels `B x 3 x S x S` and token ids `B x context_length` on `device` (on the CPU the
+    /// buffers are moved, not copied).
+    pub fn into_tensors(self, device: &Device) -> Result<(Tensor, Tensor)> {
+        let s = self.image_size;
+        let pixels = Tensor::from_vec(self.pixels, (self.batch, 3, s, s), device)?;
+        let ids = Tensor::from_vec(self.ids, (self.batch, self.context_length), device)?;
+        Ok((pixels, ids))
+    }
 }
 
 /// The cached pixels of records `idx` as a `B x 3 x S x S` tensor.

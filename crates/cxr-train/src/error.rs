@@ -44,6 +44,17 @@ pub enum TrainError {
     },
     #[error("dataset: {0}")]
     Dataset(String),
+    #[error("building the batch of step {step} (epoch {epoch}, batch {batch}: {images} images{}): {source}", first.as_ref().map(|p| format!(", the first {}", p.display())).unwrap_or_default())]
+    Batch {
+        step: usize,
+        epoch: usize,
+        /// The batch's number in its epoch.
+        batch: usize,
+        images: usize,
+        /// The image file of the batch's first record.
+        first: Option<PathBuf>,
+        source: Box<TrainError>,
+    },
 }
 
 pub type Result<T, E = TrainError> = std::result::Result<T, E>;

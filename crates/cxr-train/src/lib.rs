@@ -29,6 +29,7 @@ pub mod interrupt;
 pub mod lock;
 pub mod metrics;
 pub mod model;
+pub mod prefetch;
 pub mod prepare;
 pub mod report;
 pub mod run_eval;

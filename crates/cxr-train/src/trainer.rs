@@ -4,6 +4,7 @@
 //! evaluation of the best checkpoint.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use candle_core::Device;
@@ -13,10 +14,8 @@ use cxr_eval::{ClassGroup, EvalResults};
 use cxr_optim::{Optimizer, PlateauConfig, ReduceLrOnPlateau};
 use cxr_text::ClipTokenizer;
 use indicatif::ProgressBar;
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 
-use crate::batch::{batch_tensors, epoch_order, TextSource};
+use crate::batch::{epoch_order, HostBatch, TextSource};
 use crate::checkpoint::{self, MidEpoch};
 use crate::config::{LabelSource, ScheduleKind, TrainConfig};
 use crate::evaluate::{self, ZeroShot};
@@ -135,8 +134,9 @@ struct Trainer<'a> {
     split: &'a Split,
     run_dir: &'a Path,
     device: Device,
-    tokenizer: ClipTokenizer,
-    texts: TextSource,
+    /// Shared with the thread that builds the next batch (`loop.prefetch`).
+    tokenizer: Arc<ClipTokenizer>,
+    texts: Arc<TextSource>,
     /// The training records this method trains on (`split.train` less, for the baseline,
     /// the images without a report).
     train: Vec<usize>,
@@ -159,8 +159,8 @@ impl<'a> Trainer<'a> {
         run_dir: &'a Path,
         device: Device,
     ) -> Result<Self> {
-        let tokenizer = ClipTokenizer::bundled()?;
-        let texts = TextSource::new(cfg, data)?;
+        let tokenizer = Arc::new(ClipTokenizer::bundled()?);
+        let texts = Arc::new(TextSource::new(cfg, data)?);
         let train = training_records(cfg, &texts, split)?;
         let (varmap, model) = crate::model::build_model(cfg, &device)?;
         let log_temperature = crate::model::metric_log_temperature(cfg, &varmap, &device)?;
@@ -251,37 +251,61 @@ impl<'a> Trainer<'a> {
         Ok(())
     }
 
-    /// The optimisation steps of one epoch; their mean loss, or `None` when no step ran.
+    /// The optimisation steps of one epoch; their mean loss, or `None` when no step ran. Under
+    /// `loop.prefetch` the next step's batch is built on a second thread while a step runs
+    /// ([`crate::prefetch`]); each batch depends on its records and step alone, so the run is
+    /// the same either way.
     fn train_epoch(&mut self, epoch: usize, metrics: &mut MetricsWriter) -> Result<Option<f64>> {
-        let batch = self.cfg.train_loop.batch_size;
-        let order = epoch_order(&self.train, self.cfg.seed, epoch);
+        let cfg = self.cfg;
+        let order = epoch_order(&self.train, cfg.seed, epoch);
         // After a mid-epoch checkpoint: the batches it had done are skipped, its sums kept.
         let resumed = self.progress.in_epoch.take();
         let (mut loss_sum, mut n_batches) = resumed.map_or((0f64, 0), |m| (m.loss_sum, m.steps));
         let done = resumed.map_or(0, |m| m.batches_done);
-        for (i, chunk) in order.chunks(batch).enumerate().skip(done) {
-            if chunk.len() < 2 {
-                continue; // a contrastive batch needs at least one negative
-            }
-            if self.progress.step >= self.total_steps {
-                // Finish this epoch's bookkeeping (validation, checkpoint), then stop.
-                break;
-            }
-            loss_sum += self.train_step(epoch, chunk, metrics)? as f64;
+        let jobs = step_jobs(
+            &order,
+            cfg.train_loop.batch_size,
+            done,
+            self.progress.step,
+            self.total_steps,
+        );
+        let (data, texts, tokenizer) = (
+            self.data,
+            Arc::clone(&self.texts),
+            Arc::clone(&self.tokenizer),
+        );
+        let make = |job: &StepJob<'_>| {
+            HostBatch::for_step(
+                data,
+                &texts,
+                &tokenizer,
+                job.records,
+                cfg.model.context_length,
+                cfg.seed,
+                job.step,
+            )
+        };
+        crate::prefetch::pipeline(cfg.train_loop.prefetch, &jobs, make, |job, batch, asked| {
+            let batch = batch.map_err(|e| batch_error(data, epoch, job, e))?;
+            assert_eq!(
+                job.step, self.progress.step,
+                "the batch plan follows the steps"
+            );
+            loss_sum += self.train_step(epoch, job.records, batch, asked, metrics)? as f64;
             n_batches += 1;
-            if let Some(every) = self.cfg.train_loop.validate_every.filter(|&e| e > 0) {
+            if let Some(every) = cfg.train_loop.validate_every.filter(|&e| e > 0) {
                 if self.progress.step.is_multiple_of(every) && !self.split.val.is_empty() {
                     let auc = self.validator.auc(self)?;
                     metrics.validation(epoch, self.progress.step, auc)?;
                 }
             }
             let here = MidEpoch {
-                batches_done: i + 1,
+                batches_done: job.batch + 1,
                 loss_sum,
                 steps: n_batches,
             };
-            self.checkpoint_inside(epoch, here, metrics)?;
-        }
+            self.checkpoint_inside(epoch, here, metrics)
+        })?;
         Ok((n_batches > 0).then(|| loss_sum / n_batches as f64))
     }
 
@@ -316,11 +340,14 @@ impl<'a> Trainer<'a> {
         }
     }
 
-    /// One optimisation step on the records `chunk`; returns its loss.
+    /// One optimisation step on `batch`, the records `chunk`; returns its loss. Its rate counts
+    /// from `asked`, when the loop started waiting for the batch.
     fn train_step(
         &mut self,
         epoch: usize,
         chunk: &[usize],
+        batch: HostBatch,
+        asked: Instant,
         metrics: &mut MetricsWriter,
     ) -> Result<f32> {
         let (cfg, step) = (self.cfg, self.progress.step);
@@ -328,17 +355,7 @@ impl<'a> Trainer<'a> {
         let current_lr = self.opt.learning_rate();
         let lr = scheduled_lr(cfg, step, self.total_steps, current_lr);
         self.opt.set_learning_rate(lr);
-        let t0 = Instant::now();
-        let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_add(step as u64));
-        let (pixels, ids) = batch_tensors(
-            self.data,
-            &self.texts,
-            &self.tokenizer,
-            chunk,
-            cfg.model.context_length,
-            &mut rng,
-            &self.device,
-        )?;
+        let (pixels, ids) = batch.into_tensors(&self.device)?;
         let params = crate::model::trainable_vars(cfg, &self.varmap);
         let mut out = self
             .objective
@@ -356,7 +373,7 @@ impl<'a> Trainer<'a> {
             self.progress.first_loss = loss;
         }
         self.progress.last_loss = loss;
-        let images_per_sec = chunk.len() as f64 / t0.elapsed().as_secs_f64().max(1e-9);
+        let images_per_sec = chunk.len() as f64 / asked.elapsed().as_secs_f64().max(1e-9);
         metrics.step(&StepRecord {
             epoch,
             step,
@@ -547,6 +564,57 @@ impl<'a> Trainer<'a> {
     }
 }
 
+/// One optimisation step of an epoch: the batch's number in the epoch, the run's step count
+/// and the records it trains on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct StepJob<'o> {
+    batch: usize,
+    step: usize,
+    records: &'o [usize],
+}
+
+/// The steps of an epoch whose batch order is `order`: from batch `done` on (after a
+/// mid-epoch checkpoint), numbered from `first_step`, up to the run's `total_steps`. A last
+/// batch of one record is left out (a contrastive batch needs at least one negative) and takes
+/// no step number.
+fn step_jobs(
+    order: &[usize],
+    batch_size: usize,
+    done: usize,
+    first_step: usize,
+    total_steps: usize,
+) -> Vec<StepJob<'_>> {
+    order
+        .chunks(batch_size)
+        .enumerate()
+        .skip(done)
+        .filter(|(_, records)| records.len() >= 2)
+        .zip(first_step..total_steps)
+        .map(|((batch, records), step)| StepJob {
+            batch,
+            step,
+            records,
+        })
+        .collect()
+}
+
+/// A batch that could not be built, named by its step, its place in the epoch and its first
+/// image file.
+fn batch_error(data: &Prepared, epoch: usize, job: &StepJob<'_>, source: TrainError) -> TrainError {
+    let first = job
+        .records
+        .first()
+        .map(|&i| data.root.join(&data.table.records[i].path));
+    TrainError::Batch {
+        step: job.step,
+        epoch,
+        batch: job.batch,
+        images: job.records.len(),
+        first,
+        source: Box::new(source),
+    }
+}
+
 /// The learning rate of `step`. Warm-up (`schedule.warmup_steps`) ramps linearly to the
 /// current rate under every schedule: to `optim.lr` under `constant`, to the rate the
 /// plateau schedule has set (`current`, changed between epochs) under `plateau`, and to the
@@ -589,4 +657,43 @@ fn training_records(cfg: &TrainConfig, texts: &TextSource, split: &Split) -> Res
         )));
     }
     Ok(train)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(
+        order: &[usize],
+        batch: usize,
+        done: usize,
+        first: usize,
+        total: usize,
+    ) -> Vec<(usize, usize, Vec<usize>)> {
+        step_jobs(order, batch, done, first, total)
+            .into_iter()
+            .map(|j| (j.batch, j.step, j.records.to_vec()))
+            .collect()
+    }
+
+    /// Steps are numbered on from `first_step` over the batches from `done` on; a last batch of
+    /// one record takes no step; the run's last step ends the plan.
+    #[test]
+    fn step_jobs_number_the_epochs_batches_as_the_loop_steps_them() {
+        let order: Vec<usize> = (10..17).collect(); // 7 records: batches of 3, 3 and 1
+        assert_eq!(
+            plan(&order, 3, 0, 5, usize::MAX),
+            vec![(0, 5, vec![10, 11, 12]), (1, 6, vec![13, 14, 15])]
+        );
+        assert_eq!(
+            plan(&order, 3, 1, 5, usize::MAX),
+            vec![(1, 5, vec![13, 14, 15])]
+        );
+        assert_eq!(plan(&order, 3, 0, 5, 6), vec![(0, 5, vec![10, 11, 12])]);
+        assert!(plan(&order, 3, 0, 6, 6).is_empty());
+        assert_eq!(
+            plan(&order, 2, 2, 0, usize::MAX),
+            vec![(2, 0, vec![14, 15])]
+        );
+    }
 }
