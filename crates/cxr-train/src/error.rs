@@ -111,4 +111,30 @@ mod tests {
         };
         assert!(!other.to_string().contains("--resume"), "{other}");
     }
+
+    #[test]
+    fn a_failed_batch_names_its_step_place_first_image_and_cause() {
+        let e = TrainError::Batch {
+            step: 41,
+            epoch: 2,
+            batch: 5,
+            images: 32,
+            first: Some("/data/cxr-lt/files/p10/p10000032/s5/img.jpg".into()),
+            source: Box::new(TrainError::Text(cxr_text::TextError::ContextTooShort(1))),
+        };
+        let msg = e.to_string();
+        for want in [
+            "step 41",
+            "epoch 2, batch 5",
+            "32 images",
+            "/data/cxr-lt/files/p10/p10000032/s5/img.jpg",
+            &TrainError::Text(cxr_text::TextError::ContextTooShort(1)).to_string(),
+        ] {
+            assert!(msg.contains(want), "{want:?} missing in {msg:?}");
+        }
+        assert!(
+            std::error::Error::source(&e).is_some(),
+            "the cause is chained"
+        );
+    }
 }
