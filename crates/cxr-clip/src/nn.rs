@@ -1,22 +1,19 @@
-//! Layers written from primitive tensor ops so that every one has a backward pass.
+//! Layers with a backward pass for every op.
 //!
 //! candle-nn's fused `ops::layer_norm` and `ops::softmax_last_dim` (which `LayerNorm::forward`
-//! takes for contiguous input) have no backward and silently cut gradients; these do not.
+//! takes for contiguous input) have no backward and silently cut gradients. LayerNorm, softmax
+//! and the activations here are `cxr_ops`' fused ops, which have their own (one CPU pass
+//! forward, one backward; the primitive-op formulas are `cxr_ops::reference`).
 
-use candle_core::{DType, Module, Result, Tensor, D};
+use candle_core::{DType, Module, Result, Tensor};
 use candle_nn::{Init, VarBuilder};
 
 use crate::config::Activation;
 
-/// Softmax over the last dimension from `max`, `exp`, `sum` and `div`.
-///
-/// The row maximum is detached: subtracting any constant leaves softmax unchanged, so its
-/// gradient is zero in exact arithmetic and computing it would only cost time.
+/// Softmax over the last dimension (`cxr_ops`' fused op; f32 / f64, other dtypes through its
+/// primitive-op reference).
 pub(crate) fn softmax_last_dim(xs: &Tensor) -> Result<Tensor> {
-    let max = xs.max_keepdim(D::Minus1)?.detach();
-    let num = xs.broadcast_sub(&max)?.exp()?;
-    let den = num.sum_keepdim(D::Minus1)?;
-    num.broadcast_div(&den)
+    cxr_ops::softmax_last_dim(xs)
 }
 
 /// LayerNorm over the last dimension with a learnable weight and bias (`weight`, `bias`).
@@ -40,13 +37,7 @@ impl Module for LayerNorm {
     /// master-dtype residual stream, so mean and variance are never taken in bf16.
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         let xs = &xs.to_dtype(self.weight.dtype())?;
-        let mean = xs.mean_keepdim(D::Minus1)?;
-        let centred = xs.broadcast_sub(&mean)?;
-        let var = centred.sqr()?.mean_keepdim(D::Minus1)?;
-        let normed = centred.broadcast_div(&(var + self.eps)?.sqrt()?)?;
-        normed
-            .broadcast_mul(&self.weight)?
-            .broadcast_add(&self.bias)
+        cxr_ops::layer_norm(xs, &self.weight, &self.bias, self.eps)
     }
 }
 
@@ -119,8 +110,8 @@ pub(crate) fn normal(stdev: f64) -> Init {
 impl Module for Activation {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         match self {
-            Activation::QuickGelu => xs * candle_nn::ops::sigmoid(&(xs * 1.702)?)?,
-            Activation::Gelu => xs.gelu_erf(),
+            Activation::QuickGelu => cxr_ops::quick_gelu(xs),
+            Activation::Gelu => cxr_ops::gelu_erf(xs),
             Activation::GeluTanh => xs.gelu(),
         }
     }
@@ -147,7 +138,7 @@ pub(crate) fn causal_mask(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::Device;
+    use candle_core::{Device, D};
 
     #[test]
     fn softmax_matches_candle_reference() -> Result<()> {

@@ -1,6 +1,6 @@
 //! Symmetric CLIP InfoNCE loss and its multi-positive variant (identical texts are positives).
 
-use candle_core::{DType, Tensor, D};
+use candle_core::{DType, Tensor};
 
 use crate::error::{LossError, Result};
 
@@ -147,14 +147,14 @@ fn positive_targets(groups: &[usize], n: usize) -> Result<Tensor> {
 /// Mean over rows of the cross-entropy `-sum_j t_ij log softmax(l_i)_j` of `(n, c)` logits
 /// against `(n, c)` target distributions.
 fn soft_cross_entropy(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
-    let logp = candle_nn::ops::log_softmax(logits, D::Minus1)?;
+    let logp = cxr_ops::log_softmax_last_dim(logits)?;
     Ok((logp * targets)?.sum(1)?.mean_all()?.neg()?)
 }
 
-/// Mean cross-entropy of `(n, c)` logits against class indices, via the composed
-/// (differentiable) log-softmax.
+/// Mean cross-entropy of `(n, c)` logits against class indices, via the fused log-softmax
+/// (`cxr_ops`, with its own backward).
 fn cross_entropy(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
-    let logp = candle_nn::ops::log_softmax(logits, D::Minus1)?;
+    let logp = cxr_ops::log_softmax_last_dim(logits)?;
     let picked = logp.gather(&labels.to_dtype(DType::U32)?.unsqueeze(1)?, 1)?;
     Ok(picked.mean_all()?.neg()?)
 }
