@@ -1,13 +1,17 @@
 #!/usr/bin/env python3
 """PyTorch side of `cargo xtask bench clip`: forward + backward of a CLIP contrastive step with
 transformers' CLIPModel (random weights, f32, CPU), the same loss, batch and token lengths as
-crates/cxr-clip/examples/bench_clip.rs. Prints one JSON line with median seconds.
+crates/cxr-clip/examples/bench_clip.rs. Prints one JSON line with median seconds and the
+process's peak resident memory (`peak_rss_bytes`: `getrusage(RUSAGE_SELF).ru_maxrss` of the whole
+Python process: interpreter, libraries, model, activations and gradients).
 
 Reference versions: torch 2.15.0, transformers 5.24.0 (printed in the output).
 """
 
 import argparse
 import json
+import resource
+import sys
 import time
 
 import torch
@@ -16,16 +20,16 @@ import transformers
 from transformers import CLIPConfig, CLIPModel
 
 
-def config(preset: str) -> CLIPConfig:
+def config(preset: str, image_size: int = 224) -> CLIPConfig:
     if preset == "vit-b-32":
         return CLIPConfig()  # transformers' defaults are ViT-B/32
     if preset == "vit-b-16":
         return CLIPConfig(vision_config=dict(patch_size=16))
-    if preset == "tiny":  # ClipConfig::tiny(224)
+    if preset == "tiny":  # ClipConfig::tiny(image_size)
         return CLIPConfig(
             text_config=dict(hidden_size=64, intermediate_size=256, num_hidden_layers=2,
                              num_attention_heads=2),
-            vision_config=dict(image_size=224, patch_size=8, hidden_size=64,
+            vision_config=dict(image_size=image_size, patch_size=8, hidden_size=64,
                                intermediate_size=256, num_hidden_layers=2, num_attention_heads=2),
             projection_dim=64,
         )
@@ -43,16 +47,23 @@ def token_ids(batch: int, context: int) -> torch.Tensor:
     return ids
 
 
+def peak_rss_bytes() -> int:
+    """This process's peak resident set size (ru_maxrss is KiB on Linux, bytes on macOS)."""
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss if sys.platform == "darwin" else rss * 1024
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--preset", default="vit-b-32")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--iters", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--image-size", type=int, default=224, help="image side of the tiny preset")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    model = CLIPModel(config(args.preset)).train()
+    model = CLIPModel(config(args.preset, args.image_size)).train()
     cfg = model.config
     px = torch.randn(args.batch, 3, cfg.vision_config.image_size, cfg.vision_config.image_size)
     ids = token_ids(args.batch, cfg.text_config.max_position_embeddings)
@@ -81,6 +92,7 @@ def main() -> None:
         "transformers": transformers.__version__,
         "attn": getattr(cfg, "_attn_implementation", None) or "default",
         "threads": torch.get_num_threads(),
+        "peak_rss_bytes": peak_rss_bytes(),
     }))
 
 

@@ -13,8 +13,15 @@ max_iter, tol=0).fit(X)` on the float32 array. Each side also runs with --max-it
 the initialisation's share. Prints one markdown row per setting: wall seconds, and CPU seconds
 (user + sys, all threads) beside them, which move less than wall time when other jobs share the
 cores (OpenMP's spin-waiting counts as CPU time on scikit-learn's side).
+
+    python3 scripts/goldens/cxr-mixture/bench_cluster.py --sklearn-only X.npy [--k 40] [--max-iter 20]
+
+is the reference side of `cargo xtask bench all`: scikit-learn's fit alone on a given float32
+`.npy` (the xtask command draws data by `embeddings`' recipe in Rust, writes it, and times both
+whole processes on it); prints one JSON line with the fit's wall and CPU seconds and the versions.
 """
 import argparse
+import json
 import os
 import resource
 import subprocess
@@ -38,13 +45,39 @@ def embeddings(n, d, k, seed=0):
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
+def fit_sklearn(x, k, iters):
+    """scikit-learn's whole fit (k-means initialisation included): (wall s, CPU s, n_iter)."""
+    gm = GaussianMixture(k, covariance_type="diag", max_iter=iters, tol=0.0, random_state=0)
+    c = time.process_time()
+    t = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tol = 0 never "converges"
+        gm.fit(x)
+    return time.perf_counter() - t, time.process_time() - c, int(gm.n_iter_)
+
+
+def sklearn_only(path, k, iters):
+    import sklearn
+
+    x = np.load(path)
+    wall, cpu, n_iter = fit_sklearn(x, k, iters)
+    print(json.dumps({"fit_s": wall, "fit_cpu_s": cpu, "n_iter": n_iter, "n": int(x.shape[0]),
+                      "d": int(x.shape[1]), "k": k, "sklearn": sklearn.__version__,
+                      "numpy": np.__version__}))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=50_000)
     ap.add_argument("--k", type=int, default=40)
     ap.add_argument("--max-iter", type=int, default=20)
     ap.add_argument("--xtask", default=None, help="xtask binary (default: build target/debug/xtask)")
+    ap.add_argument("--sklearn-only", metavar="X.npy", default=None,
+                    help="fit scikit-learn only on this .npy and print one JSON line")
     a = ap.parse_args()
+    if a.sklearn_only is not None:
+        sklearn_only(a.sklearn_only, a.k, a.max_iter)
+        return
     xtask = a.xtask
     if xtask is None:
         subprocess.run(["cargo", "build", "-q", "-p", "xtask"], cwd=ROOT, check=True)
@@ -67,14 +100,7 @@ def main():
             ours = time.perf_counter() - t
             r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
             ours_cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
-            gm = GaussianMixture(a.k, covariance_type="diag", max_iter=iters, tol=0.0, random_state=0)
-            c = time.process_time()
-            t = time.perf_counter()
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                gm.fit(x)
-            ref = time.perf_counter() - t
-            ref_cpu = time.process_time() - c
+            ref, ref_cpu, _ = fit_sklearn(x, a.k, iters)
             print(f"| {a.n} | {a.k} | {iters} | {ref:.2f} ({ref_cpu:.2f}) | {ours:.2f} ({ours_cpu:.2f}) "
                   f"| {ref / ours:.2f}x |", flush=True)
 
