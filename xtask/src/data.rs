@@ -27,7 +27,7 @@ pub enum Command {
     /// Time CSV ingest and JPEG decode + CheXzero preprocessing against pandas / Pillow
     /// (cxr-data's `bench_ingest` example; `--help` shows its flags).
     #[command(disable_help_flag = true)]
-    Bench(crate::ExampleArgs),
+    Bench(crate::bench::ExampleArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -108,7 +108,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Command::Summary(a) => summary(a),
         Command::Cache(a) => cache(a),
         Command::Preprocess(a) => preprocess(a),
-        Command::Bench(a) => crate::run_example("cxr-data", "bench_ingest", a),
+        Command::Bench(a) => crate::bench::run_example("cxr-data", "bench_ingest", a),
     }
 }
 
