@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Compile-check the `cuda` features (cxr-mixture, cxr-optim) on a machine without a GPU or CUDA
-# toolkit.
+# Compile-check the `cuda` features (cxr-mixture, cxr-optim, cxr-ops) on a machine without a GPU
+# or CUDA toolkit.
 #
 # Installs nvcc, NVVM, the runtime headers, the crt headers and CCCL from PyPI wheels pinned to
 # CUDA 13.0.x (the driver of the GPU we borrow) into a venv under target/ (reused across runs),
@@ -31,8 +31,8 @@ cxr_cuda_env cuda-check
 cd "$ROOT"
 log "cargo check -p cxr-mixture --features cuda --all-targets"
 cargo check -p cxr-mixture --features cuda --all-targets
-# Training on the GPU: candle's CUDA backend, cxr-optim's AdamW kernel, cxr-mixture's kernels,
-# cxr-train and xtask in one build.
-log "cargo check -p cxr-optim -p cxr-train -p xtask --features cuda --all-targets (CUDA_COMPUTE_CAP=$CUDA_COMPUTE_CAP)"
-cargo check -p cxr-optim -p cxr-train -p xtask --features cuda --all-targets
+# Training on the GPU: candle's CUDA backend, cxr-optim's AdamW kernel, cxr-ops' fused-op
+# kernels, cxr-mixture's kernels, cxr-train and xtask in one build.
+log "cargo check -p cxr-ops -p cxr-optim -p cxr-train -p xtask --features cuda --all-targets (CUDA_COMPUTE_CAP=$CUDA_COMPUTE_CAP)"
+cargo check -p cxr-ops -p cxr-optim -p cxr-train -p xtask --features cuda --all-targets
 log "ok"

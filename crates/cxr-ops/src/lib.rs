@@ -35,6 +35,9 @@ use candle_core::{DType, Device, Result, Tensor};
 
 use ops::{Kind, LayerNorm, Unary};
 
+/// Whether the CUDA kernels are compiled in (feature `cuda`).
+const CUDA_KERNELS: bool = cfg!(feature = "cuda");
+
 /// `CXR_OPS=reference` in the environment (read once) sends every op through [`reference`]:
 /// an A/B switch for benchmarks and a way to rule the kernels out when chasing a bug.
 fn forced_reference() -> bool {
@@ -50,7 +53,7 @@ pub fn is_fused(xs: &Tensor) -> bool {
     }
     match (xs.device(), xs.dtype()) {
         (Device::Cpu, DType::F32 | DType::F64) => true,
-        (Device::Cuda(_), DType::F32) => cfg!(feature = "cuda"),
+        (Device::Cuda(_), DType::F32) => CUDA_KERNELS,
         _ => false,
     }
 }
