@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use candle_core::Device;
 use candle_nn::VarMap;
@@ -275,7 +275,8 @@ impl<'a> Trainer<'a> {
             Arc::clone(&self.tokenizer),
         );
         let make = |job: &StepJob<'_>| {
-            HostBatch::for_step(
+            let t0 = Instant::now();
+            let batch = HostBatch::for_step(
                 data,
                 &texts,
                 &tokenizer,
@@ -283,9 +284,15 @@ impl<'a> Trainer<'a> {
                 cfg.model.context_length,
                 cfg.seed,
                 job.step,
-            )
+            );
+            (batch, t0.elapsed())
         };
-        crate::prefetch::pipeline(cfg.train_loop.prefetch, &jobs, make, |job, batch, asked| {
+        // Time spent building batches, and time the steps spent waiting for them.
+        let (mut built, mut waited) = (Duration::ZERO, Duration::ZERO);
+        let prefetch = cfg.train_loop.prefetch;
+        crate::prefetch::pipeline(prefetch, &jobs, make, |job, (batch, took), asked| {
+            built += took;
+            waited += asked.elapsed();
             let batch = batch.map_err(|e| batch_error(data, epoch, job, e))?;
             assert_eq!(
                 job.step, self.progress.step,
@@ -306,6 +313,13 @@ impl<'a> Trainer<'a> {
             };
             self.checkpoint_inside(epoch, here, metrics)
         })?;
+        tracing::debug!(
+            "epoch {epoch}: {} batches built in {:.3} s, the steps waited {:.3} s for them \
+             (loop.prefetch = {prefetch})",
+            jobs.len(),
+            built.as_secs_f64(),
+            waited.as_secs_f64()
+        );
         Ok((n_batches > 0).then(|| loss_sum / n_batches as f64))
     }
 
