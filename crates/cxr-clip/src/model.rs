@@ -294,7 +294,7 @@ impl VisionTransformer {
             .reshape((1, 1, h))?
             .broadcast_as((b, 1, h))?;
         let xs = Tensor::cat(&[&cls, &patches], 1)?;
-        let xs = xs.broadcast_add(&self.position_embedding.unsqueeze(0)?)?;
+        let xs = cxr_ops::add_bias(&xs, &self.position_embedding)?;
         self.pre_layrnorm.forward(&xs)
     }
 
@@ -427,7 +427,7 @@ impl TextTransformer {
             .token_embedding
             .index_select(&input.ids.flatten_all()?, 0)?
             .reshape((b, len, self.cfg.hidden_size))?;
-        tokens.broadcast_add(&self.position_embedding.narrow(0, 0, len)?.unsqueeze(0)?)
+        cxr_ops::add_bias(&tokens, &self.position_embedding.narrow(0, 0, len)?)
     }
 
     /// The final-LayerNorm end-of-text tokens `[b, hidden]` of the encoder's output.

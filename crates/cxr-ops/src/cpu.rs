@@ -420,3 +420,12 @@ pub(crate) fn gelu_erf_bwd<T: Real>(x: &[T], g: &[T]) -> Vec<T> {
         g * (cdf + x * pdf)
     })
 }
+
+/// `x + bias` with `bias` repeated over the rows of `x` (rows of `bias.len()` elements).
+pub(crate) fn add_rows<T: Real>(x: &[T], bias: &[T]) -> Vec<T> {
+    map_rows(x, bias.len(), |o, x| {
+        for ((o, &x), &b) in o.iter_mut().zip(x).zip(bias) {
+            *o = x + b;
+        }
+    })
+}

@@ -23,6 +23,7 @@
 //! reference divides, and sum in another order); `tests/ops.rs` checks values and gradients
 //! against the reference and against central finite differences.
 
+mod bias;
 mod cpu;
 #[cfg(feature = "cuda")]
 mod cuda;
@@ -33,6 +34,7 @@ use std::sync::OnceLock;
 
 use candle_core::{DType, Device, Result, Tensor};
 
+pub use bias::add_bias;
 use ops::{Kind, LayerNorm, Unary};
 
 /// Whether the CUDA kernels are compiled in (feature `cuda`).

@@ -48,7 +48,7 @@ pub(crate) struct LayerNormBwd {
 }
 
 /// The contiguous elements of `s` under `l`, or an error naming the op.
-fn slice<'a, T: WithDType>(s: &'a CpuStorage, l: &Layout, op: &str) -> Result<&'a [T]> {
+pub(crate) fn slice<'a, T: WithDType>(s: &'a CpuStorage, l: &Layout, op: &str) -> Result<&'a [T]> {
     let Some((a, b)) = l.contiguous_offsets() else {
         bail!(
             "{op}: the input is not contiguous (cxr-ops makes it so before the op; this is a bug)"
