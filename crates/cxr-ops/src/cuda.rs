@@ -15,7 +15,7 @@ use candle_core::cuda_backend::cudarc::driver::{CudaView, LaunchConfig, PushKern
 use candle_core::cuda_backend::{CudaDevice, CudaStorage, WrapErr};
 use candle_core::{bail, DType, Layout, Result, Shape};
 
-use crate::ops::{last_dim, Kind};
+use crate::kind::{last_dim, Kind};
 
 const PTX: &str = include_str!(concat!(env!("OUT_DIR"), "/ops.ptx"));
 /// Key of our module in candle's per-device cache of custom modules.

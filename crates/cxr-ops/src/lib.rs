@@ -27,6 +27,7 @@ mod bias;
 mod cpu;
 #[cfg(feature = "cuda")]
 mod cuda;
+mod kind;
 mod ops;
 pub mod reference;
 
@@ -35,7 +36,8 @@ use std::sync::OnceLock;
 use candle_core::{DType, Device, Result, Tensor};
 
 pub use bias::add_bias;
-use ops::{Kind, LayerNorm, Unary};
+use kind::Kind;
+use ops::{LayerNorm, Unary};
 
 /// Whether the CUDA kernels are compiled in (feature `cuda`).
 const CUDA_KERNELS: bool = cfg!(feature = "cuda");

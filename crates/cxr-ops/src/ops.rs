@@ -9,22 +9,7 @@ use candle_core::{bail, CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Res
 use candle_core::{Tensor, WithDType};
 
 use crate::cpu;
-
-/// The row-wise and element-wise ops of one input.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Kind {
-    Softmax,
-    LogSoftmax,
-    QuickGelu,
-    GeluErf,
-}
-
-impl Kind {
-    /// Whether the backward reads the op's result (softmax, log-softmax) rather than its input.
-    fn bwd_from_result(self) -> bool {
-        matches!(self, Kind::Softmax | Kind::LogSoftmax)
-    }
-}
+use crate::kind::{last_dim, Kind};
 
 /// The forward of a [`Kind`].
 #[derive(Debug, Clone, Copy)]
@@ -55,11 +40,6 @@ pub(crate) fn slice<'a, T: WithDType>(s: &'a CpuStorage, l: &Layout, op: &str) -
         )
     };
     Ok(&T::cpu_storage_as_slice(s)?[a..b])
-}
-
-/// Size of the last dimension (1 for a scalar).
-pub(crate) fn last_dim(l: &Layout) -> usize {
-    l.dims().last().copied().unwrap_or(1)
 }
 
 fn unary_cpu<T: cpu::Real>(kind: Kind, x: &[T], dim: usize) -> Vec<T> {
