@@ -253,9 +253,8 @@ impl Row {
     fn cell(&self, v: Option<f64>) -> String {
         match v {
             None => "—".into(),
-            Some(v) if self.unit == "GiB" => format!("{:.2}", v / (1u64 << 30) as f64),
-            Some(v) if self.unit == "images/s" => format!("{v:.1}"),
-            Some(v) => format!("{v:.2}"),
+            Some(v) if self.unit == "GiB" => three_figures(v / (1u64 << 30) as f64),
+            Some(v) => three_figures(v),
         }
     }
     fn markdown(&self) -> String {
@@ -268,6 +267,17 @@ impl Row {
             self.cell(self.reference)
         )
     }
+}
+
+/// `v` with at least three significant figures (two decimals from 1 up, more below: a
+/// --quick run's milliseconds must not print as 0.00).
+fn three_figures(v: f64) -> String {
+    let decimals = if v > 0.0 && v < 1.0 {
+        (2 - v.log10().floor() as i32).clamp(2, 6) as usize
+    } else {
+        2
+    };
+    format!("{v:.decimals$}")
 }
 
 /// What every benchmark needs: the sizes, threads, the Python, scratch space, progress.
@@ -1086,6 +1096,10 @@ mod tests {
         let mem = Row::new("m", "GiB", Some(2.0 * (1u64 << 30) as f64))
             .reference(Some(3.0 * (1u64 << 30) as f64));
         assert_eq!(mem.markdown(), "| m | GiB | 2.00 | 3.00 | 1.50x |");
+        assert_eq!(three_figures(14.93), "14.93");
+        assert_eq!(three_figures(0.5), "0.500");
+        assert_eq!(three_figures(0.00437), "0.00437");
+        assert_eq!(three_figures(0.0), "0.00");
     }
 
     #[test]
