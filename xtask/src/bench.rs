@@ -41,10 +41,10 @@ pub enum Bench {
     /// Fused AdamW vs candle_nn's AdamW (cxr-optim's `bench_optim` example).
     #[command(disable_help_flag = true)]
     Optim(ExampleArgs),
-    /// Every measurement of issue 16 against its reference, one after another on the same
-    /// machine and threads: the ViT-B/32 training step and zero-shot embedding vs PyTorch /
-    /// transformers, `xtask cluster` vs scikit-learn. Prints a dated section and appends it to
-    /// docs/benchmarks.md.
+    /// The CPU speed targets, each against its reference, one after another on the same
+    /// machine and threads: the ViT-B/32 training step (time, peak memory) and zero-shot
+    /// embedding vs PyTorch / transformers, `xtask cluster` vs scikit-learn. Prints a dated
+    /// section and appends it to docs/benchmarks.md.
     All(AllArgs),
 }
 
