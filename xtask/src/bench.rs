@@ -626,7 +626,7 @@ fn clip_step(ctx: &Ctx, bench_clip: &Path) -> Result<Measured> {
     let mut details = vec![format!(
         "Training step: cxr-clip's `bench_clip` example (random weights, f32, symmetric InfoNCE, \
          no optimiser) against `scripts/goldens/cxr-clip/bench_clip_torch.py` ({}); peak memory \
-         is each process's own `VmHWM` / `ru_maxrss`, ours read before the PyTorch child starts.",
+         is each process's own `VmHWM`, ours read before the PyTorch child starts.",
         match (t["torch"].as_str(), t["transformers"].as_str()) {
             (Some(a), Some(b)) => format!(
                 "torch {a}, transformers {b}, {} attention",

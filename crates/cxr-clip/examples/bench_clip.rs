@@ -73,8 +73,9 @@ struct Args {
     json: Option<PathBuf>,
 }
 
-/// This process's peak resident set size so far (`VmHWM` of /proc/self/status, what
-/// `getrusage(RUSAGE_SELF).ru_maxrss` reports), or `None` where /proc is not there.
+/// This process's peak resident set size so far (`VmHWM` of /proc/self/status), or `None`
+/// where /proc is not there. Not `getrusage(RUSAGE_SELF).ru_maxrss`: Linux carries a parent's
+/// peak across exec into it (a child spawned with vfork reports its parent's peak).
 fn peak_rss_bytes() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let kib = status
@@ -309,7 +310,7 @@ fn main() -> anyhow::Result<()> {
     );
     let torch_peak = json["peak_rss_bytes"].as_u64();
     println!(
-        "peak resident memory: candle {}, PyTorch {} (each process's VmHWM / ru_maxrss)",
+        "peak resident memory: candle {}, PyTorch {} (each process's VmHWM)",
         gib(candle_peak),
         gib(torch_peak)
     );

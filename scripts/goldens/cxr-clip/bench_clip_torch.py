@@ -2,8 +2,8 @@
 """PyTorch side of `cargo xtask bench clip`: forward + backward of a CLIP contrastive step with
 transformers' CLIPModel (random weights, f32, CPU), the same loss, batch and token lengths as
 crates/cxr-clip/examples/bench_clip.rs. Prints one JSON line with median seconds and the
-process's peak resident memory (`peak_rss_bytes`: `getrusage(RUSAGE_SELF).ru_maxrss` of the whole
-Python process: interpreter, libraries, model, activations and gradients).
+process's peak resident memory (`peak_rss_bytes`: VmHWM of /proc/self/status, else ru_maxrss, of
+the whole Python process: interpreter, libraries, model, activations and gradients).
 
 Reference versions: torch 2.15.0, transformers 5.24.0 (printed in the output).
 """
@@ -48,7 +48,16 @@ def token_ids(batch: int, context: int) -> torch.Tensor:
 
 
 def peak_rss_bytes() -> int:
-    """This process's peak resident set size (ru_maxrss is KiB on Linux, bytes on macOS)."""
+    """This process's peak resident set size: VmHWM of /proc/self/status where there is one.
+    Not ru_maxrss on Linux: the kernel carries the parent's peak across exec into it, so a child
+    of the candle benchmark (spawned with vfork) would report the candle process's peak."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024  # kB
+    except OSError:
+        pass
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return rss if sys.platform == "darwin" else rss * 1024
 

@@ -62,6 +62,16 @@ def features(model: CLIPModel, px: torch.Tensor) -> torch.Tensor:
 
 
 def peak_rss_bytes() -> int:
+    """This process's peak resident set size: VmHWM of /proc/self/status where there is one.
+    Not ru_maxrss on Linux: the kernel carries the parent's peak across exec into it, so a child
+    of the candle benchmark (spawned with vfork) would report the candle process's peak."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024  # kB
+    except OSError:
+        pass
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return rss if sys.platform == "darwin" else rss * 1024
 
