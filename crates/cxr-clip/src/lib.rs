@@ -7,9 +7,9 @@
 
 mod config;
 mod error;
-pub mod memory;
 #[cfg(feature = "hub-download")]
 pub mod hub;
+pub mod memory;
 mod model;
 mod nn;
 mod weights;
