@@ -22,8 +22,6 @@ Reference versions: torch 2.15.0, transformers 5.24.0, torchvision 0.29.2, pillo
 import argparse
 import json
 import os
-import resource
-import sys
 import time
 
 T_START = time.perf_counter()
@@ -35,6 +33,9 @@ import transformers  # noqa: E402
 from PIL import Image  # noqa: E402
 from torchvision.transforms import InterpolationMode  # noqa: E402
 from transformers import CLIPModel  # noqa: E402
+
+# The script's folder is on sys.path when it runs as a script (as `bench all` runs it).
+from bench_clip_torch import peak_rss_bytes  # noqa: E402
 
 CHEXZERO_PAD = 320
 CHEXZERO_MEAN, CHEXZERO_STD = 101.48761, 83.43944
@@ -59,21 +60,6 @@ def features(model: CLIPModel, px: torch.Tensor) -> torch.Tensor:
     if not isinstance(e, torch.Tensor):  # transformers 5 may return an output object
         e = e.pooler_output if hasattr(e, "pooler_output") else e[0]
     return e
-
-
-def peak_rss_bytes() -> int:
-    """This process's peak resident set size: VmHWM of /proc/self/status where there is one.
-    Not ru_maxrss on Linux: the kernel carries the parent's peak across exec into it, so a child
-    of the candle benchmark (spawned with vfork) would report the candle process's peak."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024  # kB
-    except OSError:
-        pass
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return rss if sys.platform == "darwin" else rss * 1024
 
 
 def main() -> None:
