@@ -16,8 +16,6 @@ use serde_json::Value;
 mod common;
 
 /// Fields that may differ between two runs of one config: wall-clock rates and the run folder.
-const VOLATILE: [&str; 2] = ["images_per_sec", "run_dir"];
-
 fn config(root: &Path, prefetch: bool) -> TrainConfig {
     let mut cfg = common::tiny_config(root, 40);
     cfg.method = Method::CxrCml;
@@ -35,32 +33,18 @@ fn config(root: &Path, prefetch: bool) -> TrainConfig {
     cfg
 }
 
-/// `v` without its volatile fields, at any depth.
-fn strip(v: Value) -> Value {
-    match v {
-        Value::Object(m) => Value::Object(
-            m.into_iter()
-                .filter(|(k, _)| !VOLATILE.contains(&k.as_str()))
-                .map(|(k, v)| (k, strip(v)))
-                .collect(),
-        ),
-        Value::Array(a) => Value::Array(a.into_iter().map(strip).collect()),
-        v => v,
-    }
-}
-
 /// A finished run's `metrics.jsonl` lines and its test evaluation (`results.json`, volatile
 /// fields removed, and the `scores.csv` text).
 fn records(run: &Path) -> (Vec<Value>, (Value, String)) {
     let metrics = std::fs::read_to_string(run.join("metrics.jsonl"))
         .unwrap()
         .lines()
-        .map(|l| strip(serde_json::from_str(l).unwrap()))
+        .map(|l| common::strip_volatile(serde_json::from_str(l).unwrap()))
         .collect();
     let test = run.join("eval/best-test");
     let results = serde_json::from_slice(&std::fs::read(test.join("results.json")).unwrap());
     let scores = std::fs::read_to_string(test.join("scores.csv")).unwrap();
-    (metrics, (strip(results.unwrap()), scores))
+    (metrics, (common::strip_volatile(results.unwrap()), scores))
 }
 
 /// Every file of every checkpoint folder of a run, by `folder/file`.

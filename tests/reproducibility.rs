@@ -11,8 +11,6 @@ mod common;
 
 /// Fields that are allowed to differ between two runs of one config: wall-clock timings and
 /// the run folder.
-const VOLATILE: [&str; 2] = ["images_per_sec", "run_dir"];
-
 fn tiny_config(root: &Path, seed: u64) -> TrainConfig {
     let mut cfg = common::tiny_config(root, 40);
     cfg.seed = seed;
@@ -27,20 +25,6 @@ fn tiny_config(root: &Path, seed: u64) -> TrainConfig {
     cfg
 }
 
-/// `v` without its volatile fields, at any depth.
-fn strip(v: Value) -> Value {
-    match v {
-        Value::Object(m) => Value::Object(
-            m.into_iter()
-                .filter(|(k, _)| !VOLATILE.contains(&k.as_str()))
-                .map(|(k, v)| (k, strip(v)))
-                .collect(),
-        ),
-        Value::Array(a) => Value::Array(a.into_iter().map(strip).collect()),
-        v => v,
-    }
-}
-
 /// One run's `metrics.jsonl` (one value per line) and `results.json`, volatile fields removed.
 fn run(root: &Path, out: &Path, seed: u64) -> anyhow::Result<(Vec<Value>, Value)> {
     let results = run_methods(&tiny_config(root, seed), &[Method::CxrCml], out)?;
@@ -48,10 +32,10 @@ fn run(root: &Path, out: &Path, seed: u64) -> anyhow::Result<(Vec<Value>, Value)
     let dir = &results[0].run_dir;
     let metrics = std::fs::read_to_string(dir.join("metrics.jsonl"))?
         .lines()
-        .map(|l| serde_json::from_str(l).map(strip))
+        .map(|l| serde_json::from_str(l).map(common::strip_volatile))
         .collect::<Result<Vec<Value>, _>>()?;
     let json: Value = serde_json::from_slice(&std::fs::read(dir.join("results.json"))?)?;
-    Ok((metrics, strip(json)))
+    Ok((metrics, common::strip_volatile(json)))
 }
 
 #[test]

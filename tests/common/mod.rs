@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use cxr_cml::train::TrainConfig;
+use serde_json::Value;
 
 /// The demo config shrunk for tests: `patients` synthetic patients generated under `root`,
 /// 32 px images, 32-token texts, no progress bars. Each test sets the rest.
@@ -41,4 +42,22 @@ pub fn first_frontal_image(cfg: &TrainConfig) -> (std::path::PathBuf, std::path:
         .unwrap();
     let path = frontal.path.clone();
     (root, path)
+}
+
+/// Fields of `metrics.jsonl` / `results.json` that differ between identical runs (timing, the
+/// run's own folder).
+const VOLATILE: [&str; 2] = ["images_per_sec", "run_dir"];
+
+/// `v` without its volatile fields, at any depth.
+pub fn strip_volatile(v: Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.into_iter()
+                .filter(|(k, _)| !VOLATILE.contains(&k.as_str()))
+                .map(|(k, v)| (k, strip_volatile(v)))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.into_iter().map(strip_volatile).collect()),
+        v => v,
+    }
 }
