@@ -13,7 +13,7 @@ use anyhow::{bail, Context};
 use candle_core::{DType, Device, Tensor, Var, D};
 use candle_nn::{VarBuilder, VarMap};
 use clap::Parser;
-use cxr_clip::{l2_normalize, ClipConfig, ClipModel, CLIP_EOT_ID};
+use cxr_clip::{l2_normalize, ClipConfig, ClipModel, Recompute, CLIP_EOT_ID};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -60,13 +60,24 @@ struct Args {
     /// PyTorch side is f32).
     #[arg(long, value_enum, default_value = "f32")]
     precision: Precision,
-    /// Activation checkpointing on the candle side (`ClipModel::checkpoint_image` /
-    /// `checkpoint_text`, what `loop.checkpoint_activations` trains with): the forward keeps
-    /// only the block boundaries, the backward recomputes one block at a time. Less memory,
-    /// one more forward pass of compute (counted in "backward"). The PyTorch side does not
-    /// checkpoint.
-    #[arg(long)]
+    /// Activation checkpointing on the candle side (`loop.checkpoint_activations = true`):
+    /// the forward keeps only the block boundaries, the backward recomputes one block at a
+    /// time. Less memory, one more forward pass of compute (counted in "backward"). The
+    /// PyTorch side never checkpoints.
+    #[arg(long, conflicts_with_all = ["recompute_layers", "whole_graph"])]
     checkpoint_activations: bool,
+    /// Selective checkpointing (`loop.checkpoint_activations = N`): only the embedding stage
+    /// and the lowest N encoder layers of each tower are recomputed in backward. Without this
+    /// flag (and without --checkpoint-activations) nothing is recomputed.
+    #[arg(long, value_name = "N", conflicts_with = "whole_graph")]
+    recompute_layers: Option<usize>,
+    /// One `backward()` of the whole graph, which holds every activation until it ends, instead
+    /// of what training does (`cxr_train::step`, every setting of
+    /// `loop.checkpoint_activations`): the loss's gradient with respect to the embeddings,
+    /// then each tower's backward pass block by block (`ClipModel::checkpoint_image` /
+    /// `checkpoint_text`), freeing each block's activations once it is passed.
+    #[arg(long)]
+    whole_graph: bool,
     /// Also write the results as JSON here (`cargo xtask bench all` reads it): medians and
     /// peak resident memory of each side.
     #[arg(long, value_name = "FILE")]
@@ -187,13 +198,25 @@ fn main() -> anyhow::Result<()> {
         &dev,
     )?;
 
+    let recompute = match (
+        args.whole_graph,
+        args.checkpoint_activations,
+        args.recompute_layers,
+    ) {
+        (true, _, _) => None,
+        (false, true, _) => Some(Recompute::All),
+        (false, false, n) => Some(Recompute::Lowest(n.unwrap_or(0))),
+    };
     let (mut fwd, mut bwd) = (Vec::new(), Vec::new());
     for it in 0..=args.iters {
         let t0 = Instant::now();
-        // With checkpointing: both towers kept at their block boundaries, and the loss taken
-        // on their embeddings as variables (their gradients then go into the towers).
-        let (l, kept) = if args.checkpoint_activations {
-            let (image, text) = (model.checkpoint_image(&px)?, model.checkpoint_text(&ids)?);
+        // Segmented (as training): both towers kept as `Checkpointed`, and the loss taken on
+        // their embeddings as variables (their gradients then go into the towers).
+        let (l, kept) = if let Some(recompute) = recompute {
+            let (image, text) = (
+                model.checkpoint_image(&px, recompute)?,
+                model.checkpoint_text(&ids, recompute)?,
+            );
             let img = Var::from_tensor(image.embedding())?;
             let txt = Var::from_tensor(text.embedding())?;
             let l = loss_of(&model, img.as_tensor(), txt.as_tensor())?;
@@ -237,10 +260,11 @@ fn main() -> anyhow::Result<()> {
         args.preset.name(),
         cfg.vision_config.image_size,
         args.precision,
-        if args.checkpoint_activations {
-            " checkpointed"
-        } else {
-            ""
+        match recompute {
+            Some(Recompute::All) => " every block recomputed".to_string(),
+            Some(Recompute::Lowest(0)) => String::new(),
+            Some(Recompute::Lowest(n)) => format!(" lowest {n} blocks recomputed"),
+            None => " whole-graph backward".to_string(),
         },
         args.batch,
         n_params as f64 / 1e6,
@@ -254,6 +278,12 @@ fn main() -> anyhow::Result<()> {
         "iters": args.iters,
         "threads": threads,
         "precision": format!("{:?}", args.precision).to_lowercase(),
+        "recompute": match recompute {
+            Some(Recompute::All) => serde_json::json!("all"),
+            Some(Recompute::Lowest(n)) => serde_json::json!(n),
+            None => serde_json::Value::Null,
+        },
+        "whole_graph": args.whole_graph,
         "params": n_params,
         "candle": {
             "forward_s": rf, "backward_s": rb, "total_s": rf + rb,

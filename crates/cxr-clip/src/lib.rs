@@ -16,7 +16,7 @@ mod weights;
 
 pub use config::{Activation, ClipConfig, ClipTextConfig, ClipVisionConfig, CLIP_EOT_ID};
 pub use error::{Error, Result};
-pub use model::{l2_normalize, Checkpointed, ClipModel};
+pub use model::{l2_normalize, Checkpointed, ClipModel, Recompute};
 pub use weights::{
     default_hub_cache, save_pretrained, save_safetensors, CheckpointFormat, ClipWeights,
 };

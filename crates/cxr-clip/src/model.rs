@@ -585,22 +585,35 @@ impl ClipModel {
 
     /// The image tower run for activation checkpointing: the same embeddings as
     /// [`ClipModel::encode_image`] (bit for bit), computed segment by segment (the embedding
-    /// stage, each encoder layer, the head: post-LayerNorm, pooling, projection) with only
-    /// each segment's output kept, detached. Peak memory is one segment's activations; what
-    /// stays is the encoder's input and each layer's output. [`Checkpointed::backward`] then
-    /// gives the parameter gradients for a gradient of the loss with respect to the
-    /// embeddings, recomputing one segment at a time.
-    pub fn checkpoint_image(&self, pixel_values: &Tensor) -> Result<Checkpointed<'_>> {
+    /// stage, each encoder layer, the head: post-LayerNorm, pooling, projection), each
+    /// segment's output detached before the next one reads it. The segments that `recompute`
+    /// names keep only their input; the others keep their graph (their activations) until
+    /// [`Checkpointed::backward`] has passed them. That backward then gives the parameter
+    /// gradients for a gradient of the loss with respect to the embeddings, one segment at a
+    /// time from the head down, recomputing the former and freeing each one's activations as
+    /// soon as it is done. With [`Recompute::All`] the peak is one segment's activations plus
+    /// the boundaries, for one more forward pass of compute; with [`Recompute::Lowest`]`(0)`
+    /// nothing is recomputed, and memory falls during the backward pass as it does in PyTorch
+    /// instead of holding every activation until the end.
+    pub fn checkpoint_image(
+        &self,
+        pixel_values: &Tensor,
+        recompute: Recompute,
+    ) -> Result<Checkpointed<'_>> {
         let pixels = self.checked_pixels(pixel_values)?;
-        Checkpointed::forward(self, TowerInput::Image(pixels))
+        Checkpointed::forward(self, TowerInput::Image(pixels), recompute)
     }
 
     /// The text tower run for activation checkpointing, as [`ClipModel::checkpoint_image`]:
     /// the embeddings of [`ClipModel::encode_text`] bit for bit (same truncation after the
     /// last end-of-text position, same causal mask).
-    pub fn checkpoint_text(&self, input_ids: &Tensor) -> Result<Checkpointed<'_>> {
+    pub fn checkpoint_text(
+        &self,
+        input_ids: &Tensor,
+        recompute: Recompute,
+    ) -> Result<Checkpointed<'_>> {
         let input = self.text_model.prepare(input_ids)?;
-        Checkpointed::forward(self, TowerInput::Text(input))
+        Checkpointed::forward(self, TowerInput::Text(input), recompute)
     }
 
     /// Segments of a tower: the embedding stage, one per encoder layer, the head.
@@ -675,6 +688,31 @@ enum TowerInput {
     Text(TextInput),
 }
 
+/// Which segments of a tower [`ClipModel::checkpoint_image`] / `checkpoint_text` recompute
+/// during the backward pass instead of keeping their activations from the forward pass.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Recompute {
+    /// Every segment: only the segment boundaries are kept.
+    All,
+    /// The embedding stage and the lowest `n` encoder layers (all of them when `n` is the
+    /// depth or more); the layers above and the head keep their activations. The lowest
+    /// segments go first because they are the last the backward pass reaches: the activations
+    /// kept above them are freed before they are recomputed. `Lowest(0)` recomputes nothing.
+    Lowest(usize),
+}
+
+impl Recompute {
+    /// How many segments, from the embedding stage up, are recomputed in a tower of
+    /// `segments` segments (its layers plus the embedding stage and the head).
+    fn segments(self, segments: usize) -> usize {
+        match self {
+            Recompute::All => segments,
+            Recompute::Lowest(0) => 0,
+            Recompute::Lowest(n) => n.min(segments - 2) + 1,
+        }
+    }
+}
+
 /// One tower's forward pass kept at its segment boundaries, for activation checkpointing
 /// ([`ClipModel::checkpoint_image`], [`ClipModel::checkpoint_text`]).
 #[derive(Debug)]
@@ -682,40 +720,52 @@ pub struct Checkpointed<'m> {
     model: &'m ClipModel,
     input: TowerInput,
     /// `inputs[i]` is the detached input of segment `i + 1`: the embedding stage's output,
-    /// then each encoder layer's.
+    /// then each encoder layer's. For a kept segment with a trainable segment below it, a
+    /// variable, so that its graph gives the input's gradient.
     inputs: Vec<Tensor>,
+    /// Per segment, its output with its graph when the segment is kept (not recomputed).
+    kept: Vec<Option<Tensor>>,
     /// Per segment, whether its output depends on a trainable parameter (a `Var`; a frozen
-    /// tower's parameters are detached tensors). Backward stops below the first such segment.
+    /// tower's parameters are detached tensors), or, for a kept segment whose input is a
+    /// variable, on anything trainable. Backward stops below the first such segment.
     trainable: Vec<bool>,
     embedding: Tensor,
 }
 
 impl<'m> Checkpointed<'m> {
-    /// Runs the segments in order, keeping each one's output detached (its graph, and so its
-    /// activations, are dropped as soon as the next segment has its input).
-    fn forward(model: &'m ClipModel, input: TowerInput) -> Result<Self> {
+    /// Runs the segments in order, keeping each one's output detached (the graph, and so the
+    /// activations, of a recomputed segment are dropped as soon as the next segment has its
+    /// input; a kept segment's stay in `kept`).
+    fn forward(model: &'m ClipModel, input: TowerInput, recompute: Recompute) -> Result<Self> {
         let n = model.segments(&input);
+        let recomputed = recompute.segments(n);
         let mut inputs = Vec::with_capacity(n - 1);
-        let mut trainable = Vec::with_capacity(n);
+        let mut kept = Vec::with_capacity(n);
+        let mut trainable: Vec<bool> = Vec::with_capacity(n);
         let mut xs: Option<Tensor> = None;
         for index in 0..n {
-            // The embedding stage ignores `xs`; any tensor will do.
-            let arg = match &xs {
-                Some(x) => x,
-                None => model.logit_scale(),
+            // A kept segment above a trainable one runs on a variable: backward needs the
+            // gradient of its input.
+            let x = match xs.take() {
+                Some(x) if index >= recomputed && trainable.contains(&true) => {
+                    Some(Var::from_tensor(&x)?.as_tensor().clone())
+                }
+                x => x,
             };
+            // The embedding stage ignores its argument; any tensor will do.
+            let arg = x.as_ref().unwrap_or(model.logit_scale());
             let out = model.segment(&input, index, arg)?;
             trainable.push(out.track_op());
-            if let Some(x) = xs.take() {
-                inputs.push(x);
-            }
+            inputs.extend(x);
             xs = Some(out.detach());
+            kept.push((index >= recomputed).then_some(out));
         }
         let embedding = xs.expect("a tower has at least two segments");
         Ok(Self {
             model,
             input,
             inputs,
+            kept,
             trainable,
             embedding,
         })
@@ -731,11 +781,11 @@ impl<'m> Checkpointed<'m> {
     /// the loss with respect to [`Checkpointed::embedding`]: those of `sum(embedding * grad)`,
     /// what `backward()` of that surrogate through `encode_image` / `encode_text` gives.
     ///
-    /// Walks the segments from the head down: each segment is recomputed with a graph on its
-    /// kept input (a fresh `Var`), `sum(output * g)` is backpropagated, its parameters'
-    /// gradients are added to the result and the input's gradient becomes the next `g`. Only
-    /// one segment's graph is alive at a time. Segments below the lowest one with a trainable
-    /// parameter are skipped (a frozen tower costs nothing).
+    /// Walks the segments from the head down: each segment's graph (kept, or recomputed on
+    /// its kept input as a fresh `Var`) is backpropagated from `sum(output * g)`, its
+    /// parameters' gradients are added to the result, the input's gradient becomes the next
+    /// `g` and the graph is dropped. Segments below the lowest one with a trainable parameter
+    /// are skipped (a frozen tower costs nothing).
     pub fn backward(self, grad: &Tensor) -> Result<GradStore> {
         if grad.dims() != self.embedding.dims() {
             return Err(Error::BadInput(format!(
@@ -748,6 +798,7 @@ impl<'m> Checkpointed<'m> {
             model,
             input,
             mut inputs,
+            mut kept,
             trainable,
             embedding,
         } = self;
@@ -759,17 +810,18 @@ impl<'m> Checkpointed<'m> {
         drop(embedding);
         for index in (lowest..trainable.len()).rev() {
             // The lowest trainable segment needs no gradient for its input.
-            let kept = if index > 0 { inputs.pop() } else { None };
-            let var = match &kept {
-                Some(x) if index > lowest => Some(Var::from_tensor(x)?),
-                _ => None,
+            let x = if index > 0 { inputs.pop() } else { None };
+            let (out, var) = match kept[index].take() {
+                Some(out) => (out, x.filter(|_| index > lowest)),
+                None => {
+                    let var = match &x {
+                        Some(x) if index > lowest => Some(Var::from_tensor(x)?.as_tensor().clone()),
+                        _ => None,
+                    };
+                    let arg = var.as_ref().or(x.as_ref()).unwrap_or(model.logit_scale());
+                    (model.segment(&input, index, arg)?, var)
+                }
             };
-            let xs = match (&var, &kept) {
-                (Some(v), _) => v.as_tensor(),
-                (None, Some(x)) => x,
-                (None, None) => model.logit_scale(),
-            };
-            let out = model.segment(&input, index, xs)?;
             let vars: Vec<Tensor> = out
                 .sorted_nodes()
                 .into_iter()
@@ -778,9 +830,9 @@ impl<'m> Checkpointed<'m> {
                 .collect();
             let mut part = (out * &g)?.sum_all()?.backward()?;
             if let Some(v) = &var {
-                g = match part.remove(v.as_tensor()) {
+                g = match part.remove(v) {
                     Some(gx) => gx,
-                    None => v.as_tensor().zeros_like()?,
+                    None => v.zeros_like()?,
                 };
             }
             // The input's gradient is already taken out: what is left are parameters'.

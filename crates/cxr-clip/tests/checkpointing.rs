@@ -1,7 +1,8 @@
 //! Activation checkpointing (`ClipModel::checkpoint_image` / `checkpoint_text` and
 //! `Checkpointed::backward`) against the ordinary `backward()` of the same surrogate
 //! `sum(image_embeddings * G_img) + sum(text_embeddings * G_txt)`, for every parameter of
-//! both towers of the tiny model, in f32 and under bf16 mixed precision.
+//! both towers of the tiny model (two layers a tower), in f32 and under bf16 mixed precision,
+//! with every segment recomputed, none, the lowest layer, and more layers than there are.
 //!
 //! The bound is zero: embeddings and gradients must be bit-identical. The checkpointed pass
 //! runs the same ops in the same dtypes on the same values, so the forward is bit-identical.
@@ -21,7 +22,7 @@ use candle_core::backprop::GradStore;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use common::{det_values, named_vars, reseed};
-use cxr_clip::{ClipConfig, ClipModel, CLIP_EOT_ID};
+use cxr_clip::{ClipConfig, ClipModel, Recompute, CLIP_EOT_ID};
 
 const BATCH: usize = 6;
 const IMAGE: usize = 32;
@@ -77,8 +78,21 @@ fn identical(a: &Tensor, b: &Tensor) -> anyhow::Result<Result<(), f64>> {
     Ok(Err(diff / scale.max(f64::MIN_POSITIVE)))
 }
 
-/// Checkpointed against ordinary gradients for the model computing in `compute`.
+/// Checkpointed against ordinary gradients for the model computing in `compute`, for each
+/// recomputation setting.
 fn check(compute: DType) -> anyhow::Result<()> {
+    for recompute in [
+        Recompute::All,
+        Recompute::Lowest(0),
+        Recompute::Lowest(1),
+        Recompute::Lowest(5),
+    ] {
+        check_with(compute, recompute)?;
+    }
+    Ok(())
+}
+
+fn check_with(compute: DType, recompute: Recompute) -> anyhow::Result<()> {
     let (model, varmap) = tiny_model()?;
     let model = model.with_compute_dtype(compute)?;
     let (pixels, ids) = inputs()?;
@@ -91,14 +105,17 @@ fn check(compute: DType) -> anyhow::Result<()> {
     let surrogate = ((&img * &g_img)?.sum_all()? + (&txt * &g_txt)?.sum_all()?)?;
     let want = surrogate.backward()?;
 
-    let image = model.checkpoint_image(&pixels)?;
-    let text = model.checkpoint_text(&ids)?;
+    let image = model.checkpoint_image(&pixels, recompute)?;
+    let text = model.checkpoint_text(&ids, recompute)?;
     for (what, a, b) in [
         ("image", &img, image.embedding()),
         ("text", &txt, text.embedding()),
     ] {
         if let Err(e) = identical(a, b)? {
-            panic!("{compute:?}: checkpointed {what} embeddings differ (relative error {e:.3e})");
+            panic!(
+                "{compute:?} {recompute:?}: checkpointed {what} embeddings differ (relative \
+                 error {e:.3e})"
+            );
         }
     }
     let got_img = image.backward(&g_img)?;
@@ -138,7 +155,8 @@ fn check(compute: DType) -> anyhow::Result<()> {
     assert_eq!(compared, named_vars(&varmap).len() - 1);
     assert!(
         differ.is_empty(),
-        "{compute:?}: checkpointed gradients differ from the ordinary ones: {differ:?}"
+        "{compute:?} {recompute:?}: checkpointed gradients differ from the ordinary ones: \
+         {differ:?}"
     );
     Ok(())
 }
@@ -177,22 +195,27 @@ fn a_frozen_tower_gets_nothing_and_bad_gradients_are_refused() -> anyhow::Result
     let (pixels, ids) = inputs()?;
     let proj = model.config().projection_dim;
     let g = tensor(BATCH * proj, 17, &[BATCH, proj])?;
-    assert!(model
-        .checkpoint_text(&ids)?
-        .backward(&g)?
-        .get_ids()
-        .next()
-        .is_none());
-    let vision = model.checkpoint_image(&pixels)?.backward(&g)?;
     let vision_vars = named_vars(&varmap)
         .into_iter()
         .filter(|(n, _)| n.starts_with("vision_model.") || n.starts_with("visual_projection."))
         .count();
-    assert_eq!(vision.get_ids().count(), vision_vars);
+    for recompute in [Recompute::All, Recompute::Lowest(0), Recompute::Lowest(1)] {
+        assert!(
+            model
+                .checkpoint_text(&ids, recompute)?
+                .backward(&g)?
+                .get_ids()
+                .next()
+                .is_none(),
+            "{recompute:?}"
+        );
+        let vision = model.checkpoint_image(&pixels, recompute)?.backward(&g)?;
+        assert_eq!(vision.get_ids().count(), vision_vars, "{recompute:?}");
+    }
 
     let wrong = tensor(BATCH * (proj + 1), 17, &[BATCH, proj + 1])?;
     let e = model
-        .checkpoint_image(&pixels)?
+        .checkpoint_image(&pixels, Recompute::All)?
         .backward(&wrong)
         .unwrap_err()
         .to_string();

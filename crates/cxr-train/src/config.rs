@@ -676,11 +676,79 @@ pub struct LoopConfig {
     /// a step runs; the batches, and so the run, are bit-identical either way (`false`: build
     /// each batch just before its step). Runtime only.
     pub prefetch: bool,
-    /// Activation checkpointing: the forward pass keeps only each transformer block's input
-    /// and the backward pass recomputes each block, so a step's activation memory is one
-    /// block's plus the block boundaries, for one more forward pass of compute. Combines with
-    /// `accumulate`; the gradients are bit-identical either way. Runtime only.
-    pub checkpoint_activations: bool,
+    /// Activation checkpointing: `true` keeps only each transformer block's input and the
+    /// backward pass recomputes every block (a step's activation memory is then one block's
+    /// plus the block boundaries, for one more forward pass of compute); a number `N`
+    /// recomputes only the embedding stage and the lowest `N` blocks of each tower, the
+    /// blocks above keeping their activations. Either way, and with `false` (nothing
+    /// recomputed), each tower's backward pass runs block by block and frees a block's
+    /// activations as soon as it has passed it. Combines with `accumulate`; the gradients
+    /// are bit-identical in every setting. Runtime only.
+    pub checkpoint_activations: ActivationCheckpointing,
+}
+
+/// `loop.checkpoint_activations`: which transformer blocks the backward pass recomputes
+/// instead of keeping their activations from the forward pass. In TOML `false`, `true` or a
+/// number of blocks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ActivationCheckpointing {
+    /// `false`: nothing is recomputed.
+    #[default]
+    Off,
+    /// `true`: every block is recomputed.
+    All,
+    /// `N`: the embedding stage and the lowest `N` blocks of each tower are recomputed
+    /// (`0` is `false`).
+    Lowest(usize),
+}
+
+impl Serialize for ActivationCheckpointing {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        match *self {
+            ActivationCheckpointing::Off => serializer.serialize_bool(false),
+            ActivationCheckpointing::All => serializer.serialize_bool(true),
+            ActivationCheckpointing::Lowest(n) => serializer.serialize_u64(n as u64),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for ActivationCheckpointing {
+    fn deserialize<D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> std::result::Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = ActivationCheckpointing;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("true, false or a number of transformer blocks to recompute")
+            }
+            fn visit_bool<E: serde::de::Error>(
+                self,
+                v: bool,
+            ) -> std::result::Result<Self::Value, E> {
+                Ok(if v {
+                    ActivationCheckpointing::All
+                } else {
+                    ActivationCheckpointing::Off
+                })
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> std::result::Result<Self::Value, E> {
+                usize::try_from(v)
+                    .map(ActivationCheckpointing::Lowest)
+                    .map_err(|_| E::invalid_value(serde::de::Unexpected::Unsigned(v), &self))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> std::result::Result<Self::Value, E> {
+                match u64::try_from(v) {
+                    Ok(v) => self.visit_u64(v),
+                    Err(_) => Err(E::invalid_value(serde::de::Unexpected::Signed(v), &self)),
+                }
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
 }
 
 impl LoopConfig {
@@ -707,7 +775,7 @@ impl Default for LoopConfig {
             precision: Precision::F32,
             tensorboard: true,
             prefetch: true,
-            checkpoint_activations: false,
+            checkpoint_activations: ActivationCheckpointing::Off,
         }
     }
 }

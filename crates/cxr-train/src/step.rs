@@ -5,12 +5,14 @@
 
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Tensor, Var};
-use cxr_clip::ClipModel;
+use cxr_clip::{ClipModel, Recompute};
 use cxr_losses::{TripletConfig, WeightedMetricConfig};
 use cxr_mixture::{MixtureKind, NuPolicy, PseudoLabelConfig, PseudoLabelSource, PseudoLabeler};
 use cxr_optim::Optimizer;
 
-use crate::config::{ClipLoss, LabelSource, Method, MetricLoss, MixtureModel, TrainConfig};
+use crate::config::{
+    ActivationCheckpointing, ClipLoss, LabelSource, Method, MetricLoss, MixtureModel, TrainConfig,
+};
 use crate::Result;
 
 /// The mixture pseudo-labeler a config asks for.
@@ -94,7 +96,15 @@ impl<'a> Objective<'a> {
     }
 
     /// Losses and gradients of one batch; `params` are the parameters whose gradients are
-    /// kept when the batch is split into `loop.accumulate` micro-batches.
+    /// kept.
+    ///
+    /// The towers' gradients are taken segment by segment (`cxr_clip::Checkpointed`): the loss
+    /// and its gradient with respect to the embeddings first, then each tower's backward pass
+    /// from that gradient, block by block, each block's activations freed as soon as the pass
+    /// has gone through it (one whole-graph `backward()` would hold every activation until it
+    /// ends, on top of the parameter gradients). `loop.checkpoint_activations` says which
+    /// blocks are recomputed instead of kept; `loop.accumulate` splits the batch into
+    /// micro-batches (GradCache). The gradients are bit-identical in every setting.
     pub fn loss_and_grads(
         &mut self,
         model: &ClipModel,
@@ -102,12 +112,28 @@ impl<'a> Objective<'a> {
         ids: &Tensor,
         params: &[Var],
     ) -> Result<StepLoss> {
-        let accumulate = self.cfg.train_loop.accumulate.max(1);
-        if accumulate > 1 || self.cfg.train_loop.checkpoint_activations {
-            return self.accumulated(model, pixels, ids, accumulate, params);
+        self.segmented(model, pixels, ids, params)
+    }
+
+    /// The same losses and gradients as [`Objective::loss_and_grads`] in one forward pass and
+    /// one `backward()` of the whole graph, whatever `loop.checkpoint_activations` says: the
+    /// plain formulation, kept as the reference that the segmented path is tested against
+    /// (bit for bit) and for A/B measurements. It holds every activation of the batch until
+    /// the backward pass ends. With `loop.accumulate` the embeddings are computed per
+    /// micro-batch, as the segmented path computes them, and concatenated.
+    pub fn loss_and_grads_whole_graph(
+        &mut self,
+        model: &ClipModel,
+        pixels: &Tensor,
+        ids: &Tensor,
+    ) -> Result<StepLoss> {
+        let (mut imgs, mut txts) = (Vec::new(), Vec::new());
+        for (s, len) in micro_batches(pixels.dim(0)?, self.cfg.train_loop.accumulate) {
+            imgs.push(model.encode_image(&pixels.narrow(0, s, len)?)?);
+            txts.push(model.encode_text(&ids.narrow(0, s, len)?)?);
         }
-        let img = model.encode_image(pixels)?;
-        let txt = model.encode_text(ids)?;
+        let img = Tensor::cat(&imgs, 0)?;
+        let txt = Tensor::cat(&txts, 0)?;
         let targets = self.targets(&img)?;
         let groups = self.text_groups(ids)?;
         let (total, clip, metric) = self.losses(
@@ -206,38 +232,36 @@ impl<'a> Objective<'a> {
         Ok((total, clip, Some(metric)))
     }
 
-    /// One step in `micro` micro-batches whose parameter gradient equals the full batch's
-    /// exactly (GradCache): embed every micro-batch without a graph, take the batch loss and
-    /// its gradient with respect to the embeddings, then re-run each micro-batch with a graph
-    /// and backpropagate its slice of that gradient. Peak activation memory is one
-    /// micro-batch's.
+    /// One step in `loop.accumulate` micro-batches whose parameter gradient equals the full batch's
+    /// exactly: the batch loss is taken on the embeddings of every micro-batch, then its
+    /// gradient with respect to the embeddings is sent back through each micro-batch's
+    /// towers with `Checkpointed::backward`.
     ///
-    /// With `loop.checkpoint_activations` (any `micro`, 1 included) each micro-batch's towers
-    /// are embedded by `ClipModel::checkpoint_image` / `checkpoint_text`, which keep only the
-    /// block boundaries, and their `Checkpointed::backward` recomputes one block at a time:
-    /// peak activation memory is one block's of one micro-batch, plus every micro-batch's
-    /// block boundaries, and the towers run forward twice in all (not three times).
-    fn accumulated(
+    /// With one micro-batch, or when every block is recomputed (`loop.checkpoint_activations
+    /// = true`), the towers run forward once, kept as `Checkpointed` (every micro-batch's
+    /// block boundaries plus whatever `recompute` keeps). With several micro-batches and kept
+    /// blocks, GradCache: the first pass embeds without a graph and each micro-batch runs
+    /// forward again, kept, just before its backward pass, so that peak activation memory is
+    /// one micro-batch's.
+    fn segmented(
         &mut self,
         model: &ClipModel,
         pixels: &Tensor,
         ids: &Tensor,
-        micro: usize,
         params: &[Var],
     ) -> Result<StepLoss> {
-        let n = pixels.dim(0)?;
-        let size = n.div_ceil(micro);
-        let parts: Vec<(usize, usize)> =
-            (0..n).step_by(size).map(|s| (s, size.min(n - s))).collect();
-        let checkpoint = self.cfg.train_loop.checkpoint_activations;
+        let parts = micro_batches(pixels.dim(0)?, self.cfg.train_loop.accumulate);
+        let recompute = recompute(self.cfg.train_loop.checkpoint_activations);
+        let keep_first_pass = parts.len() == 1 || recompute == Recompute::All;
         let mut imgs = Vec::new();
         let mut txts = Vec::new();
-        // With checkpointing: each micro-batch's (image, text) towers at their boundaries.
+        // Each micro-batch's (image, text) towers from the first pass, when they are kept.
         let mut kept = Vec::new();
         for &(s, len) in &parts {
             let (px, tok) = (pixels.narrow(0, s, len)?, ids.narrow(0, s, len)?);
-            if checkpoint {
-                let (image, text) = (model.checkpoint_image(&px)?, model.checkpoint_text(&tok)?);
+            if keep_first_pass {
+                let image = model.checkpoint_image(&px, recompute)?;
+                let text = model.checkpoint_text(&tok, recompute)?;
                 imgs.push(image.embedding().clone());
                 txts.push(text.embedding().clone());
                 kept.push((image, text));
@@ -275,38 +299,23 @@ impl<'a> Objective<'a> {
             groups.as_deref(),
         )?;
         let mut grads = GradStore::default();
-        if checkpoint {
-            // The logit scale and temperature are used once per batch, as below.
-            let part =
-                cxr_losses::surrogate(&inputs[2..], &input_grads[2..].iter().collect::<Vec<_>>())?
-                    .backward()?;
+        // The logit scale and temperature are used once per batch, not per micro-batch.
+        let part =
+            cxr_losses::surrogate(&inputs[2..], &input_grads[2..].iter().collect::<Vec<_>>())?
+                .backward()?;
+        add_grads(&mut grads, &part, params)?;
+        let mut kept = kept.into_iter();
+        for &(s, len) in &parts {
+            let (image, text) = match kept.next() {
+                Some(towers) => towers,
+                None => (
+                    model.checkpoint_image(&pixels.narrow(0, s, len)?, recompute)?,
+                    model.checkpoint_text(&ids.narrow(0, s, len)?, recompute)?,
+                ),
+            };
+            let part = image.backward(&input_grads[0].narrow(0, s, len)?)?;
             add_grads(&mut grads, &part, params)?;
-            for ((image, text), &(s, len)) in kept.into_iter().zip(&parts) {
-                let part = image.backward(&input_grads[0].narrow(0, s, len)?)?;
-                add_grads(&mut grads, &part, params)?;
-                let part = text.backward(&input_grads[1].narrow(0, s, len)?)?;
-                add_grads(&mut grads, &part, params)?;
-            }
-            return Ok(StepLoss {
-                total,
-                clip,
-                metric,
-                grads,
-            });
-        }
-        for (k, &(s, len)) in parts.iter().enumerate() {
-            let img_k = model.encode_image(&pixels.narrow(0, s, len)?)?;
-            let txt_k = model.encode_text(&ids.narrow(0, s, len)?)?;
-            let g_img = input_grads[0].narrow(0, s, len)?;
-            let g_txt = input_grads[1].narrow(0, s, len)?;
-            let mut outs = vec![&img_k, &txt_k];
-            let mut gs = vec![&g_img, &g_txt];
-            if k == 0 {
-                // The logit scale and temperature are used once per batch, not per micro-batch.
-                outs.extend(&inputs[2..]);
-                gs.extend(&input_grads[2..]);
-            }
-            let part = cxr_losses::surrogate(&outs, &gs)?.backward()?;
+            let part = text.backward(&input_grads[1].narrow(0, s, len)?)?;
             add_grads(&mut grads, &part, params)?;
         }
         Ok(StepLoss {
@@ -315,6 +324,22 @@ impl<'a> Objective<'a> {
             metric,
             grads,
         })
+    }
+}
+
+/// `(start, length)` of each of `micro` (at least one) micro-batches of a batch of `n`, all
+/// of the same length but the last.
+fn micro_batches(n: usize, micro: usize) -> Vec<(usize, usize)> {
+    let size = n.div_ceil(micro.max(1)).max(1);
+    (0..n).step_by(size).map(|s| (s, size.min(n - s))).collect()
+}
+
+/// The towers' recomputation for `loop.checkpoint_activations`.
+fn recompute(setting: ActivationCheckpointing) -> Recompute {
+    match setting {
+        ActivationCheckpointing::Off => Recompute::Lowest(0),
+        ActivationCheckpointing::All => Recompute::All,
+        ActivationCheckpointing::Lowest(n) => Recompute::Lowest(n),
     }
 }
 
