@@ -6,8 +6,9 @@
 //! section (machine, load, commit, a table of ours / reference / ratio) that it prints and
 //! appends to `docs/benchmarks.md`:
 //! - [`clip_step`]: the ViT-B/32 batch-32 contrastive step (cxr-clip's `bench_clip` example)
-//!   against PyTorch / transformers, seconds and peak memory, with and without activation
-//!   checkpointing;
+//!   against PyTorch / transformers, seconds and peak memory, as training takes its gradients
+//!   and in three variants (whole-graph backward, every block recomputed, the lowest blocks
+//!   recomputed);
 //! - [`embed`]: zero-shot image embedding, `xtask embed` against `CLIPModel.get_image_features`
 //!   (`scripts/goldens/cxr-clip/bench_embed_torch.py`), whole processes, images per second;
 //! - [`cluster`]: `xtask cluster` against scikit-learn's `GaussianMixture.fit`
@@ -133,6 +134,11 @@ pub struct AllArgs {
     /// Skip the Python references (their cells and the ratios read "—").
     #[arg(long)]
     no_reference: bool,
+    /// The training step's selective-checkpointing variant recomputes the embedding stage and
+    /// this many of each tower's lowest blocks (`loop.checkpoint_activations = N`). At 2 of
+    /// ViT-B/32's 12 a tower, batch 32 fits below PyTorch's peak memory.
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    recompute_layers: usize,
     /// Run only these benchmarks (repeatable) [default: all three].
     #[arg(long, value_enum, value_name = "BENCH")]
     only: Vec<Which>,
@@ -141,7 +147,7 @@ pub struct AllArgs {
 /// The benchmarks of `bench all`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Which {
-    /// The contrastive training step (seconds, peak memory), with and without checkpointing.
+    /// The contrastive training step (seconds, peak memory), and its variants.
     Step,
     /// Zero-shot image embedding (images per second).
     Embed,
@@ -425,7 +431,7 @@ fn all(args: AllArgs) -> Result<()> {
             raw.insert(key.into(), j);
         };
         if let Some(exe) = &bench_clip {
-            add("clip_step", clip_step(&ctx, exe)?);
+            add("clip_step", clip_step(&ctx, exe, args.recompute_layers)?);
         }
         if wanted(Which::Embed) {
             add("embed", embed(&ctx)?);
@@ -558,26 +564,25 @@ fn gib(bytes: Option<f64>) -> String {
     })
 }
 
-/// Benchmark 1, the contrastive training step, forward + backward: `bench_clip` (PyTorch in its
-/// own child process after ours, unless `--no-reference`), then, when the example has the
-/// flag, again with `--checkpoint-activations` and no reference (compared with the same
-/// PyTorch run).
-fn clip_step(ctx: &Ctx, bench_clip: &Path) -> Result<Measured> {
+/// Benchmark 1, the contrastive training step, forward + backward: `bench_clip` as training
+/// runs it (`loop.checkpoint_activations = false`; PyTorch in its own child process after
+/// ours, unless `--no-reference`), then three variants without the reference, each compared
+/// with the same PyTorch run: one `backward()` of the whole graph, every block recomputed, and
+/// the lowest `recompute_layers` blocks of each tower recomputed.
+fn clip_step(ctx: &Ctx, bench_clip: &Path, recompute_layers: usize) -> Result<Measured> {
     let s = ctx.sizes;
     let name = s.model_name();
-    let run = |checkpoint: bool, reference: bool| -> Result<Value> {
-        let json_path = ctx.tmp.join(format!("bench_clip_{checkpoint}.json"));
+    let run = |tag: &str, flags: &[String], reference: bool| -> Result<Value> {
+        let json_path = ctx.tmp.join(format!("bench_clip_{tag}.json"));
         let mut cmd = ctx.ours(bench_clip);
         cmd.args(["--preset", s.clip_preset])
             .args(["--image-size", &s.clip_image_size.to_string()])
             .args(["--batch", &s.clip_batch.to_string()])
             .args(["--iters", &s.iters.to_string()])
             .args(["--threads", &ctx.threads.to_string()])
+            .args(flags)
             .arg("--json")
             .arg(&json_path);
-        if checkpoint {
-            cmd.arg("--checkpoint-activations");
-        }
         match (&ctx.python, reference) {
             (Some(py), true) => {
                 cmd.arg("--python").arg(py);
@@ -602,7 +607,7 @@ fn clip_step(ctx: &Ctx, bench_clip: &Path) -> Result<Measured> {
             ""
         }
     ));
-    let plain = run(false, true)?;
+    let plain = run("plain", &[], true)?;
     let c = &plain["candle"];
     let t = &plain["torch"];
     let (ours_total, ref_total) = (c["total_s"].as_f64(), t["total_s"].as_f64());
@@ -623,10 +628,17 @@ fn clip_step(ctx: &Ctx, bench_clip: &Path) -> Result<Measured> {
         Row::new("— backward", "s", c["backward_s"].as_f64()).reference(t["backward_s"].as_f64()),
         Row::new("— peak resident memory of the process", "GiB", ours_mem).reference(ref_mem),
     ];
-    let mut details = vec![format!(
+    let details = vec![format!(
         "Training step: cxr-clip's `bench_clip` example (random weights, f32, symmetric InfoNCE, \
          no optimiser) against `scripts/goldens/cxr-clip/bench_clip_torch.py` ({}); peak memory \
-         is each process's own `VmHWM`, ours read before the PyTorch child starts.",
+         is each process's own `VmHWM`, ours read before the PyTorch child starts. Ours takes \
+         the gradients as training does with `loop.checkpoint_activations = false`: the loss's \
+         gradient with respect to the embeddings, then each tower's backward pass block by \
+         block, each block's activations freed once passed. The variants change only our side: \
+         one `backward()` of the whole graph (`--whole-graph`), every block recomputed \
+         (`loop.checkpoint_activations = true`), and the embedding stage and lowest \
+         {recompute_layers} blocks of each tower recomputed (`= {recompute_layers}`); PyTorch \
+         recomputes nothing.",
         match (t["torch"].as_str(), t["transformers"].as_str()) {
             (Some(a), Some(b)) => format!(
                 "torch {a}, transformers {b}, {} attention",
@@ -636,21 +648,39 @@ fn clip_step(ctx: &Ctx, bench_clip: &Path) -> Result<Measured> {
         }
     )];
     let mut raw = json!({ "plain": plain });
-    if example_has_flag(bench_clip, "--checkpoint-activations") {
-        ctx.step(&format!(
-            "{name} training step with --checkpoint-activations, ours"
-        ));
-        let ckpt = run(true, false)?;
-        let c = &ckpt["candle"];
+    let variants = [
+        (
+            "whole_graph",
+            vec!["--whole-graph".to_string()],
+            "one backward() of the whole graph".to_string(),
+        ),
+        (
+            "checkpoint_activations",
+            vec!["--checkpoint-activations".to_string()],
+            "every block recomputed".to_string(),
+        ),
+        (
+            "recompute_layers",
+            vec![
+                "--recompute-layers".to_string(),
+                recompute_layers.to_string(),
+            ],
+            format!("lowest {recompute_layers} blocks a tower recomputed"),
+        ),
+    ];
+    for (tag, flags, label) in variants {
+        ctx.step(&format!("{name} training step, {label}, ours"));
+        let v = run(tag, &flags, false)?;
+        let c = &v["candle"];
         let (total, mem) = (c["total_s"].as_f64(), c["peak_rss_bytes"].as_f64());
         ctx.done(format!(
-            "training step with activation checkpointing: ours {:.2} s, {}",
+            "training step, {label}: ours {:.2} s, {}",
             total.unwrap_or(f64::NAN),
             gib(mem)
         ));
         rows.push(
             Row::new(
-                "— with activation checkpointing (ours; PyTorch without), forward + backward",
+                format!("— {label} (ours; PyTorch as above), forward + backward"),
                 "s",
                 total,
             )
@@ -658,32 +688,15 @@ fn clip_step(ctx: &Ctx, bench_clip: &Path) -> Result<Measured> {
         );
         rows.push(
             Row::new(
-                "— with activation checkpointing (ours; PyTorch without), peak memory",
+                format!("— {label} (ours; PyTorch as above), peak memory"),
                 "GiB",
                 mem,
             )
             .reference(ref_mem),
         );
-        raw["checkpoint_activations"] = ckpt;
-    } else {
-        ctx.done("training step with activation checkpointing: bench_clip has no --checkpoint-activations flag, not run".into());
-        details.push(
-            "Activation checkpointing: not measured (this bench_clip has no \
-             `--checkpoint-activations`)."
-                .into(),
-        );
+        raw[tag] = v;
     }
     Ok((rows, details, raw))
-}
-
-/// Whether an example's `--help` lists `flag`.
-fn example_has_flag(exe: &Path, flag: &str) -> bool {
-    Command::new(exe)
-        .arg("--help")
-        .stdin(Stdio::null())
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).contains(flag))
-        .unwrap_or(false)
 }
 
 /// Benchmark 2, zero-shot image embedding: one random-weight CLIP written as a Hugging Face

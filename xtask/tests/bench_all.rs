@@ -77,10 +77,22 @@ fn quick_run_without_references_writes_a_parseable_section() {
     assert!(section.contains("| measurement | unit | ours | reference | ratio |"));
 
     let rows = table_rows(&section);
-    // The step (total, forward, backward, memory), embedding and cluster; the two
-    // activation-checkpointing rows when bench_clip has that flag.
-    let checkpointing = !section.contains("this bench_clip has no `--checkpoint-activations`");
-    assert_eq!(rows.len(), if checkpointing { 8 } else { 6 }, "{rows:?}");
+    // The step (total, forward, backward, memory) and its three variants (time, memory),
+    // embedding and cluster.
+    assert_eq!(rows.len(), 12, "{rows:?}");
+    for variant in [
+        "one backward() of the whole graph",
+        "every block recomputed",
+        "lowest 2 blocks a tower recomputed",
+    ] {
+        for what in ["forward + backward", "peak memory"] {
+            let n = rows
+                .iter()
+                .filter(|r| r[0].contains(variant) && r[0].contains(what))
+                .count();
+            assert_eq!(n, 1, "{variant}, {what}: {rows:?}");
+        }
+    }
     for r in &rows {
         assert_eq!(r.len(), 5, "{r:?}");
         let ours: f64 = r[2]
