@@ -830,8 +830,10 @@ impl<'m> Checkpointed<'m> {
                 .collect();
             let mut part = (out * &g)?.sum_all()?.backward()?;
             if let Some(v) = &var {
+                // Detached: a gradient that tracked an op would pull this segment's backward
+                // graph into the next one's.
                 g = match part.remove(v) {
-                    Some(gx) => gx,
+                    Some(gx) => gx.detach(),
                     None => v.zeros_like()?,
                 };
             }

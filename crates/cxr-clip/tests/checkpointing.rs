@@ -139,6 +139,11 @@ fn check_with(compute: DType, recompute: Recompute) -> anyhow::Result<()> {
             (None, None) => assert_eq!(name, "logit_scale", "{name} got no gradient at all"),
             (Some(w), Some(g)) => {
                 assert_eq!(g.dtype(), p.dtype(), "{name}");
+                // A parameter's gradient with a graph would keep activations alive.
+                assert!(
+                    !g.track_op(),
+                    "{recompute:?}: the gradient of {name} carries a graph"
+                );
                 if let Err(e) = identical(w, g)? {
                     differ.push(format!("{name} (relative error {e:.3e})"));
                 }

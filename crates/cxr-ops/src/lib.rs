@@ -1,5 +1,7 @@
 //! Fused tensor ops with their own backward, for candle: LayerNorm, softmax and log-softmax
-//! over the last dimension, quick-GELU and the exact (erf) GELU.
+//! over the last dimension, quick-GELU and the exact (erf) GELU; and, CPU only, a bias add
+//! whose bias gradient is one gemm ([`add_bias`]) and a dense layer that keeps less for its
+//! backward ([`dense`]).
 //!
 //! candle-nn's fused `layer_norm` / `softmax_last_dim` have no backward (they cut gradients),
 //! and the same ops written from primitive tensor ops ([`reference`]) make one pass over memory
@@ -35,7 +37,7 @@ use std::sync::OnceLock;
 
 use candle_core::{DType, Device, Result, Tensor};
 
-pub use bias::add_bias;
+pub use bias::{add_bias, dense};
 use kind::Kind;
 use ops::{LayerNorm, Unary};
 
