@@ -49,18 +49,7 @@ impl CustomOp2 for AddBias {
         b: &CpuStorage,
         bl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let out = match (x, b) {
-            (CpuStorage::F32(_), CpuStorage::F32(_)) => CpuStorage::F32(cpu::add_rows(
-                slice::<f32>(x, xl, "add_bias")?,
-                slice::<f32>(b, bl, "add_bias")?,
-            )),
-            (CpuStorage::F64(_), CpuStorage::F64(_)) => CpuStorage::F64(cpu::add_rows(
-                slice::<f64>(x, xl, "add_bias")?,
-                slice::<f64>(b, bl, "add_bias")?,
-            )),
-            _ => bail!("add_bias: f32 or f64 inputs of one dtype only (lib.rs checks this)"),
-        };
-        Ok((out, xl.shape().clone()))
+        Ok((add_rows(x, xl, b, bl, "add_bias")?, xl.shape().clone()))
     }
 
     /// `dx = g`; `dbias` from [`bias_grad`].
@@ -73,6 +62,27 @@ impl CustomOp2 for AddBias {
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         Ok((Some(grad.clone()), Some(bias_grad(bias, grad)?)))
     }
+}
+
+/// `x + b` on the CPU, `b` repeated over `x`'s rows; both f32 or both f64 (the callers check).
+fn add_rows(
+    x: &CpuStorage,
+    xl: &Layout,
+    b: &CpuStorage,
+    bl: &Layout,
+    op: &str,
+) -> Result<CpuStorage> {
+    Ok(match (x, b) {
+        (CpuStorage::F32(_), CpuStorage::F32(_)) => CpuStorage::F32(cpu::add_rows(
+            slice::<f32>(x, xl, op)?,
+            slice::<f32>(b, bl, op)?,
+        )),
+        (CpuStorage::F64(_), CpuStorage::F64(_)) => CpuStorage::F64(cpu::add_rows(
+            slice::<f64>(x, xl, op)?,
+            slice::<f64>(b, bl, op)?,
+        )),
+        _ => bail!("{op}: f32 or f64 inputs of one dtype only (checked before the op)"),
+    })
 }
 
 /// The gradient of a bias added to every row of `grad`'s leading dimensions:
@@ -158,18 +168,7 @@ impl CustomOp3 for Dense {
         let Storage::Cpu(p) = &*storage else {
             bail!("dense: the product is not on the CPU (dense checks this; this is a bug)")
         };
-        let out = match (p, b) {
-            (CpuStorage::F32(_), CpuStorage::F32(_)) => CpuStorage::F32(cpu::add_rows(
-                slice::<f32>(p, pl, "dense")?,
-                slice::<f32>(b, bl, "dense")?,
-            )),
-            (CpuStorage::F64(_), CpuStorage::F64(_)) => CpuStorage::F64(cpu::add_rows(
-                slice::<f64>(p, pl, "dense")?,
-                slice::<f64>(b, bl, "dense")?,
-            )),
-            _ => bail!("dense: f32 or f64 inputs of one dtype only (dense checks this)"),
-        };
-        Ok((out, pl.shape().clone()))
+        Ok((add_rows(p, pl, b, bl, "dense")?, pl.shape().clone()))
     }
 
     /// `dx = g @ weight`, `dweight = g^T @ x`, `dbias` from [`bias_grad`], all without a
