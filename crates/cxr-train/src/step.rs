@@ -232,9 +232,9 @@ impl<'a> Objective<'a> {
         Ok((total, clip, Some(metric)))
     }
 
-    /// One step in `loop.accumulate` micro-batches whose parameter gradient equals the full batch's
-    /// exactly: the batch loss is taken on the embeddings of every micro-batch, then its
-    /// gradient with respect to the embeddings is sent back through each micro-batch's
+    /// One step in `loop.accumulate` micro-batches whose parameter gradient equals the full
+    /// batch's exactly: the batch loss is taken on the embeddings of every micro-batch, then
+    /// its gradient with respect to the embeddings is sent back through each micro-batch's
     /// towers with `Checkpointed::backward`.
     ///
     /// With one micro-batch, or when every block is recomputed (`loop.checkpoint_activations
