@@ -1,39 +1,9 @@
-//! Compiles `src/cuda/kernels.cu` to PTX with nvcc, only under the `cuda` feature: a default
-//! build never needs the CUDA toolkit. `NVCC` picks the compiler (default `nvcc` on PATH),
-//! `CXR_CUDA_ARCH` the virtual architecture (default `compute_80`; the PTX is JIT-compiled
-//! forward, so it also runs on Hopper).
+//! Compiles `src/cuda/kernels.cu` to `mixture_kernels.ptx` under the `cuda` feature
+//! (`scripts/build/cuda_ptx.rs`, shared with the other crates' build scripts).
 
-use std::path::PathBuf;
-use std::process::Command;
+#[path = "../../scripts/build/cuda_ptx.rs"]
+mod cuda_ptx;
 
 fn main() {
-    println!("cargo:rerun-if-changed=build.rs");
-    if std::env::var_os("CARGO_FEATURE_CUDA").is_none() {
-        return;
-    }
-    println!("cargo:rerun-if-changed=src/cuda/kernels.cu");
-    println!("cargo:rerun-if-env-changed=NVCC");
-    println!("cargo:rerun-if-env-changed=CXR_CUDA_ARCH");
-    let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"))
-        .join("mixture_kernels.ptx");
-    let nvcc = std::env::var("NVCC").unwrap_or_else(|_| "nvcc".into());
-    let arch = std::env::var("CXR_CUDA_ARCH").unwrap_or_else(|_| "compute_80".into());
-    let status = Command::new(&nvcc)
-        .args([
-            "--ptx",
-            "-O3",
-            &format!("-arch={arch}"),
-            "src/cuda/kernels.cu",
-            "-o",
-        ])
-        .arg(&out)
-        .status();
-    match status {
-        Ok(s) if s.success() => {}
-        Ok(s) => panic!("`{nvcc} --ptx src/cuda/kernels.cu` failed ({s}); see its output above"),
-        Err(e) => panic!(
-            "the `cuda` feature needs nvcc ({e}): install the CUDA toolkit, set NVCC, or run \
-             scripts/ci/cuda-check.sh which installs nvcc from PyPI wheels"
-        ),
-    }
+    cuda_ptx::compile_ptx("src/cuda/kernels.cu", "mixture_kernels.ptx", &[]);
 }
