@@ -72,6 +72,32 @@ fn wrap(
     (CudaStorage::wrap_cuda_slice(out, dev.clone()), shape)
 }
 
+/// The kernel of a [`Kind`]'s forward or backward over `n` elements in rows of `dim`, its
+/// launch and its `len` argument: row kernels (softmax, log-softmax) run one block per row
+/// with `len = dim`, element-wise ones a grid-stride loop with `len = n`.
+fn unary_launch(
+    kind: Kind,
+    backward: bool,
+    n: usize,
+    dim: usize,
+) -> Result<(&'static str, LaunchConfig, usize)> {
+    let (forward_name, backward_name) = match kind {
+        Kind::Softmax => ("cxr_softmax_f32", "cxr_softmax_bwd_f32"),
+        Kind::LogSoftmax => ("cxr_log_softmax_f32", "cxr_log_softmax_bwd_f32"),
+        Kind::QuickGelu => ("cxr_quick_gelu_f32", "cxr_quick_gelu_bwd_f32"),
+        Kind::GeluErf => ("cxr_gelu_erf_f32", "cxr_gelu_erf_bwd_f32"),
+    };
+    let name = if backward {
+        backward_name
+    } else {
+        forward_name
+    };
+    Ok(match kind {
+        Kind::Softmax | Kind::LogSoftmax => (name, row_config(n / dim, dim)?, dim),
+        Kind::QuickGelu | Kind::GeluErf => (name, elem_config(n), n),
+    })
+}
+
 /// Forward of a [`Kind`].
 pub(crate) fn unary(kind: Kind, s: &CudaStorage, l: &Layout) -> Result<(CudaStorage, Shape)> {
     let dev = &s.device;
@@ -79,12 +105,7 @@ pub(crate) fn unary(kind: Kind, s: &CudaStorage, l: &Layout) -> Result<(CudaStor
     let n = x.len();
     let dim = last_dim(l);
     let mut y = dev.alloc_zeros::<f32>(n)?;
-    let (name, cfg, len) = match kind {
-        Kind::Softmax => ("cxr_softmax_f32", row_config(n / dim, dim)?, dim),
-        Kind::LogSoftmax => ("cxr_log_softmax_f32", row_config(n / dim, dim)?, dim),
-        Kind::QuickGelu => ("cxr_quick_gelu_f32", elem_config(n), n),
-        Kind::GeluErf => ("cxr_gelu_erf_f32", elem_config(n), n),
-    };
+    let (name, cfg, len) = unary_launch(kind, false, n, dim)?;
     let func = dev.get_or_load_custom_func(name, MODULE, PTX)?;
     let mut b = func.builder();
     b.arg(&x).arg(&mut y).arg(&len);
@@ -116,12 +137,7 @@ pub(crate) fn unary_bwd(
     let n = a.len();
     let dim = last_dim(l1);
     let mut dx = dev.alloc_zeros::<f32>(n)?;
-    let (name, cfg, len) = match kind {
-        Kind::Softmax => ("cxr_softmax_bwd_f32", row_config(n / dim, dim)?, dim),
-        Kind::LogSoftmax => ("cxr_log_softmax_bwd_f32", row_config(n / dim, dim)?, dim),
-        Kind::QuickGelu => ("cxr_quick_gelu_bwd_f32", elem_config(n), n),
-        Kind::GeluErf => ("cxr_gelu_erf_bwd_f32", elem_config(n), n),
-    };
+    let (name, cfg, len) = unary_launch(kind, true, n, dim)?;
     let func = dev.get_or_load_custom_func(name, MODULE, PTX)?;
     let mut b = func.builder();
     b.arg(&a).arg(&g).arg(&mut dx).arg(&len);

@@ -44,15 +44,20 @@ __device__ float block_max(float v, float* shared) {
 
 __device__ __forceinline__ float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
 
+// The maximum of a row of `dim`, over the whole block (every thread gets it).
+__device__ __forceinline__ float row_max(const float* xr, size_t dim, float* shared) {
+    float m = -INFINITY;
+    for (size_t i = threadIdx.x; i < dim; i += blockDim.x) m = fmaxf(m, xr[i]);
+    return block_max(m, shared);
+}
+
 }  // namespace
 
 extern "C" __global__ void cxr_softmax_f32(const float* x, float* y, size_t dim) {
     __shared__ float shared[32];
     const float* xr = x + blockIdx.x * dim;
     float* yr = y + blockIdx.x * dim;
-    float m = -INFINITY;
-    for (size_t i = threadIdx.x; i < dim; i += blockDim.x) m = fmaxf(m, xr[i]);
-    m = block_max(m, shared);
+    const float m = row_max(xr, dim, shared);
     float s = 0.0f;
     for (size_t i = threadIdx.x; i < dim; i += blockDim.x) {
         const float e = expf(xr[i] - m);
@@ -67,9 +72,7 @@ extern "C" __global__ void cxr_log_softmax_f32(const float* x, float* y, size_t 
     __shared__ float shared[32];
     const float* xr = x + blockIdx.x * dim;
     float* yr = y + blockIdx.x * dim;
-    float m = -INFINITY;
-    for (size_t i = threadIdx.x; i < dim; i += blockDim.x) m = fmaxf(m, xr[i]);
-    m = block_max(m, shared);
+    const float m = row_max(xr, dim, shared);
     float s = 0.0f;
     for (size_t i = threadIdx.x; i < dim; i += blockDim.x) s += expf(xr[i] - m);
     const float log_sum = logf(block_sum(s, shared));
