@@ -95,26 +95,6 @@ impl<'a> Objective<'a> {
         })
     }
 
-    /// Losses and gradients of one batch; `params` are the parameters whose gradients are
-    /// kept.
-    ///
-    /// The towers' gradients are taken segment by segment (`cxr_clip::Checkpointed`): the loss
-    /// and its gradient with respect to the embeddings first, then each tower's backward pass
-    /// from that gradient, block by block, each block's activations freed as soon as the pass
-    /// has gone through it (one whole-graph `backward()` would hold every activation until it
-    /// ends, on top of the parameter gradients). `loop.checkpoint_activations` says which
-    /// blocks are recomputed instead of kept; `loop.accumulate` splits the batch into
-    /// micro-batches (GradCache). The gradients are bit-identical in every setting.
-    pub fn loss_and_grads(
-        &mut self,
-        model: &ClipModel,
-        pixels: &Tensor,
-        ids: &Tensor,
-        params: &[Var],
-    ) -> Result<StepLoss> {
-        self.segmented(model, pixels, ids, params)
-    }
-
     /// The same losses and gradients as [`Objective::loss_and_grads`] in one forward pass and
     /// one `backward()` of the whole graph, whatever `loop.checkpoint_activations` says: the
     /// plain formulation, kept as the reference that the segmented path is tested against
@@ -232,18 +212,26 @@ impl<'a> Objective<'a> {
         Ok((total, clip, Some(metric)))
     }
 
-    /// One step in `loop.accumulate` micro-batches whose parameter gradient equals the full
-    /// batch's exactly: the batch loss is taken on the embeddings of every micro-batch, then
-    /// its gradient with respect to the embeddings is sent back through each micro-batch's
-    /// towers with `Checkpointed::backward`.
+    /// Losses and gradients of one batch; `params` are the parameters whose gradients are
+    /// kept.
     ///
+    /// The towers' gradients are taken segment by segment (`cxr_clip::Checkpointed`): the loss
+    /// and its gradient with respect to the embeddings first, then each tower's backward pass
+    /// from that gradient, block by block, each block's activations freed as soon as the pass
+    /// has gone through it (one whole-graph `backward()` would hold every activation until it
+    /// ends, on top of the parameter gradients). `loop.checkpoint_activations` says which
+    /// blocks are recomputed instead of kept. The gradients are bit-identical in every setting.
+    ///
+    /// With `loop.accumulate`, micro-batches whose parameter gradient equals the full batch's
+    /// exactly: the batch loss is taken on the embeddings of every micro-batch, then its
+    /// gradient with respect to the embeddings is sent back through each micro-batch's towers.
     /// With one micro-batch, or when every block is recomputed (`loop.checkpoint_activations
     /// = true`), the towers run forward once, kept as `Checkpointed` (every micro-batch's
     /// block boundaries plus whatever `recompute` keeps). With several micro-batches and kept
     /// blocks, GradCache: the first pass embeds without a graph and each micro-batch runs
     /// forward again, kept, just before its backward pass, so that peak activation memory is
     /// one micro-batch's.
-    fn segmented(
+    pub fn loss_and_grads(
         &mut self,
         model: &ClipModel,
         pixels: &Tensor,
