@@ -3,7 +3,7 @@
 
 use cxr_cml::train::{checkpoint, prepare, train_one, Method, TrainConfig, TrainError};
 
-mod common;
+use crate::common;
 
 fn config(root: &std::path::Path) -> TrainConfig {
     let mut cfg = common::tiny_config(root, 30);

@@ -7,7 +7,7 @@ use cxr_cml::train::config::BootstrapUnit;
 use cxr_cml::train::report::auc_table;
 use cxr_cml::train::{run_methods, Method};
 
-mod common;
+use crate::common;
 
 #[test]
 fn two_methods_get_cis_paired_differences_and_delong() -> anyhow::Result<()> {

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use cxr_cml::train::config::Views;
 use cxr_cml::train::{prepare, run_methods, Method, TrainConfig};
 
-mod common;
+use crate::common;
 
 fn tiny_config(root: &Path) -> TrainConfig {
     let mut cfg = common::tiny_config(root, 40);

@@ -12,7 +12,7 @@ use cxr_cml::train::config::{Preprocessing, Views};
 use cxr_cml::train::run_eval::WeightsEval;
 use cxr_cml::train::task_eval::evaluate_task;
 
-mod common;
+use crate::common;
 
 fn within(lo: f64, x: f64, hi: f64) -> bool {
     (0.0..=1.0).contains(&lo) && lo <= x + 1e-12 && x <= hi + 1e-12 && hi <= 1.0

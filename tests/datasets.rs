@@ -9,7 +9,7 @@ use cxr_cml::data::Dataset;
 use cxr_cml::train::config::RareSet;
 use cxr_cml::train::{run_methods, Method, TrainConfig};
 
-mod common;
+use crate::common;
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

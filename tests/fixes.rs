@@ -12,7 +12,7 @@ use cxr_cml::train::batch::TextSource;
 use cxr_cml::train::config::{ScheduleKind, Tower};
 use cxr_cml::train::{checkpoint, model, prepare, step, train_one, Method, TrainConfig};
 
-mod common;
+use crate::common;
 
 /// Fix 2: trained alone, on fixed embeddings whose positives are (slightly) closer than their
 /// negatives, the weighted loss's learnable temperature runs down to its lower bound and stops

@@ -9,7 +9,6 @@
 //! this test binary re-executed with `CXR_KILL_CHILD` set.
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use cxr_cml::train::{prepare, run_methods, run_methods_resumable, Method, TrainConfig};
@@ -21,7 +20,7 @@ const OUT_ENV: &str = "CXR_KILL_OUT";
 const TEST_NAME: &str = "a_run_killed_many_times_ends_as_an_uninterrupted_one";
 const METHODS: [Method; 2] = [Method::MetaLabels, Method::CxrCml];
 
-mod common;
+use crate::common;
 
 fn config(root: &Path) -> TrainConfig {
     let mut cfg = common::tiny_config(root, 30);
@@ -72,8 +71,7 @@ fn run_with_kills(
     let mut kills = 0;
     loop {
         assert!(Instant::now() < deadline, "no finish after {kills} kills");
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", TEST_NAME, "--test-threads", "1"])
+        let mut child = common::rerun_this_test(module_path!(), TEST_NAME)
             .env(CHILD_ENV, root)
             .env(OUT_ENV, out)
             .spawn()

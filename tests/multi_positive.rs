@@ -6,7 +6,7 @@
 use cxr_cml::train::config::ClipLoss;
 use cxr_cml::train::{run_methods, Method, TrainConfig};
 
-mod common;
+use crate::common;
 
 fn config(root: &std::path::Path) -> TrainConfig {
     let mut cfg = common::tiny_config(root, 60);

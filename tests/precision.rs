@@ -16,7 +16,7 @@
 use cxr_cml::train::config::Precision;
 use cxr_cml::train::{run_methods, Method, TrainConfig};
 
-mod common;
+use crate::common;
 
 fn config(root: &std::path::Path, precision: Precision) -> TrainConfig {
     let mut cfg = common::tiny_config(root, 40);

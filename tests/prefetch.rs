@@ -13,7 +13,7 @@ use cxr_cml::train::{
 };
 use serde_json::Value;
 
-mod common;
+use crate::common;
 
 /// Fields that may differ between two runs of one config: wall-clock rates and the run folder.
 fn config(root: &Path, prefetch: bool) -> TrainConfig {

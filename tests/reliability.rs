@@ -6,7 +6,6 @@
 //! is a real SIGKILL of a process in the middle of its first epoch.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use cxr_cml::train::lock::RunLock;
@@ -18,7 +17,7 @@ use cxr_cml::train::{
 const CHILD_ENV: &str = "CXR_RELIABILITY_CHILD";
 const KILL_TEST: &str = "a_run_killed_before_its_first_checkpoint_resumes";
 
-mod common;
+use crate::common;
 
 fn config(root: &Path) -> TrainConfig {
     let mut cfg = common::tiny_config(root, 40);
@@ -48,8 +47,7 @@ fn a_run_killed_before_its_first_checkpoint_resumes() {
     // Killed once its first steps are logged, long before the epoch's checkpoint.
     let killed = root.join("killed");
     let run_dir = killed.join(&run_name);
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", KILL_TEST, "--test-threads", "1"])
+    let mut child = common::rerun_this_test(module_path!(), KILL_TEST)
         .env(CHILD_ENV, root)
         .spawn()
         .unwrap();

@@ -7,7 +7,7 @@ use std::path::Path;
 use cxr_cml::train::{run_methods, Method, TrainConfig};
 use serde_json::Value;
 
-mod common;
+use crate::common;
 
 /// Fields that are allowed to differ between two runs of one config: wall-clock timings and
 /// the run folder.

@@ -14,7 +14,7 @@ use cxr_cml::train::run_eval::{
 use cxr_cml::train::TrainConfig;
 use ndarray::Array2;
 
-mod common;
+use crate::common;
 
 /// A tiny Hugging Face model folder (random weights from `seed`) and the synthetic data root.
 fn tiny_weights(tmp: &Path, seed: u64) -> anyhow::Result<(PathBuf, PathBuf)> {

@@ -6,7 +6,6 @@
 //! kill is a real `kill -9` of a process in the middle of training.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use cxr_cml::train::{checkpoint, prepare, train_one, train_resumable, Method, TrainConfig};
@@ -14,7 +13,7 @@ use cxr_cml::train::{checkpoint, prepare, train_one, train_resumable, Method, Tr
 const CHILD_ENV: &str = "CXR_RESUME_CHILD";
 const TEST_NAME: &str = "killed_run_resumes_and_reproduces_the_losses";
 
-mod common;
+use crate::common;
 
 fn config(root: &Path) -> TrainConfig {
     let mut cfg = common::tiny_config(root, 40);
@@ -54,8 +53,7 @@ fn killed_run_resumes_and_reproduces_the_losses() {
 
     // The victim: killed with SIGKILL once its second epoch checkpoint is on disk.
     let killed = root.join("killed");
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", TEST_NAME, "--test-threads", "1"])
+    let mut child = common::rerun_this_test(module_path!(), TEST_NAME)
         .env(CHILD_ENV, root)
         .spawn()
         .unwrap();

@@ -9,7 +9,7 @@ use cxr_cml::train::seeds::{self, seed_dir, SeedsSummary, SEEDS_FILE};
 use cxr_cml::train::Method;
 use serde_json::Value;
 
-mod common;
+use crate::common;
 
 fn read_json(path: &Path) -> Value {
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()

@@ -20,7 +20,7 @@ use cxr_cml::train::tensorboard::{events_files, EventWriter};
 use cxr_cml::train::{checkpoint, prepare, train_one, train_resumable, Method};
 use serde_json::Value;
 
-mod common;
+use crate::common;
 
 // ---------------------------------------------------------------------------------------
 // An independent reader: TFRecord framing with masked CRC-32C, and the Event protobuf.

@@ -4,7 +4,7 @@
 use cxr_cml::train::config::{LabelSource, MetricLoss, MixtureModel};
 use cxr_cml::train::{run_methods, Method, TrainConfig};
 
-mod common;
+use crate::common;
 
 fn tiny_config(dir: &std::path::Path) -> TrainConfig {
     let mut cfg = common::tiny_config(dir, 60);

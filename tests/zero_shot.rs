@@ -10,7 +10,7 @@ use cxr_cml::train::config::{Preprocessing, Views};
 use cxr_cml::train::run_eval::{evaluate_weights, WeightsEval, ID_COLUMN};
 use cxr_cml::train::{run_methods, Method, TrainConfig};
 
-mod common;
+use crate::common;
 
 /// A tiny run of the meta-label method; returns its folder.
 fn tiny_run(cfg: &TrainConfig, out: &Path) -> anyhow::Result<PathBuf> {

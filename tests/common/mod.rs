@@ -1,7 +1,7 @@
-//! Shared setup of the workspace integration tests. Not every test binary uses every helper.
-#![allow(dead_code)]
+//! Shared setup of the workspace integration tests (`tests/integration.rs`).
 
 use std::path::Path;
+use std::process::Command;
 
 use cxr_cml::train::TrainConfig;
 use serde_json::Value;
@@ -60,4 +60,17 @@ pub fn strip_volatile(v: Value) -> Value {
         Value::Array(a) => Value::Array(a.into_iter().map(strip_volatile).collect()),
         v => v,
     }
+}
+
+/// This test binary, set to run only the test `function` of the calling module (pass
+/// `module_path!()`), on one thread: the kill tests re-execute themselves this way to get a real
+/// process to SIGKILL. libtest names a test by its path without the crate's name.
+pub fn rerun_this_test(module_path: &str, function: &str) -> Command {
+    let name = match module_path.split_once("::") {
+        Some((_crate, module)) => format!("{module}::{function}"),
+        None => function.to_string(),
+    };
+    let mut command = Command::new(std::env::current_exe().unwrap());
+    command.args(["--exact", &name, "--test-threads", "1"]);
+    command
 }
