@@ -6,25 +6,14 @@
 //! should). CI has no GPU: `scripts/ci/cuda-check.sh` only compile-checks these tests.
 #![cfg(feature = "cuda")]
 
-use candle_core::{DType, Device, Result, Tensor, Var};
+#[path = "../../../tests/cuda-support/device.rs"]
+mod cuda_support;
 
-/// CUDA device 0, or `None` after saying loudly why the test does not run.
-fn cuda_or_skip(test: &str) -> Option<Device> {
-    match Device::new_cuda(0) {
-        Ok(d) => Some(d),
-        Err(e) => {
-            assert!(
-                std::env::var_os("CXR_REQUIRE_CUDA").is_none(),
-                "{test}: CXR_REQUIRE_CUDA is set but no CUDA device is usable: {e}"
-            );
-            eprintln!(
-                "\n*** SKIPPED {test}: no CUDA device ({e}). Only compiled, not run: the CUDA \
-                 kernels of cxr-ops are NOT verified by this run. ***\n"
-            );
-            None
-        }
-    }
-}
+use candle_core::{DType, Device, Result, Tensor, Var};
+use cuda_support::{cuda_or_skip, values};
+
+/// What a skipped test leaves unchecked, for its `SKIPPED` line.
+const UNVERIFIED: &str = "the CUDA kernels of cxr-ops are";
 
 type Op1 = fn(&Tensor) -> Result<Tensor>;
 
@@ -46,12 +35,6 @@ const SHAPES: &[&[usize]] = &[
     &[2, 3, 7],
     &[1700, 768],
 ];
-
-fn values(n: usize, seed: f64) -> Vec<f64> {
-    (0..n)
-        .map(|i| ((i as f64 * 12.9898 + seed * 78.233).sin() * 43758.5453).fract() - 0.5)
-        .collect()
-}
 
 /// The same f32 values on `dev`.
 fn tensor(shape: &[usize], seed: f64, scale: f64, shift: f64, dev: &Device) -> Result<Tensor> {
@@ -95,7 +78,7 @@ fn max_err(a: &[f32], b: &[f32]) -> f64 {
 
 #[test]
 fn unary_ops_on_cuda_match_the_cpu() -> Result<()> {
-    let Some(dev) = cuda_or_skip("unary_ops_on_cuda_match_the_cpu") else {
+    let Some(dev) = cuda_or_skip("unary_ops_on_cuda_match_the_cpu", UNVERIFIED) else {
         return Ok(());
     };
     for &(name, op) in UNARY {
@@ -115,7 +98,7 @@ fn unary_ops_on_cuda_match_the_cpu() -> Result<()> {
 
 #[test]
 fn layer_norm_on_cuda_matches_the_cpu() -> Result<()> {
-    let Some(dev) = cuda_or_skip("layer_norm_on_cuda_matches_the_cpu") else {
+    let Some(dev) = cuda_or_skip("layer_norm_on_cuda_matches_the_cpu", UNVERIFIED) else {
         return Ok(());
     };
     for (i, shape) in SHAPES.iter().enumerate() {

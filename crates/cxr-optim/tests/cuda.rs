@@ -7,34 +7,16 @@
 //! and NVRTC dynamically, so running them needs those libraries on the loader path.
 #![cfg(feature = "cuda")]
 
+#[path = "../../../tests/cuda-support/device.rs"]
+mod cuda_support;
+
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Device, Tensor, Var};
+use cuda_support::{cuda_or_skip, values};
 use cxr_optim::{AdamW, AdamWConfig, Optimizer as _};
 
-/// CUDA device 0, or `None` after saying loudly why the test does not run.
-fn cuda_or_skip(test: &str) -> Option<Device> {
-    match Device::new_cuda(0) {
-        Ok(d) => Some(d),
-        Err(e) => {
-            assert!(
-                std::env::var_os("CXR_REQUIRE_CUDA").is_none(),
-                "{test}: CXR_REQUIRE_CUDA is set but no CUDA device is usable: {e}"
-            );
-            eprintln!(
-                "\n*** SKIPPED {test}: no CUDA device ({e}). Only compiled, not run: the CUDA \
-                 AdamW kernel is NOT verified by this run. ***\n"
-            );
-            None
-        }
-    }
-}
-
-/// Deterministic pseudo-random values in [-0.5, 0.5) (no RNG dependency).
-fn values(n: usize, seed: f64) -> Vec<f64> {
-    (0..n)
-        .map(|i| ((i as f64 * 12.9898 + seed * 78.233).sin() * 43758.5453).fract() - 0.5)
-        .collect()
-}
+/// What a skipped test leaves unchecked, for its `SKIPPED` line.
+const UNVERIFIED: &str = "the CUDA AdamW kernel is";
 
 /// `values` as a `dtype` tensor of `shape` on `dev`, rounded on the CPU so that every device
 /// gets the same bits.
@@ -123,7 +105,8 @@ fn cfg() -> AdamWConfig {
 
 #[test]
 fn cuda_adamw_matches_cpu_fused_adamw_over_steps() {
-    let Some(gpu) = cuda_or_skip("cuda_adamw_matches_cpu_fused_adamw_over_steps") else {
+    let Some(gpu) = cuda_or_skip("cuda_adamw_matches_cpu_fused_adamw_over_steps", UNVERIFIED)
+    else {
         return;
     };
     let (on_gpu, on_cpu) = (vars(&gpu, 1.0), vars(&Device::Cpu, 1.0));
@@ -169,7 +152,7 @@ fn cuda_adamw_matches_cpu_fused_adamw_over_steps() {
 
 #[test]
 fn cuda_adamw_state_round_trips_between_devices() {
-    let Some(gpu) = cuda_or_skip("cuda_adamw_state_round_trips_between_devices") else {
+    let Some(gpu) = cuda_or_skip("cuda_adamw_state_round_trips_between_devices", UNVERIFIED) else {
         return;
     };
     // Reference: 4 uninterrupted CPU steps.
@@ -207,7 +190,7 @@ fn cuda_adamw_state_round_trips_between_devices() {
 
 #[test]
 fn cuda_bf16_parameters_use_the_tensor_op_path() {
-    let Some(gpu) = cuda_or_skip("cuda_bf16_parameters_use_the_tensor_op_path") else {
+    let Some(gpu) = cuda_or_skip("cuda_bf16_parameters_use_the_tensor_op_path", UNVERIFIED) else {
         return;
     };
     let mk = |dev: &Device| -> Vec<(String, Var)> {
@@ -250,7 +233,7 @@ fn vit_b32_like_shapes() -> Vec<Vec<usize>> {
 #[ignore = "benchmark: needs a GPU and several seconds"]
 fn bench_cuda_adamw_step_vit_b32_sized() {
     use candle_nn::Optimizer;
-    let Some(gpu) = cuda_or_skip("bench_cuda_adamw_step_vit_b32_sized") else {
+    let Some(gpu) = cuda_or_skip("bench_cuda_adamw_step_vit_b32_sized", UNVERIFIED) else {
         return;
     };
     let shapes = vit_b32_like_shapes();
