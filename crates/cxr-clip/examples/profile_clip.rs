@@ -61,7 +61,8 @@ fn dense_layers(
     ]
 }
 
-/// Forward (`x W^T`) and backward (`g W`, `x^T g`) seconds of the given matmuls run alone.
+/// Forward (`x W^T`) and backward (`g W`, `g^T x`: what `cxr_ops::dense`'s backward runs)
+/// seconds of the given matmuls run alone.
 fn gemm_floor(shapes: &[(usize, usize, usize, usize)], dev: &Device) -> anyhow::Result<(f64, f64)> {
     let (mut fwd, mut bwd) = (0.0, 0.0);
     for &(m, k, n, count) in shapes {
@@ -73,7 +74,7 @@ fn gemm_floor(shapes: &[(usize, usize, usize, usize)], dev: &Device) -> anyhow::
             std::hint::black_box(x.matmul(&w.t()?)?);
             fwd += since(t);
             let t = Instant::now();
-            std::hint::black_box((g.matmul(&w)?, x.t()?.matmul(&g)?));
+            std::hint::black_box((g.matmul(&w)?, g.t()?.matmul(&x)?));
             bwd += since(t);
         }
     }
