@@ -6,7 +6,7 @@
 //! is a real SIGKILL of a process in the middle of its first epoch.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cxr_cml::train::lock::RunLock;
 use cxr_cml::train::{
@@ -47,24 +47,17 @@ fn a_run_killed_before_its_first_checkpoint_resumes() {
     // Killed once its first steps are logged, long before the epoch's checkpoint.
     let killed = root.join("killed");
     let run_dir = killed.join(&run_name);
-    let mut child = common::rerun_this_test(module_path!(), KILL_TEST)
+    let child = common::rerun_this_test(module_path!(), KILL_TEST)
         .env(CHILD_ENV, root)
         .spawn()
         .unwrap();
-    let start = Instant::now();
     let metrics = run_dir.join("metrics.jsonl");
-    while !std::fs::read_to_string(&metrics).is_ok_and(|t| t.contains("\"step\"")) {
-        if let Some(status) = child.try_wait().unwrap() {
-            panic!("the child ended ({status}) before it could be killed");
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(300),
-            "child made no step"
-        );
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    child.kill().unwrap(); // SIGKILL on Unix
-    child.wait().unwrap();
+    common::kill_when(
+        child,
+        Duration::from_millis(1),
+        "child made no step",
+        || std::fs::read_to_string(&metrics).is_ok_and(|t| t.contains("\"step\"")),
+    );
     assert!(
         checkpoint::latest(&run_dir).unwrap().is_none(),
         "killed too late: a checkpoint exists"

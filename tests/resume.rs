@@ -6,7 +6,7 @@
 //! kill is a real `kill -9` of a process in the middle of training.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cxr_cml::train::{checkpoint, prepare, train_one, train_resumable, Method, TrainConfig};
 
@@ -53,24 +53,17 @@ fn killed_run_resumes_and_reproduces_the_losses() {
 
     // The victim: killed with SIGKILL once its second epoch checkpoint is on disk.
     let killed = root.join("killed");
-    let mut child = common::rerun_this_test(module_path!(), TEST_NAME)
+    let child = common::rerun_this_test(module_path!(), TEST_NAME)
         .env(CHILD_ENV, root)
         .spawn()
         .unwrap();
-    let start = Instant::now();
     let marker = killed.join("checkpoints/epoch-0001/state.json");
-    while !marker.exists() {
-        if let Some(status) = child.try_wait().unwrap() {
-            panic!("the child ended ({status}) before it could be killed");
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(300),
-            "child made no checkpoint"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    child.kill().unwrap(); // SIGKILL on Unix
-    child.wait().unwrap();
+    common::kill_when(
+        child,
+        Duration::from_millis(5),
+        "child made no checkpoint",
+        || marker.exists(),
+    );
 
     let from = checkpoint::latest(&killed)
         .unwrap()

@@ -1,7 +1,8 @@
 //! Shared setup of the workspace integration tests (`tests/integration.rs`).
 
 use std::path::Path;
-use std::process::Command;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
 
 use cxr_cml::train::TrainConfig;
 use serde_json::Value;
@@ -73,4 +74,20 @@ pub fn rerun_this_test(module_path: &str, function: &str) -> Command {
     let mut command = Command::new(std::env::current_exe().unwrap());
     command.args(["--exact", &name, "--test-threads", "1"]);
     command
+}
+
+/// Kills `child` with SIGKILL as soon as `ready()` holds, polling every `poll`, and reaps it.
+/// Fails if the child ends on its own first, or if `ready()` has not held after 300 s
+/// (`not_ready` says what never happened).
+pub fn kill_when(mut child: Child, poll: Duration, not_ready: &str, ready: impl Fn() -> bool) {
+    let start = Instant::now();
+    while !ready() {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the child ended ({status}) before it could be killed");
+        }
+        assert!(start.elapsed() < Duration::from_secs(300), "{not_ready}");
+        std::thread::sleep(poll);
+    }
+    child.kill().unwrap(); // SIGKILL on Unix
+    child.wait().unwrap();
 }
